@@ -1,0 +1,317 @@
+//! Typed configuration, read once per process from the environment.
+//!
+//! Every value has a local default except the DynamoDB endpoint, which is only set locally: an
+//! unset endpoint means "the real AWS endpoint of `AWS_REGION`", so a forgotten variable on AWS
+//! can never point a function at a laptop address.
+
+use std::time::Duration;
+
+/// A missing or malformed configuration value, named so that the fix is obvious.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// How clients authenticate to Kafka. Locally the broker is plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaSecurity {
+    Plaintext,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list, as librdkafka takes it.
+    pub bootstrap_servers: String,
+    pub security: KafkaSecurity,
+    pub chat_topic: String,
+    /// Where records that cannot be decoded or validated are set aside.
+    pub dead_letter_topic: String,
+    /// Upper bound for one produce (delivery report included) or admin request.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// Users and groups: the directory of who may post where.
+    pub users: String,
+    pub messages: String,
+    pub connections: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// `http(s)://host:port` of DynamoDB Local; `None` on AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub tables: TableNames,
+    /// Upper bound for one DynamoDB call, retries included.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub dynamodb: DynamoConfig,
+    /// Base URL of the API Gateway Management API (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
+    pub ws_management_endpoint: Option<String>,
+}
+
+/// Every variable [`Config`] reads, with its default (`None`: optional or required, see README).
+pub const VARIABLES: &[(&str, Option<&str>)] = &[
+    ("KAFKA_BOOTSTRAP_SERVERS", Some("127.0.0.1:9092")),
+    ("KAFKA_SECURITY", Some("plaintext")),
+    ("CHAT_TOPIC", Some("chat-events")),
+    ("DEAD_LETTER_TOPIC", Some("chat-events-dlq")),
+    ("KAFKA_TIMEOUT_MS", Some("5000")),
+    ("DYNAMODB_ENDPOINT", None),
+    ("AWS_REGION", Some("us-east-1")),
+    ("USERS_TABLE", Some("chat-users")),
+    ("MESSAGES_TABLE", Some("chat-messages")),
+    ("CONNECTIONS_TABLE", Some("chat-connections")),
+    ("DYNAMODB_TIMEOUT_MS", Some("3000")),
+    ("WS_MANAGEMENT_ENDPOINT", None),
+];
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    /// An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| -> Option<String> {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .or_else(|| default_of(name).map(str::to_owned))
+        };
+        let kafka = KafkaConfig {
+            bootstrap_servers: bootstrap_servers(get("KAFKA_BOOTSTRAP_SERVERS"))?,
+            security: kafka_security(get("KAFKA_SECURITY"))?,
+            chat_topic: topic_name("CHAT_TOPIC", get("CHAT_TOPIC"))?,
+            dead_letter_topic: topic_name("DEAD_LETTER_TOPIC", get("DEAD_LETTER_TOPIC"))?,
+            timeout: millis("KAFKA_TIMEOUT_MS", get("KAFKA_TIMEOUT_MS"))?,
+        };
+        let dynamodb = DynamoConfig {
+            endpoint: get("DYNAMODB_ENDPOINT")
+                .map(|v| http_url("DYNAMODB_ENDPOINT", v))
+                .transpose()?,
+            region: region(get("AWS_REGION"))?,
+            tables: TableNames {
+                users: table_name("USERS_TABLE", get("USERS_TABLE"))?,
+                messages: table_name("MESSAGES_TABLE", get("MESSAGES_TABLE"))?,
+                connections: table_name("CONNECTIONS_TABLE", get("CONNECTIONS_TABLE"))?,
+            },
+            timeout: millis("DYNAMODB_TIMEOUT_MS", get("DYNAMODB_TIMEOUT_MS"))?,
+        };
+        let ws_management_endpoint = get("WS_MANAGEMENT_ENDPOINT")
+            .map(|v| http_url("WS_MANAGEMENT_ENDPOINT", v))
+            .transpose()?;
+        Ok(Config {
+            kafka,
+            dynamodb,
+            ws_management_endpoint,
+        })
+    }
+}
+
+fn default_of(name: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .find(|(var, _)| *var == name)
+        .and_then(|(_, default)| *default)
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+fn required(var: &'static str, value: Option<String>) -> Result<String, ConfigError> {
+    value.ok_or_else(|| invalid(var, "is not set"))
+}
+
+fn bootstrap_servers(value: Option<String>) -> Result<String, ConfigError> {
+    const VAR: &str = "KAFKA_BOOTSTRAP_SERVERS";
+    let value = required(VAR, value)?;
+    for server in value.split(',') {
+        let server = server.trim();
+        let (host, port) = server
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(VAR, format!("`{server}` is not of the form host:port")))?;
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+            return Err(invalid(VAR, format!("`{server}` has no valid host")));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(invalid(VAR, format!("`{server}` has no valid port"))),
+        }
+    }
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+fn kafka_security(value: Option<String>) -> Result<KafkaSecurity, ConfigError> {
+    match required("KAFKA_SECURITY", value)?.as_str() {
+        "plaintext" => Ok(KafkaSecurity::Plaintext),
+        other => Err(invalid(
+            "KAFKA_SECURITY",
+            format!("`{other}` is not supported (expected `plaintext`)"),
+        )),
+    }
+}
+
+fn topic_name(var: &'static str, value: Option<String>) -> Result<String, ConfigError> {
+    let value = required(var, value)?;
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if value.len() > 249 || !value.chars().all(legal) || value == "." || value == ".." {
+        return Err(invalid(
+            var,
+            format!("`{value}` is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"),
+        ));
+    }
+    Ok(value)
+}
+
+fn table_name(var: &'static str, value: Option<String>) -> Result<String, ConfigError> {
+    let value = required(var, value)?;
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if !(3..=255).contains(&value.len()) || !value.chars().all(legal) {
+        return Err(invalid(
+            var,
+            format!("`{value}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 . _ -)"),
+        ));
+    }
+    Ok(value)
+}
+
+fn http_url(var: &'static str, value: String) -> Result<String, ConfigError> {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+            Ok(value.trim_end_matches('/').to_owned())
+        }
+        _ => Err(invalid(
+            var,
+            format!("`{value}` is not an http:// or https:// URL"),
+        )),
+    }
+}
+
+fn region(value: Option<String>) -> Result<String, ConfigError> {
+    let value = required("AWS_REGION", value)?;
+    let legal = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if value.chars().all(legal) && value.contains('-') {
+        Ok(value)
+    } else {
+        Err(invalid(
+            "AWS_REGION",
+            format!("`{value}` is not a region name like us-east-1"),
+        ))
+    }
+}
+
+fn millis(var: &'static str, value: Option<String>) -> Result<Duration, ConfigError> {
+    let value = required(var, value)?;
+    match value.parse::<u64>() {
+        Ok(ms) if (1..=600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(invalid(
+            var,
+            format!("`{value}` is not a number of milliseconds between 1 and 600000"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_describe_the_local_stack() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(c.kafka.chat_topic, "chat-events");
+        assert_eq!(c.kafka.security, KafkaSecurity::Plaintext);
+        assert_eq!(c.dynamodb.endpoint, None);
+        assert_eq!(c.dynamodb.region, "us-east-1");
+        assert_eq!(c.dynamodb.tables.messages, "chat-messages");
+        assert_eq!(c.kafka.timeout, Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn values_from_the_environment_override_defaults() {
+        let c = config(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", " b1:9092, b2:9094 "),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8100/"),
+            ("USERS_TABLE", "t1-users"),
+            ("DYNAMODB_TIMEOUT_MS", "250"),
+        ])
+        .expect("valid");
+        assert_eq!(c.kafka.bootstrap_servers, "b1:9092,b2:9094");
+        assert_eq!(
+            c.dynamodb.endpoint.as_deref(),
+            Some("http://127.0.0.1:8100")
+        );
+        assert_eq!(c.dynamodb.tables.users, "t1-users");
+        assert_eq!(c.dynamodb.timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn an_empty_value_counts_as_unset() {
+        let c = config(&[("CHAT_TOPIC", ""), ("DYNAMODB_ENDPOINT", "  ")]).expect("valid");
+        assert_eq!(c.kafka.chat_topic, "chat-events");
+        assert_eq!(c.dynamodb.endpoint, None);
+    }
+
+    #[test]
+    fn malformed_values_are_named_in_the_error() {
+        for (var, value) in [
+            ("KAFKA_BOOTSTRAP_SERVERS", "localhost"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "localhost:notaport"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "a:9092,:9093"),
+            ("KAFKA_SECURITY", "ssl-please"),
+            ("CHAT_TOPIC", "chat events"),
+            ("DEAD_LETTER_TOPIC", ".."),
+            ("DYNAMODB_ENDPOINT", "localhost:8100"),
+            ("AWS_REGION", "Mars"),
+            ("MESSAGES_TABLE", "ab"),
+            ("CONNECTIONS_TABLE", "conn/ections"),
+            ("KAFKA_TIMEOUT_MS", "-5"),
+            ("DYNAMODB_TIMEOUT_MS", "0"),
+            ("WS_MANAGEMENT_ENDPOINT", "ftp://x"),
+        ] {
+            let err = config(&[(var, value)]).expect_err(value);
+            assert_eq!(err.var, var, "{value}");
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_variable_with_a_default_has_a_valid_default() {
+        for (var, default) in VARIABLES {
+            if let Some(default) = default {
+                config(&[(var, default)]).expect(var);
+            }
+        }
+    }
+}

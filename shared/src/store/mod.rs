@@ -1,0 +1,147 @@
+//! Persistence of users, groups, messages and WebSocket connections, behind a small trait so
+//! that handlers can be unit-tested with a fake; [`dynamodb::DynamoStore`] is the real one.
+
+pub mod dynamodb;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId};
+use crate::error::{ChatError, Service};
+
+/// Most messages one history page may hold.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Timed out, unreachable, throttled: the caller may retry.
+    #[error("DynamoDB did not answer {op}: {cause}")]
+    Unavailable { op: &'static str, cause: String },
+    /// Refused for a reason a retry will not fix (missing table, bad request).
+    #[error("DynamoDB {op} failed: {cause}")]
+    Failed { op: &'static str, cause: String },
+    /// An item that our own code could not have written.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { .. } => ChatError::Unavailable {
+                service: Service::DynamoDb,
+                cause: e.to_string(),
+            },
+            other => ChatError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A message as stored: deleted messages stay as tombstones so that a replayed send can never
+/// bring them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredMessage {
+    Live(Message),
+    Deleted {
+        id: MessageId,
+        group_id: GroupId,
+        user_id: UserId,
+    },
+}
+
+impl StoredMessage {
+    pub fn id(&self) -> MessageId {
+        match self {
+            StoredMessage::Live(m) => m.id,
+            StoredMessage::Deleted { id, .. } => *id,
+        }
+    }
+}
+
+/// Which slice of a group's history to read. Every page is returned oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest messages.
+    Latest,
+    /// The newest messages older than this id.
+    Before(MessageId),
+    /// The oldest messages newer than this id.
+    After(MessageId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1 to [`MAX_PAGE_SIZE`]; larger values are clamped.
+    pub limit: u32,
+    pub cursor: Cursor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// Whether more messages lie beyond this page in the direction of the cursor (older for
+    /// `Latest`/`Before`, newer for `After`).
+    pub more: bool,
+}
+
+/// An edit to apply. `version` orders edits of one message (the edit record's position in the
+/// log): an edit applies only over an older one, so a replay can never revert a later edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEdit {
+    pub group_id: GroupId,
+    pub message_id: MessageId,
+    pub new_text: MessageText,
+    pub edited_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// The edit is stored; the message as it now reads.
+    Applied(Message),
+    /// This edit, or a later one, was applied before: nothing changed.
+    AlreadyApplied,
+    /// The message is deleted; edits no longer apply.
+    Deleted,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    AlreadyDeleted,
+    NotFound,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn put_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Every user, ordered by id.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError>;
+    async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError>;
+
+    /// Stores a new message unless a message (or tombstone) with its id exists.
+    /// Returns whether it was stored.
+    async fn insert_message(&self, message: &Message) -> Result<bool, StoreError>;
+    /// Finds a message by id alone, through the id index.
+    async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// A page of a group's history without deleted messages.
+    async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError>;
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<EditOutcome, StoreError>;
+    /// Turns the message into a tombstone (its text is dropped).
+    async fn delete_message(
+        &self,
+        group: GroupId,
+        id: MessageId,
+        deleted_at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError>;
+
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
+    async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError>;
+    /// The group's unexpired connections, through the group index.
+    async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError>;
+}

@@ -1,0 +1,398 @@
+//! Messages in DynamoDB Local: idempotent inserts, lookup by id, paged history, edits that a
+//! replay cannot revert, and deletes that a replay cannot undo.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use shared::domain::{GroupId, Message, MessageId, MessageText, UserId};
+use shared::store::{
+    Cursor, DeleteOutcome, EditOutcome, MessageEdit, PageRequest, Store, StoredMessage,
+};
+
+fn group(id: i128) -> GroupId {
+    GroupId::new(id).expect("group id")
+}
+
+fn message(group_id: i128, id: i128, text: &str) -> Message {
+    Message {
+        id: MessageId::new(id).expect("message id"),
+        user_id: UserId::new(1).expect("user id"),
+        name: "Alice".into(),
+        group_id: group(group_id),
+        message: MessageText::new(text).expect("text"),
+        can_edit: true,
+        can_delete: false,
+        created_at: at(0),
+        edited_at: None,
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600 + seconds, 0).expect("time")
+}
+
+fn edit(m: &Message, text: &str, version: u64) -> MessageEdit {
+    MessageEdit {
+        group_id: m.group_id,
+        message_id: m.id,
+        new_text: MessageText::new(text).expect("text"),
+        edited_at: at(version as i64),
+        version,
+    }
+}
+
+fn ids(messages: &[Message]) -> Vec<u64> {
+    messages.iter().map(|m| m.id.get()).collect()
+}
+
+async fn fill(store: &impl Store, group_id: i128, ids: impl IntoIterator<Item = i128>) {
+    for id in ids {
+        assert!(store
+            .insert_message(&message(group_id, id, &format!("message {id}")))
+            .await
+            .expect("insert"));
+    }
+}
+
+#[tokio::test]
+async fn inserting_the_same_message_twice_stores_it_once() {
+    let store = common::store().await;
+    let m = message(1, 5, "Hello!");
+    assert!(store.insert_message(&m).await.expect("first insert"));
+    let mut replay = m.clone();
+    replay.message = MessageText::new("a different text").expect("text");
+    assert!(!store.insert_message(&replay).await.expect("second insert"));
+    assert_eq!(
+        store.get_message(m.id).await.expect("get"),
+        Some(StoredMessage::Live(m))
+    );
+}
+
+#[tokio::test]
+async fn a_message_is_found_by_id_alone() {
+    let store = common::store().await;
+    fill(&store, 1, [1, 3]).await;
+    fill(&store, 2, [2, 4]).await;
+    match store
+        .get_message(MessageId::new(4).expect("id"))
+        .await
+        .expect("get")
+    {
+        Some(StoredMessage::Live(m)) => {
+            assert_eq!((m.group_id.get(), m.message.as_str()), (2, "message 4"))
+        }
+        other => panic!("expected message 4, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .get_message(MessageId::new(9).expect("id"))
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn unicode_and_multiline_text_round_trips_exactly() {
+    let store = common::store().await;
+    let text = "héllo 👋\n\tличное «сообщение» 日本語 \u{202e}rtl";
+    let m = message(1, 1, text);
+    store.insert_message(&m).await.expect("insert");
+    let page = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.messages[0].message.as_str(), text);
+}
+
+#[tokio::test]
+async fn history_pages_are_oldest_first_and_bounded() {
+    let store = common::store().await;
+    fill(&store, 1, 1..=25).await;
+    fill(&store, 2, 100..=102).await;
+
+    let latest = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("latest");
+    assert_eq!(ids(&latest.messages), (16..=25).collect::<Vec<_>>());
+    assert!(latest.more);
+
+    let before = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Before(MessageId::new(16).expect("id")),
+            },
+        )
+        .await
+        .expect("before");
+    assert_eq!(ids(&before.messages), (6..=15).collect::<Vec<_>>());
+
+    let after = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::After(MessageId::new(20).expect("id")),
+            },
+        )
+        .await
+        .expect("after");
+    assert_eq!(ids(&after.messages), (21..=25).collect::<Vec<_>>());
+    assert!(!after.more);
+
+    let other = store
+        .list_messages(
+            group(2),
+            PageRequest {
+                limit: 1000,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("group 2");
+    assert_eq!(ids(&other.messages), vec![100, 101, 102]);
+    assert!(!other.more);
+}
+
+#[tokio::test]
+async fn walking_back_with_before_visits_every_message_once() {
+    let store = common::store().await;
+    fill(&store, 7, 1..=57).await;
+    let mut seen = Vec::new();
+    let mut cursor = Cursor::Latest;
+    loop {
+        let page = store
+            .list_messages(group(7), PageRequest { limit: 8, cursor })
+            .await
+            .expect("page");
+        let mut page_ids = ids(&page.messages);
+        page_ids.extend(seen);
+        seen = page_ids;
+        if !page.more {
+            break;
+        }
+        cursor = Cursor::Before(page.messages[0].id);
+    }
+    assert_eq!(seen, (1..=57).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_empty_group_has_an_empty_page() {
+    let store = common::store().await;
+    let page = store
+        .list_messages(
+            group(3),
+            PageRequest {
+                limit: 100,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert!(page.messages.is_empty() && !page.more);
+}
+
+#[tokio::test]
+async fn deleted_messages_leave_history_but_pages_stay_full() {
+    let store = common::store().await;
+    fill(&store, 1, 1..=30).await;
+    for id in 11..=25 {
+        let outcome = store
+            .delete_message(group(1), MessageId::new(id).expect("id"), at(1))
+            .await
+            .expect("delete");
+        assert_eq!(outcome, DeleteOutcome::Deleted);
+    }
+    let page = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        ids(&page.messages),
+        vec![6, 7, 8, 9, 10, 26, 27, 28, 29, 30]
+    );
+    assert!(page.more);
+}
+
+#[tokio::test]
+async fn a_deleted_message_is_never_resurrected_by_a_replayed_insert() {
+    let store = common::store().await;
+    let m = message(1, 42, "regret");
+    store.insert_message(&m).await.expect("insert");
+    let outcome = store
+        .delete_message(m.group_id, m.id, at(5))
+        .await
+        .expect("delete");
+    assert_eq!(outcome, DeleteOutcome::Deleted);
+    assert!(!store.insert_message(&m).await.expect("replayed insert"));
+    assert_eq!(
+        store.get_message(m.id).await.expect("get"),
+        Some(StoredMessage::Deleted {
+            id: m.id,
+            group_id: m.group_id,
+            user_id: m.user_id
+        })
+    );
+    let again = store
+        .delete_message(m.group_id, m.id, at(6))
+        .await
+        .expect("delete again");
+    assert_eq!(again, DeleteOutcome::AlreadyDeleted);
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_message_changes_nothing() {
+    let store = common::store().await;
+    let id = MessageId::new(77).expect("id");
+    let outcome = store
+        .delete_message(group(1), id, at(0))
+        .await
+        .expect("delete");
+    assert_eq!(outcome, DeleteOutcome::NotFound);
+    assert_eq!(store.get_message(id).await.expect("get"), None);
+    assert!(store
+        .insert_message(&message(1, 77, "late"))
+        .await
+        .expect("insert"));
+}
+
+#[tokio::test]
+async fn an_edit_applies_once_and_a_replay_never_reverts_a_later_edit() {
+    let store = common::store().await;
+    let m = message(1, 9, "first");
+    store.insert_message(&m).await.expect("insert");
+
+    match store
+        .edit_message(&edit(&m, "second", 10))
+        .await
+        .expect("edit")
+    {
+        EditOutcome::Applied(edited) => {
+            assert_eq!(edited.message.as_str(), "second");
+            assert_eq!(edited.edited_at, Some(at(10)));
+            assert_eq!(edited.created_at, m.created_at);
+        }
+        other => panic!("expected applied, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .edit_message(&edit(&m, "third", 20))
+            .await
+            .expect("edit"),
+        EditOutcome::Applied(_)
+    ));
+    // Replays of both edits, in log order, change nothing.
+    for (text, version) in [("second", 10), ("third", 20)] {
+        assert_eq!(
+            store
+                .edit_message(&edit(&m, text, version))
+                .await
+                .expect("replay"),
+            EditOutcome::AlreadyApplied
+        );
+    }
+    match store.get_message(m.id).await.expect("get") {
+        Some(StoredMessage::Live(now)) => assert_eq!(now.message.as_str(), "third"),
+        other => panic!("expected a live message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn edits_of_deleted_or_unknown_messages_do_not_apply() {
+    let store = common::store().await;
+    let m = message(1, 3, "soon gone");
+    store.insert_message(&m).await.expect("insert");
+    store
+        .delete_message(m.group_id, m.id, at(1))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .edit_message(&edit(&m, "too late", 5))
+            .await
+            .expect("edit"),
+        EditOutcome::Deleted
+    );
+    let unknown = message(1, 4, "never stored");
+    assert_eq!(
+        store
+            .edit_message(&edit(&unknown, "x", 5))
+            .await
+            .expect("edit"),
+        EditOutcome::NotFound
+    );
+    // The group is part of the key: the right id in the wrong group is not found.
+    let live = message(1, 6, "mine");
+    store.insert_message(&live).await.expect("insert");
+    let mut wrong_group = edit(&live, "hijack", 9);
+    wrong_group.group_id = group(2);
+    assert_eq!(
+        store.edit_message(&wrong_group).await.expect("edit"),
+        EditOutcome::NotFound
+    );
+    assert_eq!(store.get_message(unknown.id).await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn concurrent_inserts_of_one_id_store_exactly_one() {
+    let store = common::store().await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_message(&message(1, 500, &format!("racer {i}")))
+                    .await
+                    .expect("insert")
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_reported_as_unavailable_in_bounded_time() {
+    let config = common::unreachable_config();
+    let store = shared::store::dynamodb::DynamoStore::from_config(&config.dynamodb).await;
+    let started = std::time::Instant::now();
+    let err = store
+        .get_user(UserId::new(1).expect("id"))
+        .await
+        .expect_err("nothing listens there");
+    assert!(
+        matches!(err, shared::store::StoreError::Unavailable { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let chat: shared::ChatError = err.into();
+    assert_eq!(chat.status(), 503);
+}

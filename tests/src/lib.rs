@@ -1,0 +1,1 @@
+//! Helpers for end-to-end tests over the running local stack.

@@ -1,0 +1,55 @@
+//! The local stack as `chatctl setup` leaves it (run by `make dev` and `make test`): the chat
+//! and dead-letter topics, the tables, and the original app's four users.
+
+use std::time::Duration;
+
+use shared::config::Config;
+use shared::domain::{seed_users, GroupId};
+use shared::kafka;
+use shared::store::dynamodb::DynamoStore;
+use shared::store::Store;
+
+fn config() -> Config {
+    for var in ["KAFKA_BOOTSTRAP_SERVERS", "DYNAMODB_ENDPOINT"] {
+        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
+            panic!(
+                "{var} is not set: run the tests with `make test`, which starts the local stack"
+            );
+        }
+    }
+    Config::from_env().expect("valid configuration")
+}
+
+#[test]
+fn the_chat_topic_has_several_partitions_and_a_dead_letter_topic() {
+    let config = config();
+    let k = &config.kafka;
+    let partitions = kafka::partition_count(k, &k.chat_topic, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}: is Kafka running (`make test` starts it)?"));
+    assert!(
+        partitions >= 2,
+        "{} has {partitions} partition(s)",
+        k.chat_topic
+    );
+    let dead_letters = kafka::partition_count(k, &k.dead_letter_topic, Duration::from_secs(5))
+        .expect("dead-letter topic exists");
+    assert!(dead_letters >= 1);
+}
+
+#[tokio::test]
+async fn the_original_four_users_and_their_groups_are_seeded() {
+    let config = config();
+    let store = DynamoStore::from_config(&config.dynamodb).await;
+    let users = store
+        .list_users()
+        .await
+        .unwrap_or_else(|e| panic!("{e}: is DynamoDB Local running (`make test` starts it)?"));
+    assert_eq!(users, seed_users());
+    for group in [1, 2] {
+        let group = store
+            .get_group(GroupId::new(group).expect("id"))
+            .await
+            .expect("get group");
+        assert!(group.is_some(), "group missing");
+    }
+}
