@@ -38,6 +38,8 @@ pub struct TableNames {
     pub users: String,
     pub messages: String,
     pub connections: String,
+    /// Claims of `client_message_id`s, so that a retried send makes one message.
+    pub idempotency: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("USERS_TABLE", Some("chat-users")),
     ("MESSAGES_TABLE", Some("chat-messages")),
     ("CONNECTIONS_TABLE", Some("chat-connections")),
+    ("IDEMPOTENCY_TABLE", Some("chat-idempotency")),
     ("DYNAMODB_TIMEOUT_MS", Some("3000")),
     ("WS_MANAGEMENT_ENDPOINT", None),
 ];
@@ -105,6 +108,7 @@ impl Config {
                 users: table_name("USERS_TABLE", get("USERS_TABLE"))?,
                 messages: table_name("MESSAGES_TABLE", get("MESSAGES_TABLE"))?,
                 connections: table_name("CONNECTIONS_TABLE", get("CONNECTIONS_TABLE"))?,
+                idempotency: table_name("IDEMPOTENCY_TABLE", get("IDEMPOTENCY_TABLE"))?,
             },
             timeout: millis("DYNAMODB_TIMEOUT_MS", get("DYNAMODB_TIMEOUT_MS"))?,
         };

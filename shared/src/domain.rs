@@ -223,6 +223,32 @@ impl User {
     }
 }
 
+/// A change to an existing message, which only its author may make, and only with the flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Edit,
+    Delete,
+}
+
+/// Why `user` may not make `change` to a message by `author`; `None` when allowed. The log is
+/// the authority, so the stream processor asks this again when it applies the change.
+pub fn refusal(user: &User, author: UserId, message: MessageId, change: Change) -> Option<String> {
+    let (verb, allowed) = match change {
+        Change::Edit => ("edit", user.can_edit),
+        Change::Delete => ("delete", user.can_delete),
+    };
+    if user.user_id != author {
+        Some(format!(
+            "only the author of message {message} may {verb} it; user {} is not",
+            user.user_id
+        ))
+    } else if !allowed {
+        Some(format!("user {} may not {verb} messages", user.user_id))
+    } else {
+        None
+    }
+}
+
 /// A chat group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
@@ -415,6 +441,19 @@ mod tests {
                 "message": "Hello!", "can_edit": true, "can_delete": false,
                 "created_at": "2026-01-02T03:04:05Z"})
         );
+    }
+
+    #[test]
+    fn only_authors_with_the_flag_may_change_their_messages() {
+        let users = seed_users();
+        let (alice, bob) = (&users[0], &users[1]);
+        let m = MessageId(7);
+        assert_eq!(refusal(alice, alice.user_id, m, Change::Edit), None);
+        assert!(refusal(alice, alice.user_id, m, Change::Delete)
+            .is_some_and(|r| r.contains("may not delete")));
+        assert_eq!(refusal(bob, bob.user_id, m, Change::Delete), None);
+        assert!(refusal(bob, alice.user_id, m, Change::Edit)
+            .is_some_and(|r| r.contains("only the author of message 7")));
     }
 
     #[test]

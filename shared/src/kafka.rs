@@ -242,3 +242,70 @@ pub fn partition_count(
         .map(|t| t.partitions().len())
         .ok_or_else(|| PublishError::Rejected(format!("topic {topic} does not exist")))
 }
+
+/// A [`Publisher`] that keeps records in memory, for unit tests of handler logic only.
+/// Each key maps to one of four partitions with its own offsets, as in Kafka.
+#[derive(Default)]
+pub struct MemoryPublisher {
+    records: std::sync::Mutex<Vec<PublishedRecord>>,
+    failure: std::sync::Mutex<Option<PublishError>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedRecord {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub at: RecordCoordinates,
+}
+
+impl MemoryPublisher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on every publish fails with `error`.
+    pub fn fail_with(&self, error: PublishError) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    pub fn records(&self) -> Vec<PublishedRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Publisher for MemoryPublisher {
+    async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<RecordCoordinates, PublishError> {
+        if let Some(e) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let partition = (key.bytes().map(u32::from).sum::<u32>() % 4) as i32;
+        let offset = records
+            .iter()
+            .filter(|r| r.topic == topic && r.at.partition == partition)
+            .count() as i64;
+        let at = RecordCoordinates { partition, offset };
+        records.push(PublishedRecord {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            payload: payload.to_vec(),
+            at,
+        });
+        Ok(at)
+    }
+}

@@ -8,6 +8,8 @@
 //!   Deleted messages stay as tombstones (`deleted = true`, text removed).
 //! - connections table: `connection_id` (S); index `group_id-index` (hash `group_id`) lists a
 //!   group's connections for fan-out; `expires_at` (N, epoch seconds) is the TTL attribute.
+//! - idempotency table: `send_key` (S, `user_id:client_message_id`): a claim, then the message
+//!   it produced; expires after a day (TTL `expires_at`).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -23,6 +25,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -33,8 +36,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Cursor, DeleteOutcome, EditOutcome, MessageEdit, Page, PageRequest, Store, StoreError,
-    StoredMessage, MAX_PAGE_SIZE,
+    Cursor, DeleteOutcome, EditOutcome, MessageEdit, Page, PageRequest, SendClaim, SendKey, Store,
+    StoreError, StoredMessage, MAX_PAGE_SIZE,
 };
 use crate::config::{DynamoConfig, TableNames};
 use crate::domain::{Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId};
@@ -141,10 +144,18 @@ impl DynamoStore {
             Some((GROUP_INDEX, ("group_id", ScalarAttributeType::N))),
         )
         .await?;
-        for table in [&t.users, &t.messages, &t.connections] {
+        self.create_table(
+            &t.idempotency,
+            ("send_key", ScalarAttributeType::S),
+            None,
+            None,
+        )
+        .await?;
+        for table in [&t.users, &t.messages, &t.connections, &t.idempotency] {
             self.wait_active(table).await?;
         }
-        self.enable_connection_ttl().await
+        self.enable_ttl(&t.connections).await?;
+        self.enable_ttl(&t.idempotency).await
     }
 
     async fn create_table(
@@ -230,7 +241,8 @@ impl DynamoStore {
         })
     }
 
-    async fn enable_connection_ttl(&self) -> Result<(), StoreError> {
+    /// Expires items by their `expires_at` (epoch seconds).
+    async fn enable_ttl(&self, table: &str) -> Result<(), StoreError> {
         let spec = TimeToLiveSpecification::builder()
             .attribute_name("expires_at")
             .enabled(true)
@@ -242,7 +254,7 @@ impl DynamoStore {
         match self
             .client
             .update_time_to_live()
-            .table_name(&self.tables.connections)
+            .table_name(table)
             .time_to_live_specification(spec)
             .send()
             .await
@@ -531,6 +543,104 @@ impl Store for DynamoStore {
                 })
             }
             Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn claim_send(
+        &self,
+        key: &SendKey,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<SendClaim, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.idempotency)
+            .item("send_key", s(key.as_string()))
+            .item("claimed_at", n(now_ms))
+            .item(
+                "expires_at",
+                n((now + chrono::Duration::days(1)).timestamp()),
+            )
+            .condition_expression("attribute_not_exists(send_key)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(_) => return Ok(SendClaim::Claimed),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                match e.into_service_error() {
+                    PutItemError::ConditionalCheckFailedException(c) => c.item.unwrap_or_default(),
+                    _ => Item::new(),
+                }
+            }
+            Err(e) => return Err(classify("PutItem", e)),
+        };
+        if old.contains_key("message_id") {
+            return Ok(SendClaim::Done {
+                group_id: get_id(&old, "group_id")?,
+                message_id: get_id(&old, "message_id")?,
+            });
+        }
+        let claimed_at: i64 = get_n(&old, "claimed_at")?;
+        if claimed_at > now_ms - lease.num_milliseconds() {
+            return Ok(SendClaim::InProgress);
+        }
+        // The earlier claim's holder is gone (its lease ran out): take the claim over, unless
+        // somebody else just did.
+        let takeover = self
+            .client
+            .update_item()
+            .table_name(&self.tables.idempotency)
+            .key("send_key", s(key.as_string()))
+            .update_expression("SET claimed_at = :now")
+            .condition_expression("claimed_at = :old AND attribute_not_exists(message_id)")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":old", n(claimed_at))
+            .send()
+            .await;
+        match takeover {
+            Ok(_) => Ok(SendClaim::Claimed),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Ok(SendClaim::InProgress)
+            }
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn complete_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.idempotency)
+            .key("send_key", s(key.as_string()))
+            .update_expression("SET group_id = :g, message_id = :m")
+            .expression_attribute_values(":g", n(group_id))
+            .expression_attribute_values(":m", n(message_id))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn release_send(&self, key: &SendKey) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.idempotency)
+            .key("send_key", s(key.as_string()))
+            .condition_expression("attribute_not_exists(message_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("DeleteItem", e)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! that handlers can be unit-tested with a fake; [`dynamodb::DynamoStore`] is the real one.
 
 pub mod dynamodb;
+pub mod memory;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -114,6 +115,33 @@ pub enum DeleteOutcome {
     NotFound,
 }
 
+/// Identifies one logical send: the sender and the idempotency key the client chose.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SendKey {
+    pub user_id: UserId,
+    pub client_message_id: String,
+}
+
+impl SendKey {
+    pub fn as_string(&self) -> String {
+        format!("{}:{}", self.user_id, self.client_message_id)
+    }
+}
+
+/// What claiming a [`SendKey`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendClaim {
+    /// Nobody sent this yet (or an earlier claim's lease ran out): the caller sends it.
+    Claimed,
+    /// Already sent: reply with this message.
+    Done {
+        group_id: GroupId,
+        message_id: MessageId,
+    },
+    /// Another request is sending it right now.
+    InProgress,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn put_user(&self, user: &User) -> Result<(), StoreError>;
@@ -138,6 +166,24 @@ pub trait Store: Send + Sync {
         id: MessageId,
         deleted_at: DateTime<Utc>,
     ) -> Result<DeleteOutcome, StoreError>;
+
+    /// Claims a send for the caller unless it was sent already or another claim younger than
+    /// `lease` is pending. Claims are kept for a day.
+    async fn claim_send(
+        &self,
+        key: &SendKey,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<SendClaim, StoreError>;
+    /// Records the message a claimed send produced.
+    async fn complete_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<(), StoreError>;
+    /// Gives a claim up after a failed send, so that a retry need not wait for the lease.
+    async fn release_send(&self, key: &SendKey) -> Result<(), StoreError>;
 
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
     async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;

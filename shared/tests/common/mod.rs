@@ -65,6 +65,7 @@ pub async fn store() -> DynamoStore {
     tables.users = format!("{prefix}-users");
     tables.messages = format!("{prefix}-messages");
     tables.connections = format!("{prefix}-connections");
+    tables.idempotency = format!("{prefix}-idempotency");
     let store = DynamoStore::from_config(&config.dynamodb).await;
     store.ensure_tables().await.expect("tables created");
     store

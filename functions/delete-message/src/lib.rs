@@ -1,0 +1,191 @@
+//! `DELETE /delete-message/{message_id}?user_id=...` (or `user_id` in a JSON body). Only the
+//! author may delete, and only with `can_delete`; the change is published as a
+//! `message_deleted` event for the stream processor.
+
+use chrono::Utc;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::authorize::authorize_change;
+use shared::context::AppContext;
+use shared::domain::{Change, MessageId, UserId};
+use shared::events::ChatEvent;
+use shared::http::{
+    json, json_body, parse_query, path_param, query_or_body, reply, require_method,
+};
+use shared::kafka::publish_event;
+use shared::ChatError;
+
+#[derive(Deserialize, Default)]
+struct DeleteRequest {
+    #[serde(default)]
+    user_id: Option<UserId>,
+}
+
+pub async fn handle(
+    ctx: &AppContext,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(reply(delete(ctx, &request).await))
+}
+
+async fn delete(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+    require_method(request, &Method::DELETE)?;
+    let message_id: MessageId = path_param(request, "message_id")?;
+    let body: DeleteRequest = json_body(request)?.unwrap_or_default();
+    let user_id = query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
+    let message = authorize_change(ctx.store.as_ref(), message_id, user_id, Change::Delete).await?;
+    let event = ChatEvent::MessageDeleted {
+        message_id,
+        group_id: message.group_id,
+        user_id,
+        deleted_at: Utc::now(),
+    };
+    publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, &event).await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({"status": "Message deleted", "message_id": message_id}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::{GroupId, Message, MessageText};
+    use shared::events::IncomingEvent;
+    use shared::kafka::PublishError;
+    use shared::store::{Store, StoreError};
+    use shared::testing::{context, parts, request};
+
+    async fn seed_messages(store: &dyn Store) {
+        for user in shared::domain::seed_users() {
+            let message = Message {
+                id: MessageId::new(i128::from(user.user_id.get() * 10)).expect("id"),
+                user_id: user.user_id,
+                name: user.name.clone(),
+                group_id: user.group_id,
+                message: MessageText::new("original").expect("text"),
+                can_edit: user.can_edit,
+                can_delete: user.can_delete,
+                created_at: Utc::now(),
+                edited_at: None,
+            };
+            store.insert_message(&message).await.expect("insert");
+        }
+    }
+
+    async fn delete(
+        ctx: &AppContext,
+        id: &str,
+        query: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let response = handle(
+            ctx,
+            request(Method::DELETE, &[("message_id", id)], query, body),
+        )
+        .await
+        .expect("reply");
+        parts(&response)
+    }
+
+    #[tokio::test]
+    async fn an_author_with_can_delete_deletes_as_in_the_original() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        let (status, body) = delete(&t.ctx, "20", &[("user_id", "2")], None).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "Message deleted", "message_id": 20})
+        );
+        let records = t.publisher.records();
+        match IncomingEvent::decode(&records[0].payload).expect("decodes") {
+            IncomingEvent::Event(ChatEvent::MessageDeleted {
+                message_id,
+                group_id,
+                user_id,
+                ..
+            }) => {
+                assert_eq!(
+                    (message_id.get(), group_id.get(), user_id.get()),
+                    (20, 1, 2)
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let (status, _) = delete(&t.ctx, "40", &[], Some(r#"{"user_id": 4}"#)).await;
+        assert_eq!(status, 202);
+    }
+
+    #[tokio::test]
+    async fn only_bob_and_david_may_delete_and_only_their_own() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        for deleter in 1..=4u64 {
+            for author in 1..=4u64 {
+                let (status, body) = delete(
+                    &t.ctx,
+                    &(author * 10).to_string(),
+                    &[("user_id", &deleter.to_string())],
+                    None,
+                )
+                .await;
+                let may_delete = deleter == 2 || deleter == 4;
+                let expected = if deleter == author && may_delete {
+                    202
+                } else {
+                    403
+                };
+                assert_eq!(
+                    status, expected,
+                    "user {deleter} deleting {author}'s message: {body}"
+                );
+            }
+        }
+        let (_, body) = delete(&t.ctx, "10", &[("user_id", "1")], None).await;
+        assert_eq!(body["error"], "user 1 may not delete messages");
+    }
+
+    #[tokio::test]
+    async fn missing_or_malformed_user_is_a_400_and_unknowns_are_404() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        for (id, query) in [
+            ("20", vec![]),
+            ("20", vec![("user_id", "-2")]),
+            ("x", vec![("user_id", "2")]),
+        ] {
+            assert_eq!(
+                delete(&t.ctx, id, &query, None).await.0,
+                400,
+                "{id} {query:?}"
+            );
+        }
+        assert_eq!(delete(&t.ctx, "21", &[("user_id", "2")], None).await.0, 404);
+        assert_eq!(delete(&t.ctx, "20", &[("user_id", "9")], None).await.0, 404);
+        t.store
+            .delete_message(
+                GroupId::new(1).expect("id"),
+                MessageId::new(20).expect("id"),
+                Utc::now(),
+            )
+            .await
+            .expect("delete");
+        assert_eq!(delete(&t.ctx, "20", &[("user_id", "2")], None).await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn unavailable_services_are_503s() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        t.publisher
+            .fail_with(PublishError::Unavailable("down".into()));
+        assert_eq!(delete(&t.ctx, "20", &[("user_id", "2")], None).await.0, 503);
+        t.store.fail_with(StoreError::Unavailable {
+            op: "Query",
+            cause: "down".into(),
+        });
+        assert_eq!(delete(&t.ctx, "20", &[("user_id", "2")], None).await.0, 503);
+    }
+}

@@ -1,0 +1,8 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let ctx = shared::http::start().await?;
+    lambda_http::run(lambda_http::service_fn(|req| {
+        delete_message::handle(&ctx, req)
+    }))
+    .await
+}

@@ -1,0 +1,256 @@
+//! `PUT /edit-message/{message_id}`: `user_id` and `new_text` as query parameters (as the
+//! original app took them) or in a JSON body. Only the author may edit, and only with
+//! `can_edit`; the change is published as a `message_edited` event for the stream processor.
+
+use chrono::Utc;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::authorize::authorize_change;
+use shared::context::AppContext;
+use shared::domain::{Change, MessageId, MessageText, UserId};
+use shared::events::ChatEvent;
+use shared::http::{
+    json, json_body, parse_query, path_param, query_or_body, query_param, reply, require_method,
+};
+use shared::kafka::publish_event;
+use shared::ChatError;
+
+#[derive(Deserialize, Default)]
+struct EditRequest {
+    #[serde(default)]
+    user_id: Option<UserId>,
+    #[serde(default)]
+    new_text: Option<MessageText>,
+}
+
+pub async fn handle(
+    ctx: &AppContext,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(reply(edit(ctx, &request).await))
+}
+
+async fn edit(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+    require_method(request, &Method::PUT)?;
+    let message_id: MessageId = path_param(request, "message_id")?;
+    let body: EditRequest = json_body(request)?.unwrap_or_default();
+    let user_id = query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
+    let query_text = query_param(request, "new_text")
+        .map(MessageText::new)
+        .transpose()?;
+    let new_text = query_or_body("new_text", query_text, body.new_text)?;
+    let message = authorize_change(ctx.store.as_ref(), message_id, user_id, Change::Edit).await?;
+    let event = ChatEvent::MessageEdited {
+        message_id,
+        group_id: message.group_id,
+        user_id,
+        new_text,
+        edited_at: Utc::now(),
+    };
+    publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, &event).await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({"status": "Message edited", "message_id": message_id}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::{GroupId, Message};
+    use shared::events::IncomingEvent;
+    use shared::kafka::PublishError;
+    use shared::store::Store;
+    use shared::testing::{context, parts, request};
+
+    /// Message `10 * author` by each seed user in their group.
+    async fn seed_messages(store: &dyn Store) {
+        for user in shared::domain::seed_users() {
+            let message = Message {
+                id: MessageId::new(i128::from(user.user_id.get() * 10)).expect("id"),
+                user_id: user.user_id,
+                name: user.name.clone(),
+                group_id: user.group_id,
+                message: MessageText::new("original").expect("text"),
+                can_edit: user.can_edit,
+                can_delete: user.can_delete,
+                created_at: Utc::now(),
+                edited_at: None,
+            };
+            store.insert_message(&message).await.expect("insert");
+        }
+    }
+
+    async fn put(
+        ctx: &AppContext,
+        id: &str,
+        query: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let response = handle(
+            ctx,
+            request(Method::PUT, &[("message_id", id)], query, body),
+        )
+        .await
+        .expect("reply");
+        parts(&response)
+    }
+
+    #[tokio::test]
+    async fn the_author_edits_with_query_parameters_as_in_the_original() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        let (status, body) = put(
+            &t.ctx,
+            "10",
+            &[("user_id", "1"), ("new_text", "fixed")],
+            None,
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "Message edited", "message_id": 10})
+        );
+        let records = t.publisher.records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].key, "1");
+        match IncomingEvent::decode(&records[0].payload).expect("decodes") {
+            IncomingEvent::Event(ChatEvent::MessageEdited {
+                message_id,
+                group_id,
+                new_text,
+                ..
+            }) => {
+                assert_eq!(
+                    (message_id.get(), group_id, new_text.as_str()),
+                    (10, GroupId::new(1).expect("id"), "fixed")
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_author_edits_with_a_json_body() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        let (status, _) = put(
+            &t.ctx,
+            "30",
+            &[],
+            Some(r#"{"user_id": 3, "new_text": "via body"}"#),
+        )
+        .await;
+        assert_eq!(status, 202);
+        let (status, _) = put(
+            &t.ctx,
+            "30",
+            &[("user_id", "3")],
+            Some(r#"{"new_text": "mixed"}"#),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+
+    #[tokio::test]
+    async fn every_seed_user_may_edit_only_their_own_messages() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        for editor in 1..=4u64 {
+            for author in 1..=4u64 {
+                let (status, body) = put(
+                    &t.ctx,
+                    &(author * 10).to_string(),
+                    &[("user_id", &editor.to_string()), ("new_text", "x")],
+                    None,
+                )
+                .await;
+                let expected = if editor == author { 202 } else { 403 };
+                assert_eq!(
+                    status, expected,
+                    "user {editor} editing {author}'s message: {body}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_without_can_edit_is_forbidden() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        let mut alice = shared::domain::seed_users()[0].clone();
+        alice.can_edit = false;
+        t.store.put_user(&alice).await.expect("put");
+        let (status, body) = put(&t.ctx, "10", &[("user_id", "1"), ("new_text", "x")], None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("user 1 may not edit messages"))
+        );
+        assert!(t.publisher.records().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_or_deleted_messages_and_unknown_users_are_not_found() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        t.store
+            .delete_message(
+                GroupId::new(1).expect("id"),
+                MessageId::new(20).expect("id"),
+                Utc::now(),
+            )
+            .await
+            .expect("delete");
+        for (id, user, why) in [
+            ("11", "1", "message 11 does not exist"),
+            ("20", "2", "message 20 was deleted"),
+            ("10", "77", "user 77 does not exist"),
+        ] {
+            let (status, body) =
+                put(&t.ctx, id, &[("user_id", user), ("new_text", "x")], None).await;
+            assert_eq!((status, body["error"].as_str()), (404, Some(why)));
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_a_400() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        let long = "y".repeat(4097);
+        for (id, query, body) in [
+            ("abc", vec![("user_id", "1"), ("new_text", "x")], None),
+            ("10", vec![("new_text", "x")], None),
+            ("10", vec![("user_id", "1")], None),
+            ("10", vec![("user_id", "one"), ("new_text", "x")], None),
+            ("10", vec![("user_id", "1"), ("new_text", "  ")], None),
+            (
+                "10",
+                vec![("user_id", "1"), ("new_text", long.as_str())],
+                None,
+            ),
+            (
+                "10",
+                vec![("user_id", "1")],
+                Some(r#"{"user_id": 2, "new_text": "x"}"#),
+            ),
+            ("10", vec![], Some(r#"{"user_id": 1, "new_text": 5}"#)),
+            ("10", vec![], Some("{nope")),
+        ] {
+            let (status, reply) = put(&t.ctx, id, &query, body).await;
+            assert_eq!(status, 400, "{id} {query:?} {body:?}: {reply}");
+        }
+        assert!(t.publisher.records().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_does_not_answer_is_a_503() {
+        let t = context();
+        seed_messages(t.store.as_ref()).await;
+        t.publisher
+            .fail_with(PublishError::Unavailable("down".into()));
+        let (status, _) = put(&t.ctx, "10", &[("user_id", "1"), ("new_text", "x")], None).await;
+        assert_eq!(status, 503);
+    }
+}

@@ -1,0 +1,211 @@
+//! `GET /messages/{group_id}`: a page of a group's history, oldest first, in the original
+//! app's message shape plus `created_at` (and `edited_at`). Without a cursor the page holds the
+//! newest messages; the `Link` header (`rel="next"`) points at the next page when there is one.
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use shared::context::AppContext;
+use shared::domain::{GroupId, MessageId, ValidationError};
+use shared::http::{json, parse_query, path_param, query_param, reply, require_method};
+use shared::store::{Cursor, PageRequest, MAX_PAGE_SIZE};
+use shared::ChatError;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+pub async fn handle(
+    ctx: &AppContext,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(reply(history(ctx, &request).await))
+}
+
+async fn history(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+    require_method(request, &Method::GET)?;
+    let group_id: GroupId = path_param(request, "group_id")?;
+    let limit = limit(query_param(request, "limit"))?;
+    let before: Option<MessageId> = parse_query(request, "before")?;
+    let after: Option<MessageId> = parse_query(request, "after")?;
+    let cursor = match (before, after) {
+        (Some(_), Some(_)) => {
+            return Err(ChatError::BadRequest(
+                "give either before or after, not both".into(),
+            ))
+        }
+        (Some(id), None) => Cursor::Before(id),
+        (None, Some(id)) => Cursor::After(id),
+        (None, None) => Cursor::Latest,
+    };
+    if ctx.store.get_group(group_id).await?.is_none() {
+        return Err(ChatError::NotFound(format!(
+            "group {group_id} does not exist"
+        )));
+    }
+    let page = ctx
+        .store
+        .list_messages(group_id, PageRequest { limit, cursor })
+        .await?;
+    let next = match (page.more, cursor) {
+        (false, _) => None,
+        (true, Cursor::After(_)) => page.messages.last().map(|m| ("after", m.id)),
+        (true, _) => page.messages.first().map(|m| ("before", m.id)),
+    };
+    let mut response = json(StatusCode::OK, &page.messages);
+    if let Some((direction, id)) = next {
+        let link = format!("</messages/{group_id}?{direction}={id}&limit={limit}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+fn limit(raw: Option<String>) -> Result<u32, ChatError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_PAGE_SIZE);
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        _ => Err(ValidationError(format!(
+            "limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got `{}`",
+            raw.chars().take(40).collect::<String>()
+        ))
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use shared::domain::{Message, MessageText, UserId};
+    use shared::store::{Store, StoreError};
+    use shared::testing::{context, parts, request};
+
+    async fn fill(store: &dyn Store, group: u64, ids: impl IntoIterator<Item = u64>) {
+        for id in ids {
+            let message = Message {
+                id: MessageId::new(i128::from(id)).expect("id"),
+                user_id: UserId::new(1).expect("id"),
+                name: "Alice".into(),
+                group_id: GroupId::new(i128::from(group)).expect("id"),
+                message: MessageText::new(format!("m{id}")).expect("text"),
+                can_edit: true,
+                can_delete: false,
+                created_at: Utc::now(),
+                edited_at: None,
+            };
+            store.insert_message(&message).await.expect("insert");
+        }
+    }
+
+    async fn get(ctx: &AppContext, group: &str, query: &[(&str, &str)]) -> Response<Body> {
+        handle(
+            ctx,
+            request(Method::GET, &[("group_id", group)], query, None),
+        )
+        .await
+        .expect("reply")
+    }
+
+    fn ids(body: &serde_json::Value) -> Vec<u64> {
+        body.as_array()
+            .map(|a| a.iter().filter_map(|m| m["id"].as_u64()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn history_is_oldest_first_in_the_original_shape() {
+        let t = context();
+        fill(t.store.as_ref(), 1, [1, 5, 9]).await;
+        fill(t.store.as_ref(), 2, [2]).await;
+        let response = get(&t.ctx, "1", &[]).await;
+        assert!(response.headers().get("link").is_none());
+        let (status, body) = parts(&response);
+        assert_eq!((status, ids(&body)), (200, vec![1, 5, 9]));
+        let first = &body[0];
+        for field in [
+            "id",
+            "user_id",
+            "name",
+            "group_id",
+            "message",
+            "can_edit",
+            "can_delete",
+            "created_at",
+        ] {
+            assert!(first.get(field).is_some(), "{field} missing in {first}");
+        }
+        assert!(first.get("edited_at").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_empty_known_group_is_an_empty_list() {
+        let t = context();
+        assert_eq!(
+            parts(&get(&t.ctx, "2", &[]).await),
+            (200, serde_json::json!([]))
+        );
+    }
+
+    #[tokio::test]
+    async fn pages_link_to_the_next_one() {
+        let t = context();
+        fill(t.store.as_ref(), 1, 1..=7).await;
+        let response = get(&t.ctx, "1", &[("limit", "3")]).await;
+        assert_eq!(
+            response.headers()["link"],
+            "</messages/1?before=5&limit=3>; rel=\"next\""
+        );
+        assert_eq!(ids(&parts(&response).1), vec![5, 6, 7]);
+        let response = get(&t.ctx, "1", &[("limit", "3"), ("after", "2")]).await;
+        assert_eq!(
+            response.headers()["link"],
+            "</messages/1?after=5&limit=3>; rel=\"next\""
+        );
+        assert_eq!(ids(&parts(&response).1), vec![3, 4, 5]);
+        let response = get(&t.ctx, "1", &[("limit", "3"), ("before", "3")]).await;
+        assert!(response.headers().get("link").is_none());
+        assert_eq!(ids(&parts(&response).1), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_group_is_not_found() {
+        let t = context();
+        let (status, body) = parts(&get(&t.ctx, "3", &[]).await);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("group 3 does not exist"))
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_are_400s() {
+        let t = context();
+        for (group, query) in [
+            ("abc", vec![]),
+            ("0", vec![]),
+            ("-1", vec![]),
+            ("9007199254740993", vec![]),
+            ("1", vec![("limit", "0")]),
+            ("1", vec![("limit", "1001")]),
+            ("1", vec![("limit", "ten")]),
+            ("1", vec![("before", "x")]),
+            ("1", vec![("after", "-5")]),
+            ("1", vec![("before", "5"), ("after", "1")]),
+        ] {
+            let (status, body) = parts(&get(&t.ctx, group, &query).await);
+            assert_eq!(status, 400, "{group} {query:?}: {body}");
+            assert!(body["error"].is_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_is_a_503() {
+        let t = context();
+        t.store.fail_with(StoreError::Unavailable {
+            op: "Query",
+            cause: "timeout".into(),
+        });
+        assert_eq!(get(&t.ctx, "1", &[]).await.status(), 503);
+    }
+}

@@ -1,0 +1,61 @@
+//! `GET /users/`: every user, in the original app's shape.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use shared::context::AppContext;
+use shared::http::{json, reply, require_method};
+use shared::ChatError;
+
+pub async fn handle(
+    ctx: &AppContext,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(reply(list(ctx, &request).await))
+}
+
+async fn list(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+    require_method(request, &Method::GET)?;
+    Ok(json(StatusCode::OK, &ctx.store.list_users().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::store::StoreError;
+    use shared::testing::{context, parts, request};
+
+    #[tokio::test]
+    async fn the_users_come_in_the_original_shape() {
+        let t = context();
+        let (status, body) = parts(
+            &handle(&t.ctx, request(Method::GET, &[], &[], None))
+                .await
+                .expect("reply"),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            body[1],
+            serde_json::json!({"user_id": 2, "name": "Bob", "group_id": 1, "can_edit": true, "can_delete": true})
+        );
+        assert_eq!(body.as_array().map(Vec::len), Some(4));
+    }
+
+    #[tokio::test]
+    async fn failures_are_json_errors() {
+        let t = context();
+        let post = handle(&t.ctx, request(Method::POST, &[], &[], None))
+            .await
+            .expect("reply");
+        assert_eq!(post.status(), 405);
+        t.store.fail_with(StoreError::Unavailable {
+            op: "Query",
+            cause: "down".into(),
+        });
+        let (status, body) = parts(
+            &handle(&t.ctx, request(Method::GET, &[], &[], None))
+                .await
+                .expect("reply"),
+        );
+        assert_eq!((status, body["error"].is_string()), (503, true));
+    }
+}

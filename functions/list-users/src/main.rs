@@ -1,0 +1,5 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let ctx = shared::http::start().await?;
+    lambda_http::run(lambda_http::service_fn(|req| list_users::handle(&ctx, req))).await
+}

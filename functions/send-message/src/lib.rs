@@ -1,0 +1,370 @@
+//! `POST /send-message/`: checks the sender and publishes a `message_sent` event to the chat
+//! topic, keyed by group. The message id comes from where the record landed in Kafka, so the
+//! reply can name it before the stream processor has stored the message.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::context::AppContext;
+use shared::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
+use shared::error::Service;
+use shared::events::ChatEvent;
+use shared::http::{json, json_body, reply, require_method};
+use shared::kafka::publish_event;
+use shared::store::{SendClaim, SendKey};
+use shared::ChatError;
+
+/// Longest idempotency key a client may choose.
+pub const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 128;
+
+#[derive(Deserialize)]
+struct SendRequest {
+    user_id: UserId,
+    message: MessageText,
+    #[serde(default)]
+    group_id: Option<GroupId>,
+    #[serde(default)]
+    client_message_id: Option<String>,
+}
+
+pub async fn handle(
+    ctx: &AppContext,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(reply(send(ctx, &request).await))
+}
+
+async fn send(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+    require_method(request, &Method::POST)?;
+    let body: SendRequest = json_body(request)?.ok_or_else(|| {
+        ChatError::BadRequest("a JSON body with user_id and message is required".into())
+    })?;
+    let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
+    let user = ctx
+        .store
+        .get_user(body.user_id)
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("user {} does not exist", body.user_id)))?;
+    let group_id = match body.group_id {
+        None => user.group_id,
+        Some(group_id) => {
+            if ctx.store.get_group(group_id).await?.is_none() {
+                return Err(ChatError::NotFound(format!(
+                    "group {group_id} does not exist"
+                )));
+            }
+            group_id
+        }
+    };
+    if !user.belongs_to(group_id) {
+        return Err(ChatError::Forbidden(format!(
+            "user {} is not a member of group {group_id}",
+            user.user_id
+        )));
+    }
+    let event = ChatEvent::MessageSent {
+        group_id,
+        user_id: user.user_id,
+        message: body.message,
+        client_message_id: client_message_id.clone(),
+        sent_at: Utc::now(),
+    };
+    let (group_id, message_id) = match client_message_id {
+        None => (group_id, publish(ctx, &event).await?),
+        Some(id) => {
+            let key = SendKey {
+                user_id: user.user_id,
+                client_message_id: id,
+            };
+            send_once(ctx, &key, &event).await?
+        }
+    };
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({
+            "status": "Message sent",
+            "group_id": group_id,
+            "message_id": message_id,
+        }),
+    ))
+}
+
+fn client_message_id(id: String) -> Result<String, ChatError> {
+    let chars = id.chars().count();
+    if id.trim().is_empty()
+        || chars > MAX_CLIENT_MESSAGE_ID_CHARS
+        || id.chars().any(char::is_control)
+    {
+        return Err(ValidationError(format!(
+            "client_message_id must be 1 to {MAX_CLIENT_MESSAGE_ID_CHARS} printable characters"
+        ))
+        .into());
+    }
+    Ok(id)
+}
+
+async fn publish(ctx: &AppContext, event: &ChatEvent) -> Result<MessageId, ChatError> {
+    let at = publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, event).await?;
+    MessageId::from_coordinates(at).map_err(|e| ChatError::Internal(e.to_string()))
+}
+
+/// Publishes `event` unless a send with the same key already did; concurrent requests with
+/// one key wait for the first and return its message.
+async fn send_once(
+    ctx: &AppContext,
+    key: &SendKey,
+    event: &ChatEvent,
+) -> Result<(GroupId, MessageId), ChatError> {
+    let timeout = ctx.config.kafka.timeout;
+    // A claim outlives its holder's longest possible publish before another may take it over.
+    let lease = chrono::Duration::from_std(timeout * 2 + Duration::from_secs(5))
+        .unwrap_or(chrono::Duration::seconds(15));
+    let deadline = Instant::now() + timeout + Duration::from_secs(2);
+    loop {
+        match ctx.store.claim_send(key, Utc::now(), lease).await? {
+            SendClaim::Done {
+                group_id,
+                message_id,
+            } => return Ok((group_id, message_id)),
+            SendClaim::Claimed => {
+                let message_id = match publish(ctx, event).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        if let Err(release) = ctx.store.release_send(key).await {
+                            tracing::warn!(error = %release, "could not release a send claim");
+                        }
+                        return Err(e);
+                    }
+                };
+                let group_id = event.group_id();
+                ctx.store.complete_send(key, group_id, message_id).await?;
+                return Ok((group_id, message_id));
+            }
+            SendClaim::InProgress if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            SendClaim::InProgress => {
+                return Err(ChatError::Unavailable {
+                    service: Service::Kafka,
+                    cause: format!("send {} still in progress", key.as_string()),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::events::IncomingEvent;
+    use shared::kafka::PublishError;
+    use shared::store::{Store, StoreError};
+    use shared::testing::{context, parts, request};
+
+    async fn post(ctx: &AppContext, body: &str) -> (u16, serde_json::Value) {
+        let response = handle(ctx, request(Method::POST, &[], &[], Some(body)))
+            .await
+            .expect("handlers never fail the invocation");
+        parts(&response)
+    }
+
+    #[tokio::test]
+    async fn a_send_in_the_original_shape_publishes_to_the_senders_group() {
+        let t = context();
+        let (status, body) = post(&t.ctx, r#"{"user_id": 3, "message": "Hello!"}"#).await;
+        assert_eq!(status, 202);
+        assert_eq!(body["status"], "Message sent");
+        assert_eq!(body["group_id"], 2);
+        let records = t.publisher.records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].topic.as_str(), records[0].key.as_str()),
+            ("chat-events", "2")
+        );
+        let id = MessageId::from_coordinates(records[0].at).expect("id");
+        assert_eq!(body["message_id"], id.get());
+        match IncomingEvent::decode(&records[0].payload).expect("decodes") {
+            IncomingEvent::Event(ChatEvent::MessageSent {
+                user_id, message, ..
+            }) => {
+                assert_eq!((user_id.get(), message.as_str()), (3, "Hello!"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_explicit_group_must_be_one_of_the_users() {
+        let t = context();
+        let (status, body) = post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 1}"#).await;
+        assert_eq!((status, body["group_id"].as_u64()), (202, Some(1)));
+        let (status, body) = post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 2}"#).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a member of group 2")));
+        let (status, _) = post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 9}"#).await;
+        assert_eq!(status, 404);
+        assert_eq!(t.publisher.records().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_is_not_found() {
+        let t = context();
+        let (status, body) = post(&t.ctx, r#"{"user_id": 99, "message": "hi"}"#).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("user 99 does not exist"))
+        );
+        assert!(t.publisher.records().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_a_400_that_says_what_is_wrong() {
+        let t = context();
+        let long = format!(r#"{{"user_id": 1, "message": "{}"}}"#, "a".repeat(4097));
+        let cases = [
+            ("", "JSON body with user_id and message is required"),
+            ("{", "invalid JSON body"),
+            ("[]", "invalid JSON body"),
+            (r#"{"message": "hi"}"#, "missing field `user_id`"),
+            (r#"{"user_id": 1}"#, "missing field `message`"),
+            (r#"{"user_id": "1", "message": "hi"}"#, "user_id"),
+            (r#"{"user_id": 0, "message": "hi"}"#, "user_id must be"),
+            (r#"{"user_id": -1, "message": "hi"}"#, "user_id must be"),
+            (r#"{"user_id": 1e3, "message": "hi"}"#, "user_id"),
+            (
+                r#"{"user_id": 99999999999999999999, "message": "hi"}"#,
+                "user_id",
+            ),
+            (r#"{"user_id": 1, "message": "   "}"#, "must not be empty"),
+            (r#"{"user_id": 1, "message": null}"#, "invalid type: null"),
+            (r#"{"user_id": 1, "message": "a\u0000b"}"#, "U+0000"),
+            (long.as_str(), "limit is 4096"),
+            (
+                r#"{"user_id": 1, "message": "x", "client_message_id": ""}"#,
+                "client_message_id",
+            ),
+        ];
+        for (body, why) in cases {
+            let (status, reply) = post(&t.ctx, body).await;
+            assert_eq!(status, 400, "{body}: {reply}");
+            let error = reply["error"].as_str().unwrap_or_default();
+            assert!(error.contains(why), "{body}: {error} should mention {why}");
+        }
+        assert!(t.publisher.records().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retried_send_with_one_client_message_id_makes_one_message() {
+        let t = context();
+        let body = r#"{"user_id": 2, "message": "once", "client_message_id": "abc-1"}"#;
+        let (first_status, first) = post(&t.ctx, body).await;
+        let (second_status, second) = post(&t.ctx, body).await;
+        assert_eq!((first_status, second_status), (202, 202));
+        assert_eq!(first["message_id"], second["message_id"]);
+        assert_eq!(t.publisher.records().len(), 1);
+        // Another user's identical key is another send.
+        let (_, other) = post(
+            &t.ctx,
+            r#"{"user_id": 1, "message": "once", "client_message_id": "abc-1"}"#,
+        )
+        .await;
+        assert_ne!(other["message_id"], first["message_id"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_sends_with_one_client_message_id_make_one_message() {
+        let t = context();
+        let body = r#"{"user_id": 4, "message": "race", "client_message_id": "k"}"#;
+        let replies = send_concurrently(&t.ctx, body, 10).await;
+        assert!(replies
+            .iter()
+            .all(|(s, r)| *s == 202 && r["message_id"] == replies[0].1["message_id"]));
+        assert_eq!(t.publisher.records().len(), 1);
+    }
+
+    async fn send_concurrently(
+        ctx: &AppContext,
+        body: &str,
+        n: usize,
+    ) -> Vec<(u16, serde_json::Value)> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (ctx, body) = (ctx.clone(), body.to_owned());
+            set.spawn(async move { post(&ctx, &body).await });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            out.push(r.expect("task"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_does_not_answer_is_a_503_with_retry_after() {
+        let t = context();
+        t.publisher
+            .fail_with(PublishError::Unavailable("timed out".into()));
+        let response = handle(
+            &t.ctx,
+            request(
+                Method::POST,
+                &[],
+                &[],
+                Some(r#"{"user_id": 1, "message": "hi", "client_message_id": "r"}"#),
+            ),
+        )
+        .await
+        .expect("reply");
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        // The claim was released: once Kafka is back, the retry is sent at once.
+        assert_eq!(
+            t.store
+                .claim_send(
+                    &SendKey {
+                        user_id: UserId::new(1).expect("id"),
+                        client_message_id: "r".into()
+                    },
+                    Utc::now(),
+                    chrono::Duration::seconds(60)
+                )
+                .await,
+            Ok(SendClaim::Claimed)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_is_a_503() {
+        let t = context();
+        t.store.fail_with(StoreError::Unavailable {
+            op: "GetItem",
+            cause: "timeout".into(),
+        });
+        let (status, body) = post(&t.ctx, r#"{"user_id": 1, "message": "hi"}"#).await;
+        assert_eq!(status, 503);
+        assert_eq!(
+            body["error"],
+            "DynamoDB is temporarily unavailable; retry shortly"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_methods_and_media_types_are_refused() {
+        let t = context();
+        let response = handle(&t.ctx, request(Method::GET, &[], &[], None))
+            .await
+            .expect("reply");
+        assert_eq!(response.status(), 405);
+        let mut form = request(Method::POST, &[], &[], Some("user_id=1&message=hi"));
+        form.headers_mut().insert(
+            "content-type",
+            lambda_http::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        assert_eq!(handle(&t.ctx, form).await.expect("reply").status(), 415);
+    }
+}

@@ -1,0 +1,72 @@
+//! Building blocks for unit tests of the HTTP handlers: a context over in-memory fakes and
+//! requests shaped as API Gateway delivers them. Not for integration tests, which use the
+//! real services.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lambda_http::http::{self, Method};
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::config::Config;
+use crate::context::AppContext;
+use crate::kafka::MemoryPublisher;
+use crate::store::memory::MemoryStore;
+
+/// A context over the seeded in-memory store and a recording publisher.
+pub struct TestContext {
+    pub ctx: AppContext,
+    pub store: Arc<MemoryStore>,
+    pub publisher: Arc<MemoryPublisher>,
+}
+
+pub fn context() -> TestContext {
+    let store = Arc::new(MemoryStore::seeded());
+    let publisher = Arc::new(MemoryPublisher::new());
+    let config = Config::from_lookup(|_| None).unwrap_or_else(|e| panic!("{e}"));
+    TestContext {
+        ctx: AppContext {
+            config: Arc::new(config),
+            store: store.clone(),
+            publisher: publisher.clone(),
+        },
+        store,
+        publisher,
+    }
+}
+
+/// A request with path parameters, query parameters and an optional JSON body.
+pub fn request(
+    method: Method,
+    path: &[(&str, &str)],
+    query: &[(&str, &str)],
+    body: Option<&str>,
+) -> Request {
+    let mut builder = http::Request::builder().method(method).uri("/");
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let body = body.map_or(Body::Empty, |b| Body::Text(b.to_owned()));
+    let to_map = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_path_parameters(to_map(path))
+        .with_query_string_parameters(to_map(query))
+}
+
+/// The status and JSON body of a reply.
+pub fn parts(response: &Response<Body>) -> (u16, serde_json::Value) {
+    let text = match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    (response.status().as_u16(), json)
+}
