@@ -21,6 +21,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
 
 DEV_KAFKA_PORT=${DEV_KAFKA_PORT:-9092}
 DEV_DYNAMODB_PORT=${DEV_DYNAMODB_PORT:-8100}
+DEV_API_PORT=${DEV_API_PORT:-8000}
+DEV_LAMBDA_PORT=${DEV_LAMBDA_PORT:-9000}
+# Instances per function in cargo lambda watch, so parallel requests do not queue.
+LAMBDA_CONCURRENCY=${LAMBDA_CONCURRENCY:-4}
 CHAT_PARTITIONS=${CHAT_PARTITIONS:-4}
 
 STARTED_PIDS=()
@@ -182,6 +186,29 @@ chatctl() {
   "$CARGO_TARGET_DIR/debug/chatctl" "$@"
 }
 
+# The functions under cargo lambda watch, and the API Gateway emulator in front of them.
+start_api() { # api_port lambda_port datadir reload(yes|no)
+  local api_port=$1 lambda_port=$2 dir=$3/api reload=()
+  [[ $4 == no ]] && reload=(--ignore-changes)
+  mkdir -p "$dir"
+  say "building the functions"
+  cargo build --quiet --workspace --bins || die "building the workspace failed"
+  start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
+    PATH="$CARGO_LAMBDA_VENV/bin:$PATH" cargo lambda watch --quiet "${reload[@]}" \
+    --invoke-address 127.0.0.1 --invoke-port "$lambda_port" --concurrency "$LAMBDA_CONCURRENCY"
+  start_service "API-Gateway emulator" "$api_port" "$dir" env \
+    APIGW_LISTEN="127.0.0.1:$api_port" LAMBDA_INVOKE_URL="http://127.0.0.1:$lambda_port" \
+    "$CARGO_TARGET_DIR/debug/local-apigw"
+  export CHAT_API_URL=http://127.0.0.1:$api_port
+  # cargo lambda compiles each function on its first call: make that call now, not in a test.
+  say "warming up the functions"
+  local probe
+  for probe in "GET /users/" "GET /messages/0" "POST /send-message/" "PUT /edit-message/0" "DELETE /delete-message/0"; do
+    curl -s -o /dev/null --max-time 600 -X "${probe%% *}" "$CHAT_API_URL${probe#* }" \
+      || die "the function behind $probe did not answer (logs: $dir)"
+  done
+}
+
 # --- commands -----------------------------------------------------------------------------
 
 cmd_dev() {
@@ -190,11 +217,14 @@ cmd_dev() {
   trap 'exit 130' INT TERM
   bring_up "$DEV_KAFKA_PORT" "$DEV_DYNAMODB_PORT" "$ROOT/.data/dev" yes
   chatctl setup --partitions "$CHAT_PARTITIONS"
+  start_api "$DEV_API_PORT" "$DEV_LAMBDA_PORT" "$ROOT/.data/dev" yes
   cat >&2 <<TXT
 
+  Chat API             $CHAT_API_URL   (try: curl $CHAT_API_URL/users/)
+  Lambda Invoke API    http://127.0.0.1:$DEV_LAMBDA_PORT   (cargo lambda watch; reloads on change)
   Kafka (bootstrap)    $KAFKA_BOOTSTRAP_SERVERS   topic ${CHAT_TOPIC:-chat-events}
   DynamoDB Local       $DYNAMODB_ENDPOINT
-  data                 $ROOT/.data/dev (kept between runs)
+  data and logs        $ROOT/.data/dev (kept between runs)
 
   Watch the topic:     KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS cargo run -q -p chatctl -- consume --from-beginning
   Ctrl-C stops what this run started.
@@ -222,6 +252,7 @@ cmd_test() {
   say "cargo fmt --check"
   cargo fmt --all --check || die "formatting differs: run cargo fmt --all"
   chatctl setup --partitions "$CHAT_PARTITIONS"
+  start_api "$(free_port)" "$(free_port)" "$data" no
   say "cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
   say "cargo test --workspace --all-targets"
@@ -240,7 +271,8 @@ cmd_services() {
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-services.XXXXXX")
   bring_up "$(free_port)" "$(free_port)" "$data" no
   chatctl setup --partitions "$CHAT_PARTITIONS"
-  echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
+  start_api "$(free_port)" "$(free_port)" "$data" no
+  echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL"
   say "Ctrl-C stops these services"
   wait -n "${STARTED_PIDS[@]}" || true
 }

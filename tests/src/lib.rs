@@ -1,1 +1,166 @@
-//! Helpers for end-to-end tests over the running local stack.
+//! Helpers for end-to-end tests over the running local stack (`make test` starts it and
+//! exports where it is). A missing service fails the test with what to start.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use shared::config::Config;
+use shared::domain::{Group, GroupId, Message, MessageId, MessageText, RecordCoordinates, User};
+use shared::kafka;
+use shared::store::dynamodb::DynamoStore;
+use shared::store::Store;
+
+const HOW_TO_START: &str =
+    "run the tests with `make test`, which starts the whole local stack and exports its addresses";
+
+fn required_env(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => panic!("{var} is not set: {HOW_TO_START}"),
+    }
+}
+
+fn reachable(address: &str) -> bool {
+    address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+/// Configuration of the running stack; panics naming what is missing.
+pub fn config() -> Config {
+    required_env("KAFKA_BOOTSTRAP_SERVERS");
+    required_env("DYNAMODB_ENDPOINT");
+    Config::from_env().expect("valid configuration")
+}
+
+/// Base URL of the API (the API Gateway emulator), checked to be reachable.
+pub fn api_url() -> String {
+    let url = required_env("CHAT_API_URL");
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    assert!(
+        reachable(host),
+        "the chat API is not reachable at {url}: {HOW_TO_START}"
+    );
+    url.trim_end_matches('/').to_owned()
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
+/// The store the functions use (the stack's tables).
+pub async fn store() -> DynamoStore {
+    DynamoStore::from_config(&config().dynamodb).await
+}
+
+/// A random id in a range no other test uses, for data a test creates.
+pub fn fresh_id() -> u64 {
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    (1 << 40) + random % (1 << 45)
+}
+
+/// A group of its own, for tests that need a history no other test writes to.
+pub async fn fresh_group(store: &DynamoStore) -> GroupId {
+    let group_id = GroupId::new(i128::from(fresh_id())).expect("id");
+    store
+        .put_group(&Group {
+            group_id,
+            name: format!("test group {group_id}"),
+        })
+        .await
+        .expect("put group");
+    group_id
+}
+
+/// Stores a message as the stream processor would, by `author` in `group`.
+pub async fn stored_message(
+    store: &DynamoStore,
+    author: &User,
+    group: GroupId,
+    id: u64,
+) -> Message {
+    let message = Message {
+        id: MessageId::new(i128::from(id)).expect("id"),
+        user_id: author.user_id,
+        name: author.name.clone(),
+        group_id: group,
+        message: MessageText::new(format!("message {id}")).expect("text"),
+        can_edit: author.can_edit,
+        can_delete: author.can_delete,
+        created_at: Utc::now(),
+        edited_at: None,
+    };
+    assert!(store.insert_message(&message).await.expect("insert"));
+    message
+}
+
+/// The record at `at` in the chat topic: its key and value.
+pub fn record_at(config: &Config, at: RecordCoordinates) -> (String, Vec<u8>) {
+    let consumer: BaseConsumer = kafka::consumer_config(&config.kafka, "e2e-reader")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(
+            &config.kafka.chat_topic,
+            at.partition,
+            Offset::Offset(at.offset),
+        )
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            let m = result.expect("record");
+            return (
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                m.payload().unwrap_or_default().to_vec(),
+            );
+        }
+    }
+    panic!("no record at {at:?} within 20 s");
+}
+
+/// Every record of one partition of the chat topic, from the start to its current end.
+pub fn partition_records(config: &Config, partition: i32) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = kafka::consumer_config(&config.kafka, "e2e-reader")
+        .create()
+        .expect("consumer");
+    let topic = &config.kafka.chat_topic;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(5))
+        .expect("watermarks");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(low))
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (records.len() as i64) < high - low {
+        assert!(
+            Instant::now() < deadline,
+            "partition {partition}: read {} of {}",
+            records.len(),
+            high - low
+        );
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            records.push(
+                result
+                    .expect("record")
+                    .payload()
+                    .unwrap_or_default()
+                    .to_vec(),
+            );
+        }
+    }
+    records
+}

@@ -20,8 +20,11 @@ struct State {
     /// By id, with the version of the last applied edit.
     messages: BTreeMap<MessageId, (StoredMessage, Option<u64>)>,
     connections: HashMap<String, Connection>,
-    sends: HashMap<String, (DateTime<Utc>, Option<(GroupId, MessageId)>)>,
+    sends: HashMap<String, SendRecord>,
 }
+
+/// When a send was claimed, and what it produced once done.
+type SendRecord = (DateTime<Utc>, Option<(GroupId, MessageId)>);
 
 /// A store in a mutex. `fail_with` makes every call fail, to test error paths.
 #[derive(Default)]

@@ -1,0 +1,145 @@
+//! The HTTP API's routes, read from `infra/routes.json` (shared with the deployment
+//! template), and matching a request against them as API Gateway does: by method and by path
+//! segments, `{name}` matching one whole segment.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+#[derive(Deserialize)]
+struct RouteFile {
+    routes: Vec<Route>,
+}
+
+/// The routes compiled into this binary.
+pub fn routes() -> Vec<Route> {
+    parse(include_str!("../../../routes.json")).unwrap_or_else(|e| panic!("infra/routes.json: {e}"))
+}
+
+pub fn parse(json: &str) -> Result<Vec<Route>, serde_json::Error> {
+    serde_json::from_str::<RouteFile>(json).map(|f| f.routes)
+}
+
+/// What a request matched.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'a> {
+    Found {
+        route: &'a Route,
+        /// Path parameters, percent-decoded.
+        parameters: Vec<(String, String)>,
+    },
+    /// The path is served, by other methods than the request's.
+    WrongMethod {
+        allowed: Vec<&'a str>,
+    },
+    NotFound,
+}
+
+pub fn find<'a>(routes: &'a [Route], method: &str, path: &str) -> Match<'a> {
+    let mut allowed = Vec::new();
+    for route in routes {
+        if let Some(parameters) = match_path(&route.path, path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return Match::Found { route, parameters };
+            }
+            allowed.push(route.method.as_str());
+        }
+    }
+    if allowed.is_empty() {
+        Match::NotFound
+    } else {
+        Match::WrongMethod { allowed }
+    }
+}
+
+fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let template: Vec<&str> = template.split('/').collect();
+    let actual: Vec<&str> = path.split('/').collect();
+    if template.len() != actual.len() {
+        return None;
+    }
+    let mut parameters = Vec::new();
+    for (t, a) in template.iter().zip(&actual) {
+        match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) if !a.is_empty() => {
+                let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
+                parameters.push((name.to_owned(), value.into_owned()));
+            }
+            Some(_) => return None,
+            None if t == a => {}
+            None => return None,
+        }
+    }
+    Some(parameters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_names_a_function_crate_of_the_workspace() {
+        for route in routes() {
+            let manifest = format!(
+                "{}/../../../functions/{}/Cargo.toml",
+                env!("CARGO_MANIFEST_DIR"),
+                route.function
+            );
+            assert!(std::path::Path::new(&manifest).exists(), "{route:?}");
+        }
+    }
+
+    #[test]
+    fn paths_match_by_segment_with_decoded_parameters() {
+        let routes = routes();
+        match find(&routes, "GET", "/messages/12") {
+            Match::Found { route, parameters } => {
+                assert_eq!(route.function, "get-messages");
+                assert_eq!(parameters, vec![("group_id".into(), "12".into())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match find(&routes, "PUT", "/edit-message/a%20b") {
+            Match::Found { parameters, .. } => assert_eq!(parameters[0].1, "a b"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            find(&routes, "POST", "/send-message"),
+            Match::Found { .. }
+        ));
+        assert!(matches!(
+            find(&routes, "POST", "/send-message/"),
+            Match::Found { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_methods_are_told_apart() {
+        let routes = routes();
+        for path in [
+            "/",
+            "/messages",
+            "/messages/",
+            "/messages/1/extra",
+            "/nope",
+            "/messages/%FF",
+        ] {
+            assert_eq!(find(&routes, "GET", path), Match::NotFound, "{path}");
+        }
+        assert_eq!(
+            find(&routes, "DELETE", "/users/"),
+            Match::WrongMethod {
+                allowed: vec!["GET"]
+            }
+        );
+        assert!(matches!(
+            find(&routes, "GET", "/send-message/"),
+            Match::WrongMethod { .. }
+        ));
+    }
+}
