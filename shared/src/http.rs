@@ -146,30 +146,35 @@ pub fn body_text(request: &Request) -> Result<Option<&str>, ChatError> {
         .map_err(|_| ChatError::BadRequest("request body is not valid UTF-8".into()))
 }
 
-/// The JSON body decoded as `T`, or `None` when the request has no body. A declared content
-/// type other than JSON is a 415; malformed JSON or a wrong field is a 400 that says what.
+/// The JSON body decoded as `T`, or `None` when the request has no body. A body that is not
+/// JSON under a declared non-JSON content type is a 415 (a JSON body wrongly labelled, as
+/// `curl -d` sends it, is accepted); malformed JSON or a wrong field is a 400 that says what.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<Option<T>, ChatError> {
     let Some(text) = body_text(request)? else {
         return Ok(None);
     };
-    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-        let media = content_type
-            .to_str()
-            .unwrap_or_default()
+    let declared = request.headers().get(header::CONTENT_TYPE).map(|value| {
+        let media = value.to_str().unwrap_or_default();
+        media
             .split(';')
             .next()
             .unwrap_or_default()
             .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && !media.ends_with("+json") {
-            return Err(ChatError::UnsupportedMediaType(format!(
-                "the body must be JSON (Content-Type: application/json), not `{media}`"
-            )));
-        }
+            .to_ascii_lowercase()
+    });
+    let json_declared = declared
+        .as_deref()
+        .is_none_or(|media| media == "application/json" || media.ends_with("+json"));
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Err(_) if !json_declared => Err(ChatError::UnsupportedMediaType(format!(
+            "the body must be JSON (Content-Type: application/json), not `{}`",
+            declared.unwrap_or_default()
+        ))),
+        Err(e) => Err(ChatError::BadRequest(format!("invalid JSON body: {e}"))),
+        Ok(value) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| ChatError::BadRequest(format!("invalid JSON body: {e}"))),
     }
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| ChatError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 #[cfg(test)]
@@ -209,7 +214,7 @@ mod tests {
     #[test]
     fn bad_bodies_get_the_right_status() {
         let cases = [
-            (Some("text/plain"), Body::Text("{}".into()), 415),
+            (Some("text/plain"), Body::Text("hello".into()), 415),
             (
                 Some("application/x-www-form-urlencoded"),
                 Body::Text("a=1".into()),
