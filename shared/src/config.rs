@@ -58,6 +58,8 @@ pub struct Config {
     pub dynamodb: DynamoConfig,
     /// Base URL of the API Gateway Management API (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
     pub ws_management_endpoint: Option<String>,
+    /// Upper bound for one push to a connection, retries included.
+    pub push_timeout: Duration,
 }
 
 /// Every variable [`Config`] reads, with its default (`None`: optional or required, see README).
@@ -75,6 +77,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("IDEMPOTENCY_TABLE", Some("chat-idempotency")),
     ("DYNAMODB_TIMEOUT_MS", Some("3000")),
     ("WS_MANAGEMENT_ENDPOINT", None),
+    ("PUSH_TIMEOUT_MS", Some("3000")),
 ];
 
 impl Config {
@@ -119,6 +122,7 @@ impl Config {
             kafka,
             dynamodb,
             ws_management_endpoint,
+            push_timeout: millis("PUSH_TIMEOUT_MS", get("PUSH_TIMEOUT_MS"))?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! and borrow it on every request.
 
 pub mod authorize;
+pub mod aws;
 pub mod config;
 pub mod context;
 pub mod domain;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod kafka;
+pub mod push;
 pub mod store;
 pub mod testing;
 

@@ -396,3 +396,46 @@ async fn an_unreachable_dynamodb_is_reported_as_unavailable_in_bounded_time() {
     let chat: shared::ChatError = err.into();
     assert_eq!(chat.status(), 503);
 }
+
+#[tokio::test]
+async fn a_batch_insert_stores_new_messages_and_reports_existing_ones() {
+    let store = common::store().await;
+    store
+        .insert_message(&message(1, 2, "already here"))
+        .await
+        .expect("insert");
+    store
+        .insert_message(&message(1, 3, "to be deleted"))
+        .await
+        .expect("insert");
+    store
+        .delete_message(group(1), MessageId::new(3).expect("id"), at(1))
+        .await
+        .expect("delete");
+    // More than one BatchGetItem (100) and BatchWriteItem (25) request's worth.
+    let batch: Vec<Message> = (1..=130)
+        .map(|id| message(1, id, &format!("batch {id}")))
+        .collect();
+    let outcomes = store.insert_messages(&batch).await.expect("batch insert");
+    assert_eq!(outcomes.len(), 130);
+    assert!(
+        matches!(&outcomes[1], Some(StoredMessage::Live(m)) if m.message.as_str() == "already here")
+    );
+    assert!(matches!(&outcomes[2], Some(StoredMessage::Deleted { .. })));
+    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 128);
+    let page = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 1000,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.messages.len(), 129, "the tombstone stays a tombstone");
+    assert_eq!(page.messages[1].message.as_str(), "already here");
+    // Replaying the same batch changes nothing.
+    let again = store.insert_messages(&batch).await.expect("replay");
+    assert!(again.iter().all(Option::is_some));
+}

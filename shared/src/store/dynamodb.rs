@@ -17,20 +17,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
-use aws_config::meta::credentials::CredentialsProviderChain;
-use aws_config::profile::ProfileFileCredentialsProvider;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -47,46 +41,14 @@ pub const GROUP_INDEX: &str = "group_id-index";
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Builds a DynamoDB client whose every call is bounded by `config.timeout`, retries included.
-/// Against DynamoDB Local (an endpoint is set) it signs with fixed dummy credentials unless
-/// real ones are in the environment, so no credential provider chain is probed.
+/// A DynamoDB client bounded by `config.timeout`, pointed at `config.endpoint` when set.
 pub async fn client(config: &DynamoConfig) -> Client {
-    let attempt = (config.timeout / 2).max(Duration::from_millis(100));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(config.region.clone()))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1).min(attempt))
-                .operation_attempt_timeout(attempt)
-                .operation_timeout(config.timeout)
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
-    let local = config.endpoint.is_some() && std::env::var_os("AWS_ACCESS_KEY_ID").is_none();
+    let sdk = crate::aws::sdk_config(&config.region, config.timeout).await;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
     if let Some(endpoint) = &config.endpoint {
-        loader = loader.endpoint_url(endpoint);
+        builder = builder.endpoint_url(endpoint);
     }
-    loader = if local {
-        loader.credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "dynamodb-local",
-        ))
-    } else {
-        // Lambda puts credentials in the environment; developers have them there or in a
-        // profile. The instance metadata service is never asked: off AWS it does not exist,
-        // and probing it delays every cold start by its timeout.
-        loader.credentials_provider(
-            CredentialsProviderChain::first_try(
-                "Environment",
-                EnvironmentVariableCredentialsProvider::new(),
-            )
-            .or_else("Profile", ProfileFileCredentialsProvider::builder().build()),
-        )
-    };
-    Client::new(&loader.load().await)
+    Client::from_conf(builder.build())
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +343,121 @@ impl Store for DynamoStore {
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
             Err(e) => Err(classify("PutItem", e)),
         }
+    }
+
+    async fn insert_messages(
+        &self,
+        messages: &[Message],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        let table = &self.tables.messages;
+        let key_of = |group: u64, id: u64| (group, id);
+        // Which ids exist already: BatchGetItem, 100 keys a request.
+        let mut existing: HashMap<(u64, u64), StoredMessage> = HashMap::new();
+        let mut unique: Vec<&Message> = Vec::with_capacity(messages.len());
+        for m in messages {
+            if !unique.iter().any(|u| u.id == m.id) {
+                unique.push(m);
+            }
+        }
+        for chunk in unique.chunks(100) {
+            let mut keys = KeysAndAttributes::builder();
+            for m in chunk {
+                keys = keys.keys(HashMap::from([
+                    ("group_id".to_owned(), n(m.group_id)),
+                    ("message_id".to_owned(), n(m.id)),
+                ]));
+            }
+            let mut request = Some(HashMap::from([(
+                table.clone(),
+                keys.consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Failed {
+                        op: "BatchGetItem",
+                        cause: e.to_string(),
+                    })?,
+            )]));
+            let mut attempt = 0;
+            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchGetItem", e))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .into_iter()
+                    .flatten()
+                {
+                    let stored = stored_message_from_item(item)?;
+                    let group = get_n::<u64>(item, "group_id")?;
+                    existing.insert(key_of(group, stored.id().get()), stored);
+                }
+                request = out.unprocessed_keys().cloned();
+                attempt += 1;
+                backoff(
+                    "BatchGetItem",
+                    attempt,
+                    request.as_ref().is_some_and(|r| !r.is_empty()),
+                )
+                .await?;
+            }
+        }
+        // Write the new ones: BatchWriteItem, 25 items a request.
+        let fresh: Vec<&Message> = unique
+            .iter()
+            .copied()
+            .filter(|m| !existing.contains_key(&key_of(m.group_id.get(), m.id.get())))
+            .collect();
+        for chunk in fresh.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|m| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(message_to_item(m)))
+                        .build()
+                        .map_err(|e| StoreError::Failed {
+                            op: "BatchWriteItem",
+                            cause: e.to_string(),
+                        })?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut request = Some(HashMap::from([(table.clone(), writes)]));
+            let mut attempt = 0;
+            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem", e))?;
+                request = out.unprocessed_items().cloned();
+                attempt += 1;
+                backoff(
+                    "BatchWriteItem",
+                    attempt,
+                    request.as_ref().is_some_and(|r| !r.is_empty()),
+                )
+                .await?;
+            }
+        }
+        Ok(messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let repeat = messages.iter().position(|other| other.id == m.id) != Some(i);
+                match existing.get(&key_of(m.group_id.get(), m.id.get())) {
+                    Some(stored) => Some(stored.clone()),
+                    // A repeat of an id earlier in this call: the first one stored it.
+                    None if repeat => Some(StoredMessage::Live(m.clone())),
+                    None => None,
+                }
+            })
+            .collect())
     }
 
     async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
@@ -698,6 +775,22 @@ impl Store for DynamoStore {
     }
 }
 
+/// Waits before resending what a batch call left unprocessed (throttling); gives up after a
+/// few rounds so that a call stays bounded.
+async fn backoff(op: &'static str, attempt: u32, more: bool) -> Result<(), StoreError> {
+    if !more {
+        return Ok(());
+    }
+    if attempt >= 6 {
+        return Err(StoreError::Unavailable {
+            op,
+            cause: "items left unprocessed after 6 attempts".into(),
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+    Ok(())
+}
+
 /// Sorts an SDK error into "retry later" and "will not work".
 fn classify<E, R>(op: &'static str, err: SdkError<E, R>) -> StoreError
 where
@@ -718,7 +811,7 @@ where
             e.err().code().unwrap_or("unknown error"),
             e.err().message().unwrap_or_default()
         ),
-        other => error_chain(other),
+        other => crate::aws::error_chain(other),
     };
     let retryable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -732,18 +825,6 @@ where
     } else {
         StoreError::Failed { op, cause }
     }
-}
-
-/// The error and its causes on one line, without the SDK's debug dump.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn n(value: impl ToString) -> AttributeValue {

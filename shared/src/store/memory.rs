@@ -110,6 +110,25 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn insert_messages(
+        &self,
+        messages: &[Message],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        let mut state = self.check()?;
+        Ok(messages
+            .iter()
+            .map(|m| match state.messages.get(&m.id) {
+                Some((existing, _)) => Some(existing.clone()),
+                None => {
+                    state
+                        .messages
+                        .insert(m.id, (StoredMessage::Live(m.clone()), None));
+                    None
+                }
+            })
+            .collect())
+    }
+
     async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         Ok(self.check()?.messages.get(&id).map(|(m, _)| m.clone()))
     }

@@ -154,6 +154,14 @@ pub trait Store: Send + Sync {
     /// Stores a new message unless a message (or tombstone) with its id exists.
     /// Returns whether it was stored.
     async fn insert_message(&self, message: &Message) -> Result<bool, StoreError>;
+    /// Stores many new messages in batches, skipping any whose id exists (as message or
+    /// tombstone). Returns, for each message in order, `None` if it was stored now, else what
+    /// was there. Safe only with a single writer per group (the stream processor), since the
+    /// check and the write are separate requests.
+    async fn insert_messages(
+        &self,
+        messages: &[Message],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
     /// Finds a message by id alone, through the id index.
     async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError>;
     /// A page of a group's history without deleted messages.

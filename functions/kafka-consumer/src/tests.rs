@@ -1,0 +1,346 @@
+//! The processor's logic over in-memory fakes. The same paths run against the real broker,
+//! DynamoDB Local and the emulators in the end-to-end tests.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use chrono::Utc;
+use serde_json::{json, Value};
+use shared::domain::{Connection, GroupId, MessageId, RecordCoordinates};
+use shared::kafka::MemoryPublisher;
+use shared::push::{MemoryPusher, PushError};
+use shared::store::memory::MemoryStore;
+use shared::store::{Store, StoreError, StoredMessage};
+
+use super::*;
+
+struct Fixture {
+    processor: Processor,
+    store: Arc<MemoryStore>,
+    publisher: Arc<MemoryPublisher>,
+    pusher: Arc<MemoryPusher>,
+}
+
+fn fixture() -> Fixture {
+    let store = Arc::new(MemoryStore::seeded());
+    let publisher = Arc::new(MemoryPublisher::new());
+    let pusher = Arc::new(MemoryPusher::new());
+    Fixture {
+        processor: Processor {
+            store: store.clone(),
+            publisher: publisher.clone(),
+            pusher: Some(pusher.clone()),
+            dead_letter_topic: "dlq".into(),
+        },
+        store,
+        publisher,
+        pusher,
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A Kafka event as the event source shapes it, from `(partition, offset, value)`.
+fn event(records: &[(i32, i64, Value)]) -> KafkaEvent {
+    let mut grouped = serde_json::Map::new();
+    for (partition, offset, value) in records {
+        let bytes = match value {
+            Value::String(raw) => raw.clone().into_bytes(),
+            other => other.to_string().into_bytes(),
+        };
+        let entry = grouped
+            .entry(format!("chat-events-{partition}"))
+            .or_insert_with(|| Value::Array(vec![]));
+        if let Value::Array(list) = entry {
+            list.push(json!({
+                "topic": "chat-events", "partition": partition, "offset": offset,
+                "timestamp": 1_767_225_600_000i64, "timestampType": "CREATE_TIME",
+                "key": b64(b"1"), "value": b64(&bytes), "headers": [],
+            }));
+        }
+    }
+    serde_json::from_value(json!({
+        "eventSource": "aws:kafka", "bootstrapServers": "127.0.0.1:9092", "records": grouped,
+    }))
+    .expect("a KafkaEvent")
+}
+
+fn sent(user: u64, group: u64, text: &str) -> Value {
+    json!({"type": "message_sent", "user_id": user, "group_id": group, "message": text,
+           "sent_at": "2026-01-01T00:00:00Z"})
+}
+
+fn edited(id: u64, user: u64, group: u64, text: &str) -> Value {
+    json!({"type": "message_edited", "message_id": id, "user_id": user, "group_id": group,
+           "new_text": text, "edited_at": "2026-01-01T00:01:00Z"})
+}
+
+fn deleted(id: u64, user: u64, group: u64) -> Value {
+    json!({"type": "message_deleted", "message_id": id, "user_id": user, "group_id": group,
+           "deleted_at": "2026-01-01T00:02:00Z"})
+}
+
+fn id(partition: i32, offset: i64) -> u64 {
+    MessageId::from_coordinates(RecordCoordinates { partition, offset })
+        .expect("id")
+        .get()
+}
+
+async fn connect(store: &MemoryStore, connection_id: &str, group: u64) {
+    store
+        .put_connection(&Connection {
+            connection_id: connection_id.into(),
+            group_id: GroupId::new(i128::from(group)).expect("id"),
+            connected_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::hours(2),
+        })
+        .await
+        .expect("connect");
+}
+
+async fn texts(store: &MemoryStore, group: u64) -> Vec<String> {
+    store
+        .list_messages(
+            GroupId::new(i128::from(group)).expect("id"),
+            shared::store::PageRequest {
+                limit: 1000,
+                cursor: shared::store::Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list")
+        .messages
+        .iter()
+        .map(|m| m.message.as_str().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn sends_are_stored_and_pushed_in_order_to_their_group_only() {
+    let f = fixture();
+    connect(&f.store, "g1-a", 1).await;
+    connect(&f.store, "g1-b", 1).await;
+    connect(&f.store, "g2-a", 2).await;
+    let report = f
+        .processor
+        .process(&event(&[
+            (0, 0, sent(1, 1, "one")),
+            (0, 1, sent(2, 1, "two")),
+            (1, 0, sent(3, 2, "three")),
+        ]))
+        .await
+        .expect("processed");
+    assert_eq!((report.applied, report.pushed), (3, 5));
+    assert_eq!(texts(&f.store, 1).await, ["one", "two"]);
+    for connection in ["g1-a", "g1-b"] {
+        let frames = f.pusher.frames(connection);
+        let got: Vec<(&str, u64)> = frames
+            .iter()
+            .map(|fr| {
+                (
+                    fr["message"].as_str().unwrap_or_default(),
+                    fr["id"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(got, [("one", id(0, 0)), ("two", id(0, 1))]);
+        assert_eq!(frames[0]["event"], "created");
+        assert_eq!(frames[0]["name"], "Alice");
+    }
+    assert_eq!(f.pusher.frames("g2-a").len(), 1);
+}
+
+#[tokio::test]
+async fn a_bare_record_of_the_original_app_is_a_send_to_the_users_group() {
+    let f = fixture();
+    f.processor
+        .process(&event(&[(
+            2,
+            7,
+            json!({"user_id": 4, "message": "Hello, Kafka!"}),
+        )]))
+        .await
+        .expect("processed");
+    match f
+        .store
+        .get_message(MessageId::new(i128::from(id(2, 7))).expect("id"))
+        .await
+    {
+        Ok(Some(StoredMessage::Live(m))) => {
+            assert_eq!(
+                (m.group_id.get(), m.name.as_str(), m.message.as_str()),
+                (2, "David", "Hello, Kafka!")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn poison_records_are_dead_lettered_and_the_good_ones_applied() {
+    let f = fixture();
+    let report = f
+        .processor
+        .process(&event(&[
+            (0, 0, sent(1, 1, "before")),
+            (0, 1, Value::String("not json at all".into())),
+            (0, 2, json!({"user_id": 99, "message": "unknown user"})),
+            (0, 3, sent(1, 2, "wrong group")),
+            (0, 4, json!({"type": "message_exploded"})),
+            (0, 5, sent(2, 1, "after")),
+        ]))
+        .await
+        .expect("processed");
+    assert_eq!((report.applied, report.dead_lettered), (2, 4));
+    assert_eq!(texts(&f.store, 1).await, ["before", "after"]);
+    let letters = f.publisher.records();
+    assert_eq!(letters.len(), 4);
+    assert!(letters.iter().all(|l| l.topic == "dlq"));
+    let first: Value = serde_json::from_slice(&letters[0].payload).expect("json");
+    assert_eq!(
+        (first["offset"].as_i64(), first["partition"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert!(first["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("not JSON")));
+    assert_eq!(first["value"], b64(b"not json at all"));
+}
+
+#[tokio::test]
+async fn changes_the_log_does_not_allow_are_dropped_without_a_dead_letter() {
+    let f = fixture();
+    let send = id(0, 0);
+    let report = f
+        .processor
+        .process(&event(&[
+            (0, 0, sent(1, 1, "alice's")),
+            (0, 1, edited(send, 2, 1, "bob was here")),
+            (0, 2, deleted(send, 1, 1)),
+            (0, 3, edited(424242, 1, 1, "no such message")),
+        ]))
+        .await
+        .expect("processed");
+    assert_eq!(
+        (report.applied, report.dropped, report.dead_lettered),
+        (1, 3, 0)
+    );
+    assert_eq!(texts(&f.store, 1).await, ["alice's"]);
+    assert!(f.publisher.records().is_empty());
+}
+
+#[tokio::test]
+async fn replaying_a_batch_changes_nothing_and_never_reverts_an_edit() {
+    let f = fixture();
+    connect(&f.store, "c", 1).await;
+    let m = id(0, 0);
+    let batch = event(&[
+        (0, 0, sent(2, 1, "v1")),
+        (0, 1, edited(m, 2, 1, "v2")),
+        (0, 2, edited(m, 2, 1, "v3")),
+        (0, 3, sent(2, 1, "doomed")),
+        (0, 4, deleted(id(0, 3), 2, 1)),
+    ]);
+    f.processor.process(&batch).await.expect("first delivery");
+    f.processor.process(&batch).await.expect("redelivery");
+    // A retry of only the older edit, after the newer one.
+    f.processor
+        .process(&event(&[(0, 1, edited(m, 2, 1, "v2"))]))
+        .await
+        .expect("old edit again");
+    assert_eq!(texts(&f.store, 1).await, ["v3"]);
+    let frames = f.pusher.frames("c");
+    // Every frame about message m after the first edit shows v3 or v2 in log order, and no
+    // frame after the last one showing v3 goes back to an older text.
+    let last = frames
+        .iter()
+        .rev()
+        .find(|fr| fr["id"] == m)
+        .expect("frames for m");
+    assert_eq!(last["message"], "v3");
+    assert!(frames
+        .iter()
+        .all(|fr| fr["id"] != id(0, 3) || fr["event"] != "created" || fr["message"] == "doomed"));
+    assert!(frames
+        .iter()
+        .any(|fr| fr["event"] == "deleted" && fr["id"] == id(0, 3)));
+}
+
+#[tokio::test]
+async fn a_deleted_message_is_not_resurrected_by_a_replayed_send() {
+    let f = fixture();
+    connect(&f.store, "c", 1).await;
+    f.processor
+        .process(&event(&[
+            (0, 0, sent(2, 1, "gone soon")),
+            (0, 1, deleted(id(0, 0), 2, 1)),
+        ]))
+        .await
+        .expect("processed");
+    let before = f.pusher.frames("c").len();
+    f.processor
+        .process(&event(&[(0, 0, sent(2, 1, "gone soon"))]))
+        .await
+        .expect("replay");
+    assert!(texts(&f.store, 1).await.is_empty());
+    assert_eq!(
+        f.pusher.frames("c").len(),
+        before,
+        "no created frame for a deleted message"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_connection_is_forgotten_after_a_410() {
+    let f = fixture();
+    connect(&f.store, "open", 1).await;
+    connect(&f.store, "closed", 1).await;
+    f.pusher.close("closed");
+    let report = f
+        .processor
+        .process(&event(&[(0, 0, sent(1, 1, "hi"))]))
+        .await
+        .expect("processed");
+    assert_eq!((report.pushed, report.gone), (1, 1));
+    assert_eq!(f.store.get_connection("closed").await, Ok(None));
+    assert!(f.store.get_connection("open").await.expect("get").is_some());
+}
+
+#[tokio::test]
+async fn unavailable_infrastructure_fails_the_batch_for_a_retry() {
+    let f = fixture();
+    connect(&f.store, "c", 1).await;
+    f.pusher
+        .fail_with(Some(PushError::Unavailable("throttled".into())));
+    let batch = event(&[(0, 0, sent(1, 1, "retry me"))]);
+    assert!(matches!(
+        f.processor.process(&batch).await,
+        Err(ProcessError::Push(_))
+    ));
+    f.pusher.fail_with(None);
+    f.processor
+        .process(&batch)
+        .await
+        .expect("the retry succeeds");
+    assert_eq!(texts(&f.store, 1).await, ["retry me"]);
+    assert_eq!(f.pusher.frames("c").len(), 1);
+
+    f.publisher
+        .fail_with(shared::kafka::PublishError::Unavailable("down".into()));
+    let poison = event(&[(0, 9, Value::String("{".into()))]);
+    assert!(matches!(
+        f.processor.process(&poison).await,
+        Err(ProcessError::DeadLetter(_))
+    ));
+
+    f.store.fail_with(StoreError::Unavailable {
+        op: "BatchGetItem",
+        cause: "down".into(),
+    });
+    assert!(matches!(
+        f.processor.process(&batch).await,
+        Err(ProcessError::Store(_))
+    ));
+}

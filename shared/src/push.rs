@@ -1,0 +1,209 @@
+//! Pushing frames to WebSocket connections through the API Gateway Management API
+//! (`POST /@connections/{id}`), and the frames themselves.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use serde_json::{json, Value};
+
+use crate::domain::{GroupId, Message, MessageId};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The connection is closed (`410 Gone`): forget it.
+    #[error("connection is gone")]
+    Gone,
+    /// The API did not answer in time or could not take the frame now: retry later.
+    #[error("the WebSocket API did not take the frame: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError>;
+}
+
+pub struct ApiGatewayPusher {
+    client: Client,
+}
+
+impl ApiGatewayPusher {
+    /// A client of the Management API at `endpoint` (the WebSocket stage's URL, or the local
+    /// emulator's), bounded by `timeout` per push.
+    pub async fn new(endpoint: &str, region: &str, timeout: Duration) -> Self {
+        let sdk = crate::aws::sdk_config(region, timeout).await;
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build();
+        Self {
+            client: Client::from_conf(config),
+        }
+    }
+}
+
+#[async_trait]
+impl Pusher for ApiGatewayPusher {
+    async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError> {
+        let result = self
+            .client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(frame))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("GoneException") => Err(PushError::Gone),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 410 => {
+                Err(PushError::Gone)
+            }
+            Err(e) => Err(PushError::Unavailable(crate::aws::error_chain(&e))),
+        }
+    }
+}
+
+/// What an applied event looks like on the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Created(Message),
+    Edited(Message),
+    Deleted { id: MessageId, group_id: GroupId },
+}
+
+impl Frame {
+    pub fn group_id(&self) -> GroupId {
+        match self {
+            Frame::Created(m) | Frame::Edited(m) => m.group_id,
+            Frame::Deleted { group_id, .. } => *group_id,
+        }
+    }
+
+    /// The JSON text frame: the message object plus `event` for a new or edited message (as
+    /// the original pushed it), `{"id", "deleted": true, "event": "deleted", "group_id"}` for a
+    /// deletion.
+    pub fn to_json(&self) -> Vec<u8> {
+        let value = match self {
+            Frame::Created(m) | Frame::Edited(m) => {
+                let mut value = serde_json::to_value(m).unwrap_or(Value::Null);
+                if let Some(object) = value.as_object_mut() {
+                    let event = if matches!(self, Frame::Created(_)) {
+                        "created"
+                    } else {
+                        "edited"
+                    };
+                    object.insert("event".into(), Value::from(event));
+                }
+                value
+            }
+            Frame::Deleted { id, group_id } => {
+                json!({"id": id, "deleted": true, "event": "deleted", "group_id": group_id})
+            }
+        };
+        value.to_string().into_bytes()
+    }
+}
+
+/// A [`Pusher`] that records frames per connection, for unit tests of logic only.
+#[derive(Default)]
+pub struct MemoryPusher {
+    pushed: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    gone: std::sync::Mutex<std::collections::HashSet<String>>,
+    failure: std::sync::Mutex<Option<PushError>>,
+}
+
+impl MemoryPusher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pushes to `connection_id` answer `410 Gone` from now on.
+    pub fn close(&self, connection_id: &str) {
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connection_id.to_owned());
+    }
+
+    /// Every push fails with `error` from now on (`None`: they succeed again).
+    pub fn fail_with(&self, error: Option<PushError>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    /// The frames pushed to `connection_id`, in order, as JSON.
+    pub fn frames(&self, connection_id: &str) -> Vec<Value> {
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(id, _)| id == connection_id)
+            .map(|(_, frame)| serde_json::from_slice(frame).unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Pusher for MemoryPusher {
+    async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError> {
+        if let Some(e) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        if self
+            .gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(connection_id)
+        {
+            return Err(PushError::Gone);
+        }
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((connection_id.to_owned(), frame.to_vec()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MessageText, UserId};
+
+    #[test]
+    fn frames_have_the_shapes_of_the_design() {
+        let id = MessageId::new(5).expect("id");
+        let group_id = GroupId::new(2).expect("id");
+        let deleted: Value =
+            serde_json::from_slice(&Frame::Deleted { id, group_id }.to_json()).expect("json");
+        assert_eq!(
+            deleted,
+            json!({"id": 5, "deleted": true, "event": "deleted", "group_id": 2})
+        );
+        let message = Message {
+            id,
+            user_id: UserId::new(3).expect("id"),
+            name: "Charlie".into(),
+            group_id,
+            message: MessageText::new("hi").expect("text"),
+            can_edit: true,
+            can_delete: false,
+            created_at: chrono::DateTime::from_timestamp(0, 0).expect("time"),
+            edited_at: None,
+        };
+        let created: Value =
+            serde_json::from_slice(&Frame::Created(message.clone()).to_json()).expect("json");
+        assert_eq!(created["event"], "created");
+        assert_eq!(created["message"], "hi");
+        assert_eq!(created["name"], "Charlie");
+        let edited: Value =
+            serde_json::from_slice(&Frame::Edited(message).to_json()).expect("json");
+        assert_eq!(edited["event"], "edited");
+    }
+}
