@@ -15,6 +15,7 @@ pub mod kafka;
 pub mod push;
 pub mod store;
 pub mod testing;
+pub mod ws;
 
 pub use config::Config;
 pub use error::ChatError;

@@ -11,18 +11,34 @@ pub struct Route {
     pub function: String,
 }
 
+/// The functions behind the WebSocket API's routes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct WebSocketRoutes {
+    #[serde(rename = "$connect")]
+    pub connect: String,
+    #[serde(rename = "$disconnect")]
+    pub disconnect: String,
+    #[serde(rename = "$default")]
+    pub default: String,
+}
+
 #[derive(Deserialize)]
-struct RouteFile {
-    routes: Vec<Route>,
+pub struct RouteFile {
+    pub routes: Vec<Route>,
+    pub websocket: WebSocketRoutes,
 }
 
 /// The routes compiled into this binary.
-pub fn routes() -> Vec<Route> {
+pub fn route_file() -> RouteFile {
     parse(include_str!("../../../routes.json")).unwrap_or_else(|e| panic!("infra/routes.json: {e}"))
 }
 
-pub fn parse(json: &str) -> Result<Vec<Route>, serde_json::Error> {
-    serde_json::from_str::<RouteFile>(json).map(|f| f.routes)
+pub fn routes() -> Vec<Route> {
+    route_file().routes
+}
+
+pub fn parse(json: &str) -> Result<RouteFile, serde_json::Error> {
+    serde_json::from_str::<RouteFile>(json)
 }
 
 /// What a request matched.
@@ -84,13 +100,19 @@ mod tests {
 
     #[test]
     fn every_route_names_a_function_crate_of_the_workspace() {
-        for route in routes() {
+        let file = route_file();
+        let ws = file.websocket;
+        let functions = file.routes.into_iter().map(|r| r.function).chain([
+            ws.connect,
+            ws.disconnect,
+            ws.default,
+        ]);
+        for function in functions {
             let manifest = format!(
-                "{}/../../../functions/{}/Cargo.toml",
+                "{}/../../../functions/{function}/Cargo.toml",
                 env!("CARGO_MANIFEST_DIR"),
-                route.function
             );
-            assert!(std::path::Path::new(&manifest).exists(), "{route:?}");
+            assert!(std::path::Path::new(&manifest).exists(), "{function}");
         }
     }
 

@@ -1,0 +1,8 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let ctx = shared::http::start().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(|event| {
+        ws_connect::handle(&ctx, event)
+    }))
+    .await
+}

@@ -1,0 +1,12 @@
+#[tokio::main]
+async fn main() {
+    shared::init_tracing();
+    let result = match local_kafka_esm::Settings::from_env() {
+        Ok(settings) => local_kafka_esm::run(settings).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("local-kafka-esm: {e}");
+        std::process::exit(1);
+    }
+}

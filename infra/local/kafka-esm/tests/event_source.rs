@@ -1,0 +1,269 @@
+//! The event-source emulator against the real broker, invoking a stub in place of Lambda:
+//! AWS's event shape, retry of a failed batch without skipping, and commit only after success.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::kafka::KafkaEvent;
+use base64::Engine;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use local_kafka_esm::Settings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::TopicPartitionList;
+use serde_json::Value;
+use shared::config::Config;
+use shared::kafka;
+
+/// A stand-in for the Lambda Invoke API: records every event and fails the first `failures`.
+#[derive(Default)]
+struct Stub {
+    events: Mutex<Vec<(Value, bool)>>,
+    failures_left: Mutex<u32>,
+}
+
+async fn start_stub(failures: u32) -> (Arc<Stub>, String) {
+    let stub = Arc::new(Stub {
+        failures_left: Mutex::new(failures),
+        ..Stub::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let served = stub.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let stub = served.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let stub = stub.clone();
+                        async move {
+                            let body = request
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let fail = {
+                                let mut left = stub.failures_left.lock().expect("lock");
+                                let fail = *left > 0;
+                                *left = left.saturating_sub(1);
+                                fail
+                            };
+                            stub.events.lock().expect("lock").push((event, !fail));
+                            let mut response =
+                                hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
+                            if fail {
+                                *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                            }
+                            Ok::<_, Infallible>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (stub, url)
+}
+
+fn config() -> Config {
+    for var in ["KAFKA_BOOTSTRAP_SERVERS"] {
+        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
+            panic!("{var} is not set: run the tests with `make test`, which starts Kafka");
+        }
+    }
+    Config::from_env().expect("configuration")
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+async fn produce(config: &Config, topic: &str, partition: i32, value: &str) {
+    let producer: FutureProducer = kafka::client_config(&config.kafka)
+        .create()
+        .expect("producer");
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "trace",
+        value: Some(&[0xffu8, 0x01][..]),
+    });
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .partition(partition)
+                .key("k")
+                .payload(value)
+                .headers(headers),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("produced");
+}
+
+fn settings(config: &Config, topic: &str, group: &str, url: &str) -> Settings {
+    Settings {
+        kafka: config.kafka.clone(),
+        topic: topic.to_owned(),
+        group_id: group.to_owned(),
+        function: "kafka-consumer".into(),
+        invoke_url: url.to_owned(),
+        batch_size: 100,
+        batching_window: Duration::from_millis(300),
+        event_source: "aws:kafka".into(),
+        max_backoff: Duration::from_millis(50),
+    }
+}
+
+async fn wait_for(stub: &Stub, what: &str, done: impl Fn(&[(Value, bool)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&stub.events.lock().expect("lock")) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn values(event: &Value) -> Vec<String> {
+    let parsed: KafkaEvent = serde_json::from_value(event.clone()).expect("a KafkaEvent");
+    let mut records: Vec<_> = parsed.records.values().flatten().cloned().collect();
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+        .iter()
+        .map(|r| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(r.value.as_deref().unwrap_or_default())
+                .expect("base64");
+            String::from_utf8(bytes).expect("utf-8")
+        })
+        .collect()
+}
+
+fn committed(config: &Config, topic: &str, group: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = kafka::consumer_config(&config.kafka, group)
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let offsets = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| {
+            offsets
+                .find_partition(topic, p)
+                .map_or(-1, |e| e.offset().to_raw().unwrap_or(-1))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_has_awss_shape_and_several_partitions() {
+    let config = config();
+    let topic = unique("esm-shape");
+    kafka::ensure_topics(&config.kafka, &[(&topic, 2)])
+        .await
+        .expect("topic");
+    for (p, v) in [(0, "a"), (1, "b"), (0, "c")] {
+        produce(&config, &topic, p, v).await;
+    }
+    let (stub, url) = start_stub(0).await;
+    let group = unique("esm");
+    let task = tokio::spawn(local_kafka_esm::run(settings(
+        &config, &topic, &group, &url,
+    )));
+    wait_for(&stub, "three records", |events| {
+        events.iter().map(|(e, _)| values(e).len()).sum::<usize>() == 3
+    })
+    .await;
+    task.abort();
+    let events = stub.events.lock().expect("lock").clone();
+    let event = &events[0].0;
+    assert_eq!(event["eventSource"], "aws:kafka");
+    assert_eq!(
+        event["bootstrapServers"],
+        config.kafka.bootstrap_servers.as_str()
+    );
+    let parsed: KafkaEvent = serde_json::from_value(event.clone()).expect("a KafkaEvent");
+    let key = format!("{topic}-0");
+    let records = parsed
+        .records
+        .get(&key)
+        .unwrap_or_else(|| panic!("no {key} in {event}"));
+    let record = &records[0];
+    assert_eq!((record.partition, record.offset), (0, 0));
+    assert_eq!(record.key.as_deref(), Some("aw=="));
+    assert_eq!(record.timestamp_type.as_deref(), Some("CREATE_TIME"));
+    assert_eq!(record.headers[0]["trace"], vec![-1i8, 1]);
+    let raw = &event["records"][&key][0];
+    assert!(
+        raw["headers"].is_array() && raw["timestamp"].is_i64(),
+        "{raw}"
+    );
+    let all: Vec<String> = events.iter().flat_map(|(e, _)| values(e)).collect();
+    assert_eq!(all.len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_batch_is_retried_whole_and_offsets_commit_only_after_success() {
+    let config = config();
+    let topic = unique("esm-retry");
+    kafka::ensure_topics(&config.kafka, &[(&topic, 1)])
+        .await
+        .expect("topic");
+    for v in ["one", "two", "three"] {
+        produce(&config, &topic, 0, v).await;
+    }
+    let (stub, url) = start_stub(3).await;
+    let group = unique("esm");
+    let task = tokio::spawn(local_kafka_esm::run(settings(
+        &config, &topic, &group, &url,
+    )));
+    wait_for(&stub, "three failures", |events| events.len() >= 3).await;
+    assert_eq!(
+        committed(&config, &topic, &group, 1),
+        vec![-1001],
+        "nothing committed while failing"
+    );
+    wait_for(&stub, "a success", |events| {
+        events.iter().any(|(_, ok)| *ok)
+    })
+    .await;
+    let events = stub.events.lock().expect("lock").clone();
+    // Every try carried the same records, from the first: nothing skipped, nothing newer.
+    for (event, _) in &events[..4] {
+        assert_eq!(values(event), ["one", "two", "three"]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while committed(&config, &topic, &group, 1) != vec![3] {
+        assert!(Instant::now() < deadline, "offset 3 was never committed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    task.abort();
+
+    // A restart with the same group resumes after the committed offset.
+    produce(&config, &topic, 0, "four").await;
+    let (stub, url) = start_stub(0).await;
+    let task = tokio::spawn(local_kafka_esm::run(settings(
+        &config, &topic, &group, &url,
+    )));
+    wait_for(&stub, "the new record", |events| !events.is_empty()).await;
+    task.abort();
+    assert_eq!(values(&stub.events.lock().expect("lock")[0].0), ["four"]);
+}
