@@ -28,6 +28,7 @@ LAMBDA_CONCURRENCY=${LAMBDA_CONCURRENCY:-4}
 CHAT_PARTITIONS=${CHAT_PARTITIONS:-4}
 
 STARTED_PIDS=()
+REUSED=0   # set when a service of another make dev was reused
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[stack] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -119,6 +120,7 @@ start_service() { # name port dir cmd... (runs in dir, which holds its pid file 
     local pid; pid=$(cat "$pidfile" 2>/dev/null || true)
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
       say "$name already runs on port $port (pid $pid, started by another make dev): reusing it"
+      REUSED=1
       return
     fi
     die "port $port, needed for $name, is in use by another process ($(holder "$port")). Stop it, or point the stack at that service with the variables in README.md"
@@ -186,13 +188,16 @@ chatctl() {
   "$CARGO_TARGET_DIR/debug/chatctl" "$@"
 }
 
-# The functions under cargo lambda watch, and the API Gateway emulator in front of them.
+# The functions under cargo lambda watch, the API Gateway emulator in front of them, and the
+# Kafka event source that feeds the stream processor.
 start_api() { # api_port lambda_port datadir reload(yes|no)
   local api_port=$1 lambda_port=$2 dir=$3/api reload=()
   [[ $4 == no ]] && reload=(--ignore-changes)
   mkdir -p "$dir"
   say "building the functions"
   cargo build --quiet --workspace --bins || die "building the workspace failed"
+  # Functions inherit this: the stream processor pushes through the emulator's Management API.
+  export WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:$api_port
   start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
     PATH="$CARGO_LAMBDA_VENV/bin:$PATH" cargo lambda watch --quiet "${reload[@]}" \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" --concurrency "$LAMBDA_CONCURRENCY"
@@ -200,13 +205,28 @@ start_api() { # api_port lambda_port datadir reload(yes|no)
     APIGW_LISTEN="127.0.0.1:$api_port" LAMBDA_INVOKE_URL="http://127.0.0.1:$lambda_port" \
     "$CARGO_TARGET_DIR/debug/local-apigw"
   export CHAT_API_URL=http://127.0.0.1:$api_port
+  export LAMBDA_INVOKE_URL=http://127.0.0.1:$lambda_port
   # cargo lambda compiles each function on its first call: make that call now, not in a test.
   say "warming up the functions"
-  local probe
-  for probe in "GET /users/" "GET /messages/0" "POST /send-message/" "PUT /edit-message/0" "DELETE /delete-message/0"; do
-    curl -s -o /dev/null --max-time 600 -X "${probe%% *}" "$CHAT_API_URL${probe#* }" \
-      || die "the function behind $probe did not answer (logs: $dir)"
+  local manifest function
+  for manifest in "$ROOT"/functions/*/Cargo.toml; do
+    function=$(basename "$(dirname "$manifest")")
+    curl -s -o /dev/null --max-time 600 -X POST -d '{}' \
+      "$LAMBDA_INVOKE_URL/2015-03-31/functions/$function/invocations" \
+      || die "the function $function did not start (logs: $dir)"
   done
+  # The other make dev's event source already feeds its functions.
+  ((REUSED)) || start_background "Kafka event source" "$dir" "$CARGO_TARGET_DIR/debug/local-kafka-esm"
+}
+
+# A service without a port of its own (the event source): started, watched, stopped.
+start_background() { # name dir cmd...
+  local name=$1 dir=$2; shift 2
+  local log=$dir/${name%% *}.log
+  (cd "$dir" && exec "$@") >>"$log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  sleep 0.5
+  kill -0 "$!" 2>/dev/null || { tail -15 "$log" >&2; die "$name exited at start (log: $log)"; }
 }
 
 # --- commands -----------------------------------------------------------------------------
@@ -221,6 +241,7 @@ cmd_dev() {
   cat >&2 <<TXT
 
   Chat API             $CHAT_API_URL   (try: curl $CHAT_API_URL/users/)
+  WebSocket            ws://127.0.0.1:$DEV_API_PORT/subscribe/{group_id}
   Lambda Invoke API    http://127.0.0.1:$DEV_LAMBDA_PORT   (cargo lambda watch; reloads on change)
   Kafka (bootstrap)    $KAFKA_BOOTSTRAP_SERVERS   topic ${CHAT_TOPIC:-chat-events}
   DynamoDB Local       $DYNAMODB_ENDPOINT

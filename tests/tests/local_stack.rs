@@ -44,7 +44,8 @@ async fn the_original_four_users_and_their_groups_are_seeded() {
         .list_users()
         .await
         .unwrap_or_else(|e| panic!("{e}: is DynamoDB Local running (`make test` starts it)?"));
-    assert_eq!(users, seed_users());
+    // Other tests add users of their own, with larger ids: the original four come first.
+    assert_eq!(users[..4.min(users.len())], seed_users()[..]);
     for group in [1, 2] {
         let group = store
             .get_group(GroupId::new(group).expect("id"))

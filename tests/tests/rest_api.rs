@@ -73,7 +73,8 @@ async fn the_original_paths_without_trailing_slash_work_too() {
         .json()
         .await
         .expect("json");
-    assert_eq!(users.as_array().map(Vec::len), Some(4));
+    // Other tests add users of their own, with larger ids: the original four come first.
+    assert!(users.as_array().is_some_and(|u| u.len() >= 4));
     assert_eq!(
         users[0],
         json!({"user_id": 1, "name": "Alice", "group_id": 1, "can_edit": true, "can_delete": false})

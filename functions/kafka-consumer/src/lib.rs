@@ -314,7 +314,7 @@ impl Processor {
                 return Ok(None);
             }
         };
-        if let Some(reason) = refusal(&user, author, message_id, kind) {
+        if let Some(reason) = refusal(user, author, message_id, kind) {
             tracing::warn!(%message_id, %user_id, %reason, "dropped a change the sender may not make");
             return Ok(None);
         }
@@ -445,9 +445,8 @@ struct UserCache(HashMap<UserId, Option<User>>);
 
 impl UserCache {
     async fn get(&mut self, store: &dyn Store, id: UserId) -> Result<Option<&User>, StoreError> {
-        if !self.0.contains_key(&id) {
-            let user = store.get_user(id).await?;
-            self.0.insert(id, user);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(id) {
+            slot.insert(store.get_user(id).await?);
         }
         Ok(self.0.get(&id).and_then(Option::as_ref))
     }

@@ -33,6 +33,7 @@ pub fn route_file() -> RouteFile {
     parse(include_str!("../../../routes.json")).unwrap_or_else(|e| panic!("infra/routes.json: {e}"))
 }
 
+#[cfg(test)]
 pub fn routes() -> Vec<Route> {
     route_file().routes
 }
