@@ -29,6 +29,9 @@ commands:
   consume [TOPIC] [--from-beginning] [--count N] [--idle-ms MS]
                              print records as JSON lines until Ctrl-C, N records, or MS
                              milliseconds without a record
+  watch GROUP_ID [--url URL] [--count N]
+                             subscribe to a group over WebSocket (default URL
+                             ws://127.0.0.1:8000) and print every frame until Ctrl-C
 
 configuration: KAFKA_BOOTSTRAP_SERVERS, CHAT_TOPIC, DEAD_LETTER_TOPIC, DYNAMODB_ENDPOINT,
 AWS_REGION, USERS_TABLE, MESSAGES_TABLE, CONNECTIONS_TABLE (see README.md)";
@@ -59,6 +62,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         "users" => users(&config).await,
         "produce" => produce(&config, &options).await,
         "consume" => consume(&config, &options).await,
+        "watch" => watch(&options).await,
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }
 }
@@ -71,6 +75,7 @@ struct Options {
     from_beginning: bool,
     count: Option<u64>,
     idle: Option<Duration>,
+    url: Option<String>,
 }
 
 impl Options {
@@ -98,6 +103,7 @@ impl Options {
                     );
                 }
                 "--key" => o.key = Some(value(arg)?),
+                "--url" => o.url = Some(value(arg)?),
                 "--from-beginning" => o.from_beginning = true,
                 "--count" => o.count = Some(number(arg, value(arg)?)?),
                 "--idle-ms" => o.idle = Some(Duration::from_millis(number(arg, value(arg)?)?)),
@@ -272,6 +278,52 @@ async fn consume(config: &Config, options: &Options) -> Result<(), String> {
         writeln!(out, "{line}").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
         seen += 1;
+    }
+    Ok(())
+}
+
+/// Prints the frames of a group's WebSocket, as a browser client of the chat would get them.
+async fn watch(options: &Options) -> Result<(), String> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let group = options.topic.as_deref().ok_or("watch needs a GROUP_ID")?;
+    let base = options
+        .url
+        .as_deref()
+        .unwrap_or("ws://127.0.0.1:8000")
+        .trim_end_matches('/');
+    let url = format!("{base}/subscribe/{group}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                format!(
+                    "{url} refused the subscription: {} {body}",
+                    response.status()
+                )
+            }
+            other => format!("cannot reach {url} ({other}); is `make dev` running?"),
+        })?;
+    eprintln!("subscribed to group {group} at {url}; Ctrl-C stops");
+    let mut seen = 0u64;
+    while options.count.is_none_or(|n| seen < n) {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => {
+                println!("{text}");
+                seen += 1;
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(format!("the server closed the socket: {frame:?}"));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the socket ended".into()),
+        }
     }
     Ok(())
 }
