@@ -183,8 +183,15 @@ bring_up() { # kafka_port dynamodb_port datadir persistent
   fi
 }
 
+# Builds every binary of the workspace at once: building one package alone would resolve
+# dependency features differently and compile the dependencies a second time.
+build_bins() {
+  say "building the workspace"
+  cargo build --quiet --workspace --bins || die "building the workspace failed"
+}
+
 chatctl() {
-  cargo build --quiet -p chatctl || die "building chatctl failed"
+  build_bins
   "$CARGO_TARGET_DIR/debug/chatctl" "$@"
 }
 
@@ -194,8 +201,7 @@ start_api() { # api_port lambda_port datadir reload(yes|no)
   local api_port=$1 lambda_port=$2 dir=$3/api reload=()
   [[ $4 == no ]] && reload=(--ignore-changes)
   mkdir -p "$dir"
-  say "building the functions"
-  cargo build --quiet --workspace --bins || die "building the workspace failed"
+  build_bins
   # Functions inherit this: the stream processor pushes through the emulator's Management API.
   export WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:$api_port
   start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
@@ -247,7 +253,7 @@ cmd_dev() {
   DynamoDB Local       $DYNAMODB_ENDPOINT
   data and logs        $ROOT/.data/dev (kept between runs)
 
-  Watch the topic:     KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS cargo run -q -p chatctl -- consume --from-beginning
+  Watch the topic:     KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS cargo run -q --bin chatctl -- consume --from-beginning
   Ctrl-C stops what this run started.
 TXT
   if ((${#STARTED_PIDS[@]})); then

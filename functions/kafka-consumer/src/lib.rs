@@ -52,6 +52,9 @@ pub struct Report {
     pub dropped: usize,
     pub pushed: usize,
     pub gone: usize,
+    /// Time spent applying to DynamoDB, and pushing.
+    pub apply_ms: u64,
+    pub push_ms: u64,
 }
 
 pub struct Processor {
@@ -97,11 +100,14 @@ impl Processor {
             "dropped": report.dropped,
             "pushed": report.pushed,
             "gone": report.gone,
+            "apply_ms": report.apply_ms,
+            "push_ms": report.push_ms,
         }))
     }
 
     pub async fn process(&self, event: &KafkaEvent) -> Result<Report, ProcessError> {
         let mut report = Report::default();
+        let started = std::time::Instant::now();
         // Partitions hold disjoint groups: apply them concurrently, each in offset order.
         let mut partitions: Vec<&Vec<KafkaRecord>> = event.records.values().collect();
         partitions.sort_by_key(|records| records.first().map(|r| r.partition));
@@ -118,11 +124,13 @@ impl Processor {
             report.dead_lettered += partition_report.dead_lettered;
             report.dropped += partition_report.dropped;
         }
+        report.apply_ms = started.elapsed().as_millis() as u64;
         if let Some(pusher) = &self.pusher {
             let (pushed, gone) = self.fan_out(pusher.as_ref(), frames).await?;
             report.pushed = pushed;
             report.gone = gone;
         }
+        report.push_ms = started.elapsed().as_millis() as u64 - report.apply_ms;
         Ok(report)
     }
 

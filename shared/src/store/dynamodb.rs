@@ -228,6 +228,26 @@ impl DynamoStore {
         }
     }
 
+    /// One BatchWriteItem of up to 25 puts, resending what DynamoDB leaves unprocessed.
+    async fn write_batch(&self, writes: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut request = Some(HashMap::from([(self.tables.messages.clone(), writes)]));
+        let mut attempt = 0;
+        while let Some(items) = request.take().filter(|r| !r.is_empty()) {
+            let out = self
+                .client
+                .batch_write_item()
+                .set_request_items(Some(items))
+                .send()
+                .await
+                .map_err(|e| classify("BatchWriteItem", e))?;
+            request = out.unprocessed_items().cloned();
+            attempt += 1;
+            let more = request.as_ref().is_some_and(|r| !r.is_empty());
+            backoff("BatchWriteItem", attempt, more).await?;
+        }
+        Ok(())
+    }
+
     /// Runs a Query to the end (following `LastEvaluatedKey`) and converts every item.
     async fn query_all<T>(
         &self,
@@ -411,40 +431,26 @@ impl Store for DynamoStore {
             .copied()
             .filter(|m| !existing.contains_key(&key_of(m.group_id.get(), m.id.get())))
             .collect();
-        for chunk in fresh.chunks(25) {
-            let writes = chunk
-                .iter()
-                .map(|m| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(message_to_item(m)))
-                        .build()
-                        .map_err(|e| StoreError::Failed {
-                            op: "BatchWriteItem",
-                            cause: e.to_string(),
-                        })?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut request = Some(HashMap::from([(table.clone(), writes)]));
-            let mut attempt = 0;
-            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(|e| classify("BatchWriteItem", e))?;
-                request = out.unprocessed_items().cloned();
-                attempt += 1;
-                backoff(
-                    "BatchWriteItem",
-                    attempt,
-                    request.as_ref().is_some_and(|r| !r.is_empty()),
-                )
-                .await?;
-            }
-        }
+        // Chunks go out together: DynamoDB takes them in parallel.
+        let writes = fresh
+            .chunks(25)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|m| {
+                        let put = PutRequest::builder()
+                            .set_item(Some(message_to_item(m)))
+                            .build()
+                            .map_err(|e| StoreError::Failed {
+                                op: "BatchWriteItem",
+                                cause: e.to_string(),
+                            })?;
+                        Ok(WriteRequest::builder().put_request(put).build())
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        futures_util::future::try_join_all(writes.into_iter().map(|w| self.write_batch(w))).await?;
         Ok(messages
             .iter()
             .enumerate()

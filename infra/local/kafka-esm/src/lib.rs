@@ -221,18 +221,62 @@ pub fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) -> Result<(), S
         .map_err(|e| e.to_string())
 }
 
-/// The consumer the mapping polls with.
+/// The consumer the mapping polls with. It takes every partition of the topic itself and
+/// starts each at the group's committed offset (the beginning where none is: AWS's
+/// `TRIM_HORIZON`), committing under the fixed group id. A mapping is a single reader here,
+/// so it needs no group membership, and so never waits on a rebalance: with Tansu, a member
+/// left over from before a broker restart held a joining consumer up indefinitely.
 pub fn consumer(settings: &Settings) -> Result<StreamConsumer, String> {
     let consumer: StreamConsumer = consumer_config(&settings.kafka, &settings.group_id)
-        // A failing batch is retried for as long as it takes without polling: keep the
-        // group membership meanwhile (there is one member; nothing else would take over).
-        .set("max.poll.interval.ms", "86400000")
         .create()
         .map_err(|e| e.to_string())?;
-    consumer
-        .subscribe(&[&settings.topic])
-        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(&settings.topic), timeout)
+        .map_err(|e| format!("cannot read the metadata of {}: {e}", settings.topic))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == settings.topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .filter(|n| *n > 0)
+        .ok_or(format!("topic {} does not exist", settings.topic))?;
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..partitions {
+        wanted.add_partition(&settings.topic, p);
+    }
+    let committed = consumer.committed_offsets(wanted, timeout).map_err(|e| {
+        format!(
+            "cannot read the committed offsets of {}: {e}",
+            settings.group_id
+        )
+    })?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        let offset = match committed
+            .find_partition(&settings.topic, p)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) if o >= 0 => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        assignment
+            .add_partition_offset(&settings.topic, p, offset)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
     Ok(consumer)
+}
+
+/// Runs the mapping until Ctrl-C or SIGTERM.
+pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        result = run(settings) => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminate.recv() => Ok(()),
+    }
 }
 
 /// Runs the mapping until the process ends.

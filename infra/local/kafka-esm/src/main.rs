@@ -2,7 +2,7 @@
 async fn main() {
     shared::init_tracing();
     let result = match local_kafka_esm::Settings::from_env() {
-        Ok(settings) => local_kafka_esm::run(settings).await,
+        Ok(settings) => local_kafka_esm::run_until_stopped(settings).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {

@@ -1,0 +1,336 @@
+//! `chat-bench`: measures the running local stack (`make dev`) from outside, over HTTP and
+//! WebSocket only. Every run is bounded in requests and time and talks to loopback only.
+//!
+//!   chat-bench api [--requests N] [--url URL]
+//!       p50/p99 latency of each endpoint over N sequential requests (default 300)
+//!   chat-bench realtime [--rate R] [--seconds S] [--url URL]
+//!       POSTs R messages a second for S seconds while a socket on the group listens;
+//!       reports POST-to-frame latency and lost frames
+//!   chat-bench sweep [--seconds S] [--url URL]
+//!       realtime at doubling rates from 50/s until frames are lost or p99 passes 1 s
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Args {
+    command: String,
+    requests: usize,
+    rate: u64,
+    seconds: u64,
+    url: String,
+}
+
+fn args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let command = it
+        .next()
+        .ok_or("usage: chat-bench api|realtime|sweep [options]")?;
+    let mut a = Args {
+        command,
+        requests: 300,
+        rate: 50,
+        seconds: 60,
+        url: "http://127.0.0.1:8000".into(),
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag} takes a number"))
+        };
+        match flag.as_str() {
+            "--requests" => a.requests = number()?.clamp(1, 100_000) as usize,
+            "--rate" => a.rate = number()?.clamp(1, 5_000),
+            "--seconds" => a.seconds = number()?.clamp(1, 600),
+            "--url" => a.url = value.trim_end_matches('/').to_owned(),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() {
+    let result = match args() {
+        Ok(a) => match a.command.as_str() {
+            "api" => api(&a).await,
+            "realtime" => realtime(&a.url, a.rate, a.seconds).await.map(|_| ()),
+            "sweep" => sweep(&a).await,
+            other => Err(format!("unknown command {other}")),
+        },
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("chat-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap_or_default()
+}
+
+async fn send(client: &reqwest::Client, url: &str, user: u64, text: &str) -> Result<u64, String> {
+    let reply = client
+        .post(format!("{url}/send-message/"))
+        .json(&json!({"user_id": user, "message": text}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = reply.status();
+    let body: Value = reply.json().await.map_err(|e| e.to_string())?;
+    if status != 202 {
+        return Err(format!("send answered {status}: {body}"));
+    }
+    body["message_id"]
+        .as_u64()
+        .ok_or_else(|| format!("no message_id in {body}"))
+}
+
+/// Waits until every id is in the group's history (the stream processor has stored it).
+async fn await_stored(
+    client: &reqwest::Client,
+    url: &str,
+    group: u64,
+    ids: &[u64],
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let smallest = ids.iter().min().copied().unwrap_or(1);
+    loop {
+        let page: Vec<Value> = client
+            .get(format!(
+                "{url}/messages/{group}?after={}&limit=1000",
+                smallest - 1
+            ))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let stored: std::collections::HashSet<u64> =
+            page.iter().filter_map(|m| m["id"].as_u64()).collect();
+        if ids.iter().all(|id| stored.contains(id)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(
+                "messages were not stored within 60 s: is the event source running?".into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn timed(
+    n: usize,
+    mut request: impl FnMut(usize) -> reqwest::RequestBuilder,
+) -> Result<Vec<Duration>, String> {
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let reply = request(i).send().await.map_err(|e| e.to_string())?;
+        let status = reply.status();
+        let _ = reply.bytes().await;
+        latencies.push(started.elapsed());
+        if !status.is_success() {
+            return Err(format!("request {i} answered {status}"));
+        }
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+async fn api(a: &Args) -> Result<(), String> {
+    let (c, url, n) = (client(), a.url.as_str(), a.requests);
+    // Bob (user 2, group 1) may edit and delete: his messages are the targets.
+    let mut targets = Vec::with_capacity(n + 1);
+    for i in 0..=n {
+        targets.push(send(&c, url, 2, &format!("bench target {i}")).await?);
+    }
+    await_stored(&c, url, 1, &targets).await?;
+    // Warm every function's instances first.
+    timed(20, |_| c.get(format!("{url}/users/"))).await?;
+    let mut rows = Vec::new();
+    rows.push((
+        "POST /send-message/",
+        timed(n, |i| {
+            c.post(format!("{url}/send-message/"))
+                .json(&json!({"user_id": 1, "message": format!("bench {i}")}))
+        })
+        .await?,
+    ));
+    rows.push((
+        "GET /messages/1?limit=100",
+        timed(n, |_| c.get(format!("{url}/messages/1?limit=100"))).await?,
+    ));
+    let edited = targets[n];
+    rows.push((
+        "PUT /edit-message/{id}",
+        timed(n, |i| {
+            c.put(format!(
+                "{url}/edit-message/{edited}?user_id=2&new_text=edit+{i}"
+            ))
+        })
+        .await?,
+    ));
+    rows.push((
+        "DELETE /delete-message/{id}",
+        timed(n, |i| {
+            c.delete(format!("{url}/delete-message/{}?user_id=2", targets[i]))
+        })
+        .await?,
+    ));
+    rows.push((
+        "GET /users/",
+        timed(n, |_| c.get(format!("{url}/users/"))).await?,
+    ));
+    println!(
+        "{:<30} {:>9} {:>9} {:>9}   ({n} sequential requests each)",
+        "endpoint", "p50", "p99", "max"
+    );
+    for (name, l) in rows {
+        println!(
+            "{name:<30} {:>9} {:>9} {:>9}",
+            ms(percentile(&l, 50.0)),
+            ms(percentile(&l, 99.0)),
+            ms(l[l.len() - 1])
+        );
+    }
+    Ok(())
+}
+
+struct RunResult {
+    sent: usize,
+    lost: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// POSTs `rate` messages a second for `seconds` to group 2 (as user 4) while a socket on the
+/// group records when each frame arrives.
+async fn realtime(url: &str, rate: u64, seconds: u64) -> Result<RunResult, String> {
+    let ws = format!("{}/subscribe/2", url.replacen("http://", "ws://", 1));
+    let (socket, _) = tokio_tungstenite::connect_async(&ws)
+        .await
+        .map_err(|e| format!("{ws}: {e}"))?;
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let listener = {
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            let (_, mut read) = socket.split();
+            while let Some(Ok(frame)) = read.next().await {
+                if let Message::Text(text) = frame {
+                    let now = Instant::now();
+                    if let Ok(v) = serde_json::from_str::<Value>(text.as_str()) {
+                        if let Some(m) = v["message"].as_str() {
+                            arrivals
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(m.to_owned(), now);
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let run = format!(
+        "{:x}",
+        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()) << 32
+    );
+    let c = client();
+    let total = (rate * seconds) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sends = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for i in 0..total {
+        ticker.tick().await;
+        let (c, url, text) = (c.clone(), url.to_owned(), format!("rt {run} {i}"));
+        sends.spawn(async move {
+            let at = Instant::now();
+            send(&c, &url, 4, &text).await.map(|_| (text, at))
+        });
+    }
+    let mut posted = Vec::with_capacity(total);
+    while let Some(done) = sends.join_next().await {
+        posted.push(done.map_err(|e| e.to_string())??);
+    }
+    let send_secs = started.elapsed().as_secs_f64();
+    // Frames still in flight get up to 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = arrivals.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if got >= posted.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listener.abort();
+    let arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+    let mut latencies: Vec<Duration> = posted
+        .iter()
+        .filter_map(|(text, at)| {
+            arrivals
+                .get(text)
+                .map(|arrived| arrived.saturating_duration_since(*at))
+        })
+        .collect();
+    latencies.sort();
+    let result = RunResult {
+        sent: posted.len(),
+        lost: posted.len() - latencies.len(),
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+    };
+    println!(
+        "rate {rate}/s for {seconds} s: {} sent in {send_secs:.1} s ({:.0}/s achieved), {} lost; POST-to-frame p50 {} p99 {} max {}",
+        result.sent,
+        result.sent as f64 / send_secs,
+        result.lost,
+        ms(result.p50),
+        ms(result.p99),
+        ms(latencies.last().copied().unwrap_or_default()),
+    );
+    Ok(result)
+}
+
+async fn sweep(a: &Args) -> Result<(), String> {
+    let mut rate = 50;
+    let mut best = None;
+    while rate <= 3200 {
+        let r = realtime(&a.url, rate, a.seconds).await?;
+        if r.lost > 0 || r.p99 > Duration::from_secs(1) {
+            break;
+        }
+        best = Some(rate);
+        rate *= 2;
+    }
+    match best {
+        Some(rate) => println!("highest rate without loss and with p99 under 1 s: {rate}/s"),
+        None => println!("even 50/s lost frames or exceeded 1 s p99"),
+    }
+    Ok(())
+}
