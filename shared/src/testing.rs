@@ -70,3 +70,25 @@ pub fn parts(response: &Response<Body>) -> (u16, serde_json::Value) {
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     (response.status().as_u16(), json)
 }
+
+/// Stores message `10 × user_id` by each seed user in the user's group.
+pub async fn seed_messages(store: &dyn crate::store::Store) {
+    for user in crate::domain::seed_users() {
+        let message = crate::domain::Message {
+            id: crate::domain::MessageId::new(i128::from(user.user_id.get() * 10))
+                .unwrap_or_else(|e| panic!("{e}")),
+            user_id: user.user_id,
+            name: user.name.clone(),
+            group_id: user.group_id,
+            message: crate::domain::MessageText::new("original").unwrap_or_else(|e| panic!("{e}")),
+            can_edit: user.can_edit,
+            can_delete: user.can_delete,
+            created_at: chrono::Utc::now(),
+            edited_at: None,
+        };
+        store
+            .insert_message(&message)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -58,29 +58,11 @@ async fn edit(ctx: &AppContext, request: &Request) -> Result<Response<Body>, Cha
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::{GroupId, Message};
+    use shared::domain::GroupId;
     use shared::events::IncomingEvent;
     use shared::kafka::PublishError;
     use shared::store::Store;
-    use shared::testing::{context, parts, request};
-
-    /// Message `10 * author` by each seed user in their group.
-    async fn seed_messages(store: &dyn Store) {
-        for user in shared::domain::seed_users() {
-            let message = Message {
-                id: MessageId::new(i128::from(user.user_id.get() * 10)).expect("id"),
-                user_id: user.user_id,
-                name: user.name.clone(),
-                group_id: user.group_id,
-                message: MessageText::new("original").expect("text"),
-                can_edit: user.can_edit,
-                can_delete: user.can_delete,
-                created_at: Utc::now(),
-                edited_at: None,
-            };
-            store.insert_message(&message).await.expect("insert");
-        }
-    }
+    use shared::testing::{context, parts, request, seed_messages};
 
     async fn put(
         ctx: &AppContext,
