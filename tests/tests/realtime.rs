@@ -269,3 +269,67 @@ async fn a_closed_socket_is_forgotten_through_disconnect() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_management_api_answers_410_for_unknown_connections_and_enforces_the_size_limit() {
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        let response = http()
+            .request(
+                method.clone(),
+                format!("{}/@connections/nobody%3D%3D", api_url()),
+            )
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 410, "{method}");
+    }
+    let user = fresh_user(false).await;
+    let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
+    let connection = store()
+        .await
+        .connections_for_group(user.group_id)
+        .await
+        .expect("query");
+    let id = &connection[0].connection_id;
+    let url = format!("{}/@connections/{id}", api_url());
+    let status = http().get(&url).send().await.expect("status");
+    assert_eq!(status.status().as_u16(), 200);
+    let too_big = http()
+        .post(&url)
+        .body(vec![b'x'; 128 * 1024 + 1])
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(too_big.status().as_u16(), 413);
+    let pushed = http()
+        .post(&url)
+        .body(r#"{"hello":"socket"}"#)
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(pushed.status().as_u16(), 200);
+    assert_eq!(frames(&mut socket, 1).await[0], json!({"hello": "socket"}));
+    // A client frame over 128 KB closes the socket, as API Gateway does.
+    use futures_util::SinkExt;
+    socket
+        .send(Message::text("y".repeat(128 * 1024 + 1)))
+        .await
+        .expect("send");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket closes");
+    assert_eq!(closed, Some(1009));
+}
