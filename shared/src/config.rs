@@ -14,10 +14,44 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// How clients authenticate to Kafka. Locally the broker is plaintext.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How clients authenticate to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KafkaSecurity {
+    /// No TLS, no authentication: the local broker.
     Plaintext,
+    /// Amazon MSK with IAM access control: SASL/OAUTHBEARER over TLS, with tokens signed by the
+    /// function's AWS credentials.
+    MskIam,
+    /// SASL/SCRAM-SHA-512 over TLS: MSK with SCRAM, or a self-managed cluster.
+    Scram(ScramCredentials),
+}
+
+/// Where the SCRAM user name and password come from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ScramCredentials {
+    Inline {
+        username: String,
+        password: String,
+    },
+    /// A Secrets Manager secret holding `{"username": ..., "password": ...}`, the format MSK
+    /// and Lambda's Kafka event source use; read once at start.
+    Secret {
+        arn: String,
+    },
+}
+
+impl std::fmt::Debug for ScramCredentials {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline { username, .. } => f
+                .debug_struct("Inline")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Self::Secret { arn } => f.debug_struct("Secret").field("arn", arn).finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +64,8 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Upper bound for one produce (delivery report included) or admin request.
     pub timeout: Duration,
+    /// Region of the cluster: MSK IAM tokens and SCRAM secrets are regional.
+    pub region: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,22 +98,72 @@ pub struct Config {
     pub push_timeout: Duration,
 }
 
-/// Every variable [`Config`] reads, with its default (`None`: optional or required, see README).
-pub const VARIABLES: &[(&str, Option<&str>)] = &[
-    ("KAFKA_BOOTSTRAP_SERVERS", Some("127.0.0.1:9092")),
-    ("KAFKA_SECURITY", Some("plaintext")),
-    ("CHAT_TOPIC", Some("chat-events")),
-    ("DEAD_LETTER_TOPIC", Some("chat-events-dlq")),
-    ("KAFKA_TIMEOUT_MS", Some("5000")),
-    ("DYNAMODB_ENDPOINT", None),
-    ("AWS_REGION", Some("us-east-1")),
-    ("USERS_TABLE", Some("chat-users")),
-    ("MESSAGES_TABLE", Some("chat-messages")),
-    ("CONNECTIONS_TABLE", Some("chat-connections")),
-    ("IDEMPOTENCY_TABLE", Some("chat-idempotency")),
-    ("DYNAMODB_TIMEOUT_MS", Some("3000")),
-    ("WS_MANAGEMENT_ENDPOINT", None),
-    ("PUSH_TIMEOUT_MS", Some("3000")),
+/// How a deployment to AWS must treat a variable (checked against `infra/template.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnAws {
+    /// The local default would be wrong in the cloud: the template must set it.
+    Required,
+    /// The default suits AWS too, or the value depends on the chosen Kafka security.
+    Optional,
+    /// Set by the Lambda runtime; a template may not set it (it is reserved).
+    SetByLambda,
+    /// Only for local services; never set on AWS.
+    LocalOnly,
+}
+
+/// One environment variable [`Config`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    /// `None`: optional, or required in some set-ups (see the README).
+    pub default: Option<&'static str>,
+    pub on_aws: OnAws,
+}
+
+const fn var(name: &'static str, default: Option<&'static str>, on_aws: OnAws) -> Variable {
+    Variable {
+        name,
+        default,
+        on_aws,
+    }
+}
+
+/// Every variable [`Config`] reads.
+pub const VARIABLES: &[Variable] = &[
+    var(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        Some("127.0.0.1:9092"),
+        OnAws::Required,
+    ),
+    var("KAFKA_SECURITY", Some("plaintext"), OnAws::Required),
+    var("KAFKA_SASL_USERNAME", None, OnAws::Optional),
+    var("KAFKA_SASL_PASSWORD", None, OnAws::Optional),
+    var("KAFKA_SASL_SECRET_ARN", None, OnAws::Optional),
+    var("CHAT_TOPIC", Some("chat-events"), OnAws::Required),
+    var(
+        "DEAD_LETTER_TOPIC",
+        Some("chat-events-dlq"),
+        OnAws::Required,
+    ),
+    var("KAFKA_TIMEOUT_MS", Some("5000"), OnAws::Optional),
+    var("DYNAMODB_ENDPOINT", None, OnAws::LocalOnly),
+    var("AWS_REGION", Some("us-east-1"), OnAws::SetByLambda),
+    var("USERS_TABLE", Some("chat-users"), OnAws::Required),
+    var("MESSAGES_TABLE", Some("chat-messages"), OnAws::Required),
+    var(
+        "CONNECTIONS_TABLE",
+        Some("chat-connections"),
+        OnAws::Required,
+    ),
+    var(
+        "IDEMPOTENCY_TABLE",
+        Some("chat-idempotency"),
+        OnAws::Required,
+    ),
+    var("DYNAMODB_TIMEOUT_MS", Some("3000"), OnAws::Optional),
+    // Required by the stream processor only (without it events are stored, not pushed).
+    var("WS_MANAGEMENT_ENDPOINT", None, OnAws::Optional),
+    var("PUSH_TIMEOUT_MS", Some("3000"), OnAws::Optional),
 ];
 
 impl Config {
@@ -95,18 +181,25 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .or_else(|| default_of(name).map(str::to_owned))
         };
+        let region = region(get("AWS_REGION"))?;
         let kafka = KafkaConfig {
             bootstrap_servers: bootstrap_servers(get("KAFKA_BOOTSTRAP_SERVERS"))?,
-            security: kafka_security(get("KAFKA_SECURITY"))?,
+            security: kafka_security(
+                get("KAFKA_SECURITY"),
+                get("KAFKA_SASL_USERNAME"),
+                get("KAFKA_SASL_PASSWORD"),
+                get("KAFKA_SASL_SECRET_ARN"),
+            )?,
             chat_topic: topic_name("CHAT_TOPIC", get("CHAT_TOPIC"))?,
             dead_letter_topic: topic_name("DEAD_LETTER_TOPIC", get("DEAD_LETTER_TOPIC"))?,
             timeout: millis("KAFKA_TIMEOUT_MS", get("KAFKA_TIMEOUT_MS"))?,
+            region: region.clone(),
         };
         let dynamodb = DynamoConfig {
             endpoint: get("DYNAMODB_ENDPOINT")
                 .map(|v| http_url("DYNAMODB_ENDPOINT", v))
                 .transpose()?,
-            region: region(get("AWS_REGION"))?,
+            region,
             tables: TableNames {
                 users: table_name("USERS_TABLE", get("USERS_TABLE"))?,
                 messages: table_name("MESSAGES_TABLE", get("MESSAGES_TABLE"))?,
@@ -130,8 +223,8 @@ impl Config {
 fn default_of(name: &str) -> Option<&'static str> {
     VARIABLES
         .iter()
-        .find(|(var, _)| *var == name)
-        .and_then(|(_, default)| *default)
+        .find(|v| v.name == name)
+        .and_then(|v| v.default)
 }
 
 fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -168,13 +261,80 @@ fn bootstrap_servers(value: Option<String>) -> Result<String, ConfigError> {
         .join(","))
 }
 
-fn kafka_security(value: Option<String>) -> Result<KafkaSecurity, ConfigError> {
-    match required("KAFKA_SECURITY", value)?.as_str() {
-        "plaintext" => Ok(KafkaSecurity::Plaintext),
-        other => Err(invalid(
-            "KAFKA_SECURITY",
-            format!("`{other}` is not supported (expected `plaintext`)"),
-        )),
+fn kafka_security(
+    value: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    secret_arn: Option<String>,
+) -> Result<KafkaSecurity, ConfigError> {
+    const VAR: &str = "KAFKA_SECURITY";
+    let security = required(VAR, value)?;
+    let scram = match (security.as_str(), username, password, secret_arn) {
+        ("plaintext" | "msk-iam", None, None, None) => None,
+        ("plaintext" | "msk-iam", u, p, _) => {
+            let set = if u.is_some() {
+                "KAFKA_SASL_USERNAME"
+            } else if p.is_some() {
+                "KAFKA_SASL_PASSWORD"
+            } else {
+                "KAFKA_SASL_SECRET_ARN"
+            };
+            return Err(invalid(
+                set,
+                format!("is set, but KAFKA_SECURITY is `{security}`: it is only used with `scram`"),
+            ));
+        }
+        ("scram", Some(username), Some(password), None) => {
+            Some(ScramCredentials::Inline { username, password })
+        }
+        ("scram", None, None, Some(arn)) => Some(ScramCredentials::Secret {
+            arn: secret_arn_value(arn)?,
+        }),
+        ("scram", None, None, None) => {
+            return Err(invalid(
+                VAR,
+                "`scram` needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or KAFKA_SASL_SECRET_ARN",
+            ))
+        }
+        ("scram", Some(_), Some(_), Some(_)) => {
+            return Err(invalid(
+                "KAFKA_SASL_SECRET_ARN",
+                "is set together with KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD: set one or the other",
+            ))
+        }
+        ("scram", u, _, _) => {
+            let (set, missing) = if u.is_some() {
+                ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
+            } else {
+                ("KAFKA_SASL_PASSWORD", "KAFKA_SASL_USERNAME")
+            };
+            return Err(invalid(missing, format!("is not set, but {set} is")));
+        }
+        (other, ..) => {
+            return Err(invalid(
+                VAR,
+                format!("`{other}` is not supported (expected `plaintext`, `msk-iam` or `scram`)"),
+            ))
+        }
+    };
+    Ok(match (security.as_str(), scram) {
+        ("msk-iam", _) => KafkaSecurity::MskIam,
+        (_, Some(credentials)) => KafkaSecurity::Scram(credentials),
+        _ => KafkaSecurity::Plaintext,
+    })
+}
+
+fn secret_arn_value(arn: String) -> Result<String, ConfigError> {
+    // arn:<partition>:secretsmanager:<region>:<account>:secret:<name>
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    if parts.len() == 7 && parts[0] == "arn" && parts[2] == "secretsmanager" && parts[5] == "secret"
+    {
+        Ok(arn)
+    } else {
+        Err(invalid(
+            "KAFKA_SASL_SECRET_ARN",
+            format!("`{arn}` is not a Secrets Manager secret ARN (arn:aws:secretsmanager:...:secret:...)"),
+        ))
     }
 }
 
@@ -316,10 +476,105 @@ mod tests {
 
     #[test]
     fn every_variable_with_a_default_has_a_valid_default() {
-        for (var, default) in VARIABLES {
-            if let Some(default) = default {
-                config(&[(var, default)]).expect(var);
+        for v in VARIABLES {
+            if let Some(default) = v.default {
+                config(&[(v.name, default)]).expect(v.name);
             }
+        }
+    }
+
+    #[test]
+    fn kafka_security_modes_are_read_with_their_credentials() {
+        assert_eq!(
+            config(&[("KAFKA_SECURITY", "msk-iam"), ("AWS_REGION", "eu-west-1")])
+                .expect("valid")
+                .kafka,
+            KafkaConfig {
+                security: KafkaSecurity::MskIam,
+                region: "eu-west-1".into(),
+                ..config(&[]).expect("valid").kafka
+            }
+        );
+        let inline = config(&[
+            ("KAFKA_SECURITY", "scram"),
+            ("KAFKA_SASL_USERNAME", "chat"),
+            ("KAFKA_SASL_PASSWORD", "s3cret"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            inline.kafka.security,
+            KafkaSecurity::Scram(ScramCredentials::Inline {
+                username: "chat".into(),
+                password: "s3cret".into()
+            })
+        );
+        assert!(!format!("{inline:?}").contains("s3cret"), "password logged");
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_chat-AbCdEf";
+        assert_eq!(
+            config(&[("KAFKA_SECURITY", "scram"), ("KAFKA_SASL_SECRET_ARN", arn)])
+                .expect("valid")
+                .kafka
+                .security,
+            KafkaSecurity::Scram(ScramCredentials::Secret { arn: arn.into() })
+        );
+    }
+
+    #[test]
+    fn kafka_security_misconfigurations_name_the_variable_to_fix() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_chat";
+        for (pairs, var, says) in [
+            (
+                vec![("KAFKA_SECURITY", "sasl_ssl")],
+                "KAFKA_SECURITY",
+                "msk-iam",
+            ),
+            (
+                vec![("KAFKA_SECURITY", "scram")],
+                "KAFKA_SECURITY",
+                "KAFKA_SASL_SECRET_ARN",
+            ),
+            (
+                vec![("KAFKA_SECURITY", "scram"), ("KAFKA_SASL_USERNAME", "u")],
+                "KAFKA_SASL_PASSWORD",
+                "is not set, but KAFKA_SASL_USERNAME is",
+            ),
+            (
+                vec![("KAFKA_SECURITY", "scram"), ("KAFKA_SASL_PASSWORD", "p")],
+                "KAFKA_SASL_USERNAME",
+                "is not set",
+            ),
+            (
+                vec![
+                    ("KAFKA_SECURITY", "scram"),
+                    ("KAFKA_SASL_USERNAME", "u"),
+                    ("KAFKA_SASL_PASSWORD", "p"),
+                    ("KAFKA_SASL_SECRET_ARN", arn),
+                ],
+                "KAFKA_SASL_SECRET_ARN",
+                "one or the other",
+            ),
+            (
+                vec![
+                    ("KAFKA_SECURITY", "scram"),
+                    ("KAFKA_SASL_SECRET_ARN", "chat-secret"),
+                ],
+                "KAFKA_SASL_SECRET_ARN",
+                "not a Secrets Manager secret ARN",
+            ),
+            (
+                vec![("KAFKA_SECURITY", "msk-iam"), ("KAFKA_SASL_USERNAME", "u")],
+                "KAFKA_SASL_USERNAME",
+                "only used with `scram`",
+            ),
+            (
+                vec![("KAFKA_SASL_SECRET_ARN", arn)],
+                "KAFKA_SASL_SECRET_ARN",
+                "KAFKA_SECURITY is `plaintext`",
+            ),
+        ] {
+            let err = config(&pairs).expect_err(var);
+            assert_eq!(err.var, var, "{pairs:?}");
+            assert!(err.to_string().contains(says), "{err}");
         }
     }
 }

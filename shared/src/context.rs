@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::domain::RecordCoordinates;
 use crate::kafka::{KafkaPublisher, PublishError, Publisher};
 use crate::store::dynamodb::DynamoStore;
 use crate::store::Store;
@@ -22,17 +23,40 @@ pub enum StartupError {
     Kafka(#[from] PublishError),
 }
 
+/// Whether a function writes to Kafka. Those that do not get no producer: no connection, no
+/// credentials and no network path to the cluster are needed for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kafka {
+    Publishes,
+    NotUsed,
+}
+
+/// Stands in for the producer of a function that never publishes.
+struct NoPublisher;
+
+#[async_trait::async_trait]
+impl Publisher for NoPublisher {
+    async fn publish(&self, _: &str, _: &str, _: &[u8]) -> Result<RecordCoordinates, PublishError> {
+        Err(PublishError::Rejected(
+            "this function was started without a Kafka producer".into(),
+        ))
+    }
+}
+
 impl AppContext {
     /// Reads the configuration and builds the real clients. Neither client connects here, so
     /// a cold start does not wait on the network.
-    pub async fn from_env() -> Result<Self, StartupError> {
+    pub async fn from_env(kafka: Kafka) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
-        let publisher = KafkaPublisher::new(&config.kafka)?;
+        let publisher: Arc<dyn Publisher> = match kafka {
+            Kafka::Publishes => Arc::new(KafkaPublisher::new(&config.kafka)?),
+            Kafka::NotUsed => Arc::new(NoPublisher),
+        };
         let store = DynamoStore::from_config(&config.dynamodb).await;
         Ok(Self {
             config: Arc::new(config),
             store: Arc::new(store),
-            publisher: Arc::new(publisher),
+            publisher,
         })
     }
 }

@@ -16,9 +16,11 @@ use crate::error::ChatError;
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
 /// What every HTTP function's `main` does first: logging, then the context, built once.
-pub async fn start() -> Result<crate::context::AppContext, crate::context::StartupError> {
+pub async fn start(
+    kafka: crate::context::Kafka,
+) -> Result<crate::context::AppContext, crate::context::StartupError> {
     crate::init_tracing();
-    crate::context::AppContext::from_env()
+    crate::context::AppContext::from_env(kafka)
         .await
         .inspect_err(|e| {
             tracing::error!(error = %e, "cannot start");

@@ -12,13 +12,15 @@ use rdkafka::Message as _;
 use shared::config::Config;
 use shared::domain::{GroupId, MessageId, MessageText, UserId};
 use shared::events::{ChatEvent, IncomingEvent};
-use shared::kafka::{self, KafkaPublisher, PublishError, Publisher};
+use shared::kafka::{self, KafkaContext, KafkaPublisher, PublishError, Publisher};
 
 /// Reads `count` records of `topic` from the beginning, failing after 20 s.
 async fn read(config: &Config, topic: &str, count: usize) -> Vec<(i32, i64, String, Vec<u8>)> {
-    let consumer: StreamConsumer = kafka::consumer_config(&config.kafka, &common::unique("reader"))
-        .create()
-        .expect("consumer");
+    let consumer: StreamConsumer<KafkaContext> =
+        kafka::consumer_config(&config.kafka, &common::unique("reader"))
+            .expect("kafka settings")
+            .create()
+            .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut records = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);

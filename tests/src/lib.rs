@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use shared::config::Config;
 use shared::domain::{Group, GroupId, Message, MessageId, MessageText, RecordCoordinates, User};
-use shared::kafka;
+use shared::kafka::{self, KafkaContext};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::Store;
 
@@ -104,7 +104,8 @@ pub async fn stored_message(
 
 /// The record at `at` in the chat topic: its key and value.
 pub fn record_at(config: &Config, at: RecordCoordinates) -> (String, Vec<u8>) {
-    let consumer: BaseConsumer = kafka::consumer_config(&config.kafka, "e2e-reader")
+    let consumer: BaseConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, "e2e-reader")
+        .expect("kafka settings")
         .create()
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
@@ -131,7 +132,8 @@ pub fn record_at(config: &Config, at: RecordCoordinates) -> (String, Vec<u8>) {
 
 /// Every record of one partition of the chat topic, from the start to its current end.
 pub fn partition_records(config: &Config, partition: i32) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer = kafka::consumer_config(&config.kafka, "e2e-reader")
+    let consumer: BaseConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, "e2e-reader")
+        .expect("kafka settings")
         .create()
         .expect("consumer");
     let topic = &config.kafka.chat_topic;

@@ -145,8 +145,9 @@ async fn a_poison_record_is_dead_lettered_while_the_good_ones_are_applied() {
     assert_eq!(texts(&user).await, ["good one", "good two"]);
 
     let config = config();
-    let consumer: StreamConsumer =
+    let consumer: StreamConsumer<shared::kafka::KafkaContext> =
         shared::kafka::consumer_config(&config.kafka, &format!("dlq-reader-{}", fresh_id()))
+            .expect("kafka settings")
             .create()
             .expect("consumer");
     consumer

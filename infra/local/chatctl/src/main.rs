@@ -12,7 +12,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
 use shared::config::Config;
 use shared::domain::{seed_groups, seed_users};
-use shared::kafka::{self, KafkaPublisher, Publisher};
+use shared::kafka::{self, KafkaContext, KafkaPublisher, Publisher};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::Store;
 
@@ -174,7 +174,8 @@ async fn setup(config: &Config, options: &Options) -> Result<(), String> {
 }
 
 fn topics(config: &Config) -> Result<(), String> {
-    let consumer: StreamConsumer = kafka::client_config(&config.kafka)
+    let consumer: StreamConsumer<KafkaContext> = kafka::client_config(&config.kafka)
+        .map_err(|e| e.to_string())?
         .create()
         .map_err(|e| e.to_string())?;
     let metadata = consumer
@@ -238,7 +239,8 @@ async fn consume(config: &Config, options: &Options) -> Result<(), String> {
     let topic = options.topic.as_deref().unwrap_or(&config.kafka.chat_topic);
     // A throw-away group that never commits: watching must not move anyone's offsets.
     let group = format!("chatctl-{}-{}", std::process::id(), chrono_free_nanos());
-    let consumer: StreamConsumer = kafka::consumer_config(&config.kafka, &group)
+    let consumer: StreamConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, &group)
+        .map_err(|e| e.to_string())?
         .set(
             "auto.offset.reset",
             if options.from_beginning {

@@ -17,7 +17,7 @@ use rdkafka::message::{BorrowedMessage, Headers, OwnedMessage};
 use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
 use serde_json::{json, Value};
 use shared::config::KafkaConfig;
-use shared::kafka::consumer_config;
+use shared::kafka::{consumer_config, KafkaContext};
 
 /// AWS's cap on one batch's payload.
 pub const MAX_BATCH_BYTES: usize = 6 * 1024 * 1024;
@@ -132,7 +132,7 @@ pub fn kafka_event(records: &[OwnedMessage], event_source: &str, bootstrap_serve
 /// The next batch: waits for one record, then takes what else arrives within the batching
 /// window (with a window of 0, what is already fetched), up to the size and byte limits.
 pub async fn next_batch(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<KafkaContext>,
     settings: &Settings,
 ) -> Result<Vec<OwnedMessage>, String> {
     let first = consumer.recv().await.map_err(|e| e.to_string())?;
@@ -203,7 +203,10 @@ pub async fn invoke_until_success(
 }
 
 /// Commits, per partition, the offset after the batch's last record.
-pub fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) -> Result<(), String> {
+pub fn commit(
+    consumer: &StreamConsumer<KafkaContext>,
+    batch: &[OwnedMessage],
+) -> Result<(), String> {
     let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for m in batch {
         let entry = next
@@ -226,10 +229,12 @@ pub fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) -> Result<(), S
 /// `TRIM_HORIZON`), committing under the fixed group id. A mapping is a single reader here,
 /// so it needs no group membership, and so never waits on a rebalance: with Tansu, a member
 /// left over from before a broker restart held a joining consumer up indefinitely.
-pub fn consumer(settings: &Settings) -> Result<StreamConsumer, String> {
-    let consumer: StreamConsumer = consumer_config(&settings.kafka, &settings.group_id)
-        .create()
-        .map_err(|e| e.to_string())?;
+pub fn consumer(settings: &Settings) -> Result<StreamConsumer<KafkaContext>, String> {
+    let consumer: StreamConsumer<KafkaContext> =
+        consumer_config(&settings.kafka, &settings.group_id)
+            .map_err(|e| e.to_string())?
+            .create()
+            .map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(Some(&settings.topic), timeout)

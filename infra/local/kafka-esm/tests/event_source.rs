@@ -17,7 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
 use serde_json::Value;
 use shared::config::Config;
-use shared::kafka;
+use shared::kafka::{self, KafkaContext};
 
 /// A stand-in for the Lambda Invoke API: records every event and fails the first `failures`.
 #[derive(Default)]
@@ -96,7 +96,8 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn produce(config: &Config, topic: &str, partition: i32, value: &str) {
-    let producer: FutureProducer = kafka::client_config(&config.kafka)
+    let producer: FutureProducer<KafkaContext> = kafka::client_config(&config.kafka)
+        .expect("kafka settings")
         .create()
         .expect("producer");
     let headers = OwnedHeaders::new().insert(Header {
@@ -154,7 +155,8 @@ fn values(event: &Value) -> Vec<String> {
 }
 
 fn committed(config: &Config, topic: &str, group: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = kafka::consumer_config(&config.kafka, group)
+    let consumer: BaseConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, group)
+        .expect("kafka settings")
         .create()
         .expect("consumer");
     let mut list = TopicPartitionList::new();
