@@ -377,10 +377,16 @@ pub async fn ensure_topics(
 ) -> Result<(), PublishError> {
     let client_config = client_config(config)?;
     if client_config.uses_msk_iam() {
-        // rdkafka's admin client never serves librdkafka's token requests.
-        return Err(PublishError::Rejected(
-            "topics on an MSK IAM cluster are created with kafka-topics.sh (see the README)".into(),
-        ));
+        // rdkafka's admin client never serves librdkafka's token requests: on MSK the topics
+        // are created with the cluster, and only checked here.
+        for (name, _) in topics {
+            partition_count(config, name, config.timeout).map_err(|e| {
+                PublishError::Rejected(format!(
+                    "{e}; on an MSK IAM cluster create topics with kafka-topics.sh (see the README)"
+                ))
+            })?;
+        }
+        return Ok(());
     }
     let admin: AdminClient<KafkaContext> = client_config
         .create()
