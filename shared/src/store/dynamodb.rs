@@ -38,6 +38,68 @@ use crate::domain::{Connection, Group, GroupId, Message, MessageId, MessageText,
 
 pub const MESSAGE_ID_INDEX: &str = "message_id-index";
 pub const GROUP_INDEX: &str = "group_id-index";
+/// Epoch seconds after which DynamoDB's TTL removes an item.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// A key attribute: its name and DynamoDB scalar type (`S` or `N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAttribute {
+    pub name: &'static str,
+    pub kind: &'static str,
+}
+
+/// What a table must look like. `ensure_tables` creates tables from these locally, and a
+/// test holds the deployment template to them.
+#[derive(Debug, Clone, Copy)]
+pub struct TableSpec {
+    /// The variable that names the table (`Config` reads it).
+    pub variable: &'static str,
+    pub name: fn(&TableNames) -> &String,
+    pub hash: KeyAttribute,
+    pub range: Option<KeyAttribute>,
+    /// A global secondary index with a hash key only, projecting all attributes.
+    pub index: Option<(&'static str, KeyAttribute)>,
+    pub ttl: bool,
+}
+
+const fn attr(name: &'static str, kind: &'static str) -> KeyAttribute {
+    KeyAttribute { name, kind }
+}
+
+pub const TABLES: [TableSpec; 4] = [
+    TableSpec {
+        variable: "USERS_TABLE",
+        name: |t| &t.users,
+        hash: attr("kind", "S"),
+        range: Some(attr("id", "N")),
+        index: None,
+        ttl: false,
+    },
+    TableSpec {
+        variable: "MESSAGES_TABLE",
+        name: |t| &t.messages,
+        hash: attr("group_id", "N"),
+        range: Some(attr("message_id", "N")),
+        index: Some((MESSAGE_ID_INDEX, attr("message_id", "N"))),
+        ttl: false,
+    },
+    TableSpec {
+        variable: "CONNECTIONS_TABLE",
+        name: |t| &t.connections,
+        hash: attr("connection_id", "S"),
+        range: None,
+        index: Some((GROUP_INDEX, attr("group_id", "N"))),
+        ttl: true,
+    },
+    TableSpec {
+        variable: "IDEMPOTENCY_TABLE",
+        name: |t| &t.idempotency,
+        hash: attr("send_key", "S"),
+        range: None,
+        index: None,
+        ttl: true,
+    },
+];
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -84,49 +146,19 @@ impl DynamoStore {
     /// Creates the three tables and their indexes where missing (on-demand billing), waits
     /// until they are active and turns on TTL for connections. Safe to run again.
     pub async fn ensure_tables(&self) -> Result<(), StoreError> {
-        let t = &self.tables;
-        self.create_table(
-            &t.users,
-            ("kind", ScalarAttributeType::S),
-            Some(("id", ScalarAttributeType::N)),
-            None,
-        )
-        .await?;
-        self.create_table(
-            &t.messages,
-            ("group_id", ScalarAttributeType::N),
-            Some(("message_id", ScalarAttributeType::N)),
-            Some((MESSAGE_ID_INDEX, ("message_id", ScalarAttributeType::N))),
-        )
-        .await?;
-        self.create_table(
-            &t.connections,
-            ("connection_id", ScalarAttributeType::S),
-            None,
-            Some((GROUP_INDEX, ("group_id", ScalarAttributeType::N))),
-        )
-        .await?;
-        self.create_table(
-            &t.idempotency,
-            ("send_key", ScalarAttributeType::S),
-            None,
-            None,
-        )
-        .await?;
-        for table in [&t.users, &t.messages, &t.connections, &t.idempotency] {
-            self.wait_active(table).await?;
+        for spec in &TABLES {
+            self.create_table((spec.name)(&self.tables), spec).await?;
         }
-        self.enable_ttl(&t.connections).await?;
-        self.enable_ttl(&t.idempotency).await
+        for spec in &TABLES {
+            self.wait_active((spec.name)(&self.tables)).await?;
+        }
+        for spec in TABLES.iter().filter(|spec| spec.ttl) {
+            self.enable_ttl((spec.name)(&self.tables)).await?;
+        }
+        Ok(())
     }
 
-    async fn create_table(
-        &self,
-        name: &str,
-        hash: (&str, ScalarAttributeType),
-        range: Option<(&str, ScalarAttributeType)>,
-        index: Option<(&str, (&str, ScalarAttributeType))>,
-    ) -> Result<(), StoreError> {
+    async fn create_table(&self, name: &str, spec: &TableSpec) -> Result<(), StoreError> {
         const OP: &str = "CreateTable";
         let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed {
             op: OP,
@@ -139,10 +171,10 @@ impl DynamoStore {
                 .build()
                 .map_err(built)
         };
-        let definition = |attr: &str, kind: ScalarAttributeType| {
+        let definition = |attr: KeyAttribute| {
             AttributeDefinition::builder()
-                .attribute_name(attr)
-                .attribute_type(kind)
+                .attribute_name(attr.name)
+                .attribute_type(ScalarAttributeType::from(attr.kind))
                 .build()
                 .map_err(built)
         };
@@ -151,18 +183,17 @@ impl DynamoStore {
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(hash.0, KeyType::Hash)?)
-            .attribute_definitions(definition(hash.0, hash.1)?);
-        let range_attr = range.as_ref().map(|(attr, _)| *attr);
-        if let Some((attr, kind)) = range {
+            .key_schema(key(spec.hash.name, KeyType::Hash)?)
+            .attribute_definitions(definition(spec.hash)?);
+        if let Some(range) = spec.range {
             request = request
-                .key_schema(key(attr, KeyType::Range)?)
-                .attribute_definitions(definition(attr, kind)?);
+                .key_schema(key(range.name, KeyType::Range)?)
+                .attribute_definitions(definition(range)?);
         }
-        if let Some((index_name, (attr, kind))) = index {
+        if let Some((index_name, attr)) = spec.index {
             let gsi = GlobalSecondaryIndex::builder()
                 .index_name(index_name)
-                .key_schema(key(attr, KeyType::Hash)?)
+                .key_schema(key(attr.name, KeyType::Hash)?)
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
@@ -172,8 +203,8 @@ impl DynamoStore {
                 .map_err(built)?;
             request = request.global_secondary_indexes(gsi);
             // An index key that is also the table's range key is defined once.
-            if range_attr != Some(attr) {
-                request = request.attribute_definitions(definition(attr, kind)?);
+            if spec.range != Some(attr) {
+                request = request.attribute_definitions(definition(attr)?);
             }
         }
         match request.send().await {
@@ -206,7 +237,7 @@ impl DynamoStore {
     /// Expires items by their `expires_at` (epoch seconds).
     async fn enable_ttl(&self, table: &str) -> Result<(), StoreError> {
         let spec = TimeToLiveSpecification::builder()
-            .attribute_name("expires_at")
+            .attribute_name(TTL_ATTRIBUTE)
             .enabled(true)
             .build()
             .map_err(|e| StoreError::Failed {
@@ -965,6 +996,28 @@ fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
 mod tests {
     use super::*;
     use crate::domain::seed_users;
+
+    #[test]
+    fn the_table_specs_name_each_configured_table_once() {
+        let names = TableNames {
+            users: "u".into(),
+            messages: "m".into(),
+            connections: "c".into(),
+            idempotency: "i".into(),
+        };
+        let mut seen: Vec<&str> = TABLES.iter().map(|t| (t.name)(&names).as_str()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, ["c", "i", "m", "u"]);
+        for spec in TABLES {
+            assert!(
+                crate::config::VARIABLES
+                    .iter()
+                    .any(|v| v.name == spec.variable),
+                "{}",
+                spec.variable
+            );
+        }
+    }
 
     #[test]
     fn users_round_trip_through_items() {
