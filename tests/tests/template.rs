@@ -1,0 +1,650 @@
+//! The deployment template (`infra/template.yaml`) against what the code expects of it: the
+//! routes the local API Gateway serves (`infra/routes.json`), the variables `Config` reads,
+//! the tables the store uses, one function per crate under `functions/`. No AWS account is
+//! needed: these hold the contract offline, beside cfn-lint (run by `make test`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::value::TaggedValue;
+use serde_yaml_ng::{Mapping, Value};
+use shared::config::{Config, KafkaSecurity, OnAws, ScramCredentials, VARIABLES};
+use shared::store::dynamodb::{KeyAttribute, TABLES, TTL_ATTRIBUTE};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+fn template() -> Value {
+    let path = root().join("infra/template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+fn resources(t: &Value) -> BTreeMap<String, Value> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().expect("logical id").to_owned(), v.clone()))
+        .collect()
+}
+
+fn of_type(t: &Value, kind: &str) -> BTreeMap<String, Value> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .collect()
+}
+
+/// `!Tag value` → ("Tag", value); a plain value → None.
+fn tagged(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((tag_name(t), &t.value)),
+        _ => None,
+    }
+}
+
+fn tag_name(t: &TaggedValue) -> String {
+    t.tag.to_string().trim_start_matches('!').to_owned()
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+}
+
+/// Functions by logical id, with the binary each is built from.
+fn functions(t: &Value) -> BTreeMap<String, String> {
+    of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, f)| {
+            assert_eq!(
+                f["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{id}"
+            );
+            let binary = str_of(&f["Metadata"]["BuildProperties"]["Binary"]).to_owned();
+            (id, binary)
+        })
+        .collect()
+}
+
+fn route_file() -> serde_json::Value {
+    let path = root().join("infra/routes.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("infra/routes.json"))
+        .expect("routes.json is JSON")
+}
+
+#[test]
+fn the_http_api_serves_exactly_the_routes_of_the_local_api_gateway() {
+    let t = template();
+    let binaries = functions(&t);
+    let mut deployed = BTreeSet::new();
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let Some(events) = f["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (name, event) in events {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            assert_eq!(
+                tagged(&p["ApiId"]).map(|(tag, v)| (tag, str_of(v).to_owned())),
+                Some(("Ref".to_owned(), "HttpApi".to_owned())),
+                "{id}.{name:?} is on another API"
+            );
+            deployed.insert((
+                str_of(&p["Method"]).to_owned(),
+                str_of(&p["Path"]).to_owned(),
+                binaries[&id].clone(),
+            ));
+        }
+    }
+    let local: BTreeSet<(String, String, String)> = route_file()["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().expect(k).to_owned();
+            (field("method"), field("path"), field("function"))
+        })
+        .collect();
+    assert!(!local.is_empty());
+    assert_eq!(
+        deployed, local,
+        "template routes (left) vs infra/routes.json (right)"
+    );
+}
+
+#[test]
+fn the_websocket_api_routes_reach_the_functions_of_the_local_emulator() {
+    let t = template();
+    let binaries = functions(&t);
+    let res = resources(&t);
+    let mut deployed = BTreeMap::new();
+    for (id, route) in of_type(&t, "AWS::ApiGatewayV2::Route") {
+        let p = &route["Properties"];
+        assert_eq!(
+            tagged(&p["ApiId"]).map(|(tag, v)| (tag, str_of(v).to_owned())),
+            Some(("Ref".to_owned(), "WebSocketApi".to_owned())),
+            "{id}"
+        );
+        let (tag, target) = tagged(&p["Target"]).expect("Target is a !Sub");
+        assert_eq!(tag, "Sub");
+        let integration = str_of(target)
+            .strip_prefix("integrations/${")
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{id}: unexpected target {target:?}"));
+        let uri = &res[integration]["Properties"]["IntegrationUri"];
+        assert_eq!(
+            res[integration]["Properties"]["IntegrationType"].as_str(),
+            Some("AWS_PROXY")
+        );
+        let (_, uri) = tagged(uri).expect("IntegrationUri is a !Sub");
+        let function = str_of(uri)
+            .split("functions/${")
+            .nth(1)
+            .and_then(|s| s.split(".Arn}").next())
+            .unwrap_or_else(|| panic!("{integration}: no function in {uri:?}"));
+        // API Gateway may invoke it, from this API only.
+        let permitted = of_type(&t, "AWS::Lambda::Permission")
+            .into_values()
+            .any(|perm| {
+                let p = &perm["Properties"];
+                tagged(&p["FunctionName"]).map(|(_, v)| str_of(v)) == Some(function)
+                    && p["Principal"].as_str() == Some("apigateway.amazonaws.com")
+                    && tagged(&p["SourceArn"])
+                        .is_some_and(|(_, arn)| str_of(arn).contains("${WebSocketApi}/"))
+            });
+        assert!(
+            permitted,
+            "{function} has no invoke permission for the WebSocket API"
+        );
+        deployed.insert(
+            str_of(&p["RouteKey"]).to_owned(),
+            binaries[function].clone(),
+        );
+    }
+    let local: BTreeMap<String, String> = route_file()["websocket"]
+        .as_object()
+        .expect("websocket routes")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("function").to_owned()))
+        .collect();
+    assert_eq!(
+        deployed, local,
+        "template (left) vs infra/routes.json (right)"
+    );
+}
+
+#[test]
+fn every_function_crate_is_deployed_once_on_arm64_al2023() {
+    let t = template();
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let binaries: Vec<String> = functions(&t).into_values().collect();
+    let deployed: BTreeSet<String> = binaries.iter().cloned().collect();
+    assert_eq!(deployed.len(), binaries.len(), "a binary is deployed twice");
+    assert_eq!(deployed, crates);
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        for key in ["Runtime", "Architectures", "Handler"] {
+            assert!(f["Properties"].get(key).is_none(), "{id} overrides {key}");
+        }
+        // The workspace root: cargo lambda builds the named binary from there.
+        assert_eq!(f["Properties"]["CodeUri"].as_str(), Some(".."), "{id}");
+    }
+}
+
+/// Plausible values for what CloudFormation fills in, by scenario.
+struct Deployment {
+    kafka_source: &'static str,
+    parameters: BTreeMap<String, String>,
+}
+
+impl Deployment {
+    fn new(t: &Value, kafka_source: &'static str) -> Self {
+        let mut parameters: BTreeMap<String, String> = t["Parameters"]
+            .as_mapping()
+            .expect("Parameters")
+            .iter()
+            .filter_map(|(k, v)| {
+                let default = match &v["Default"] {
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                Some((str_of(k).to_owned(), default))
+            })
+            .collect();
+        for (k, v) in [
+            ("KafkaSource", kafka_source),
+            (
+                "KafkaBootstrapServers",
+                "b-1.chat.a1b2c3.c4.kafka.eu-west-1.amazonaws.com:9098,b-2.chat.a1b2c3.c4.kafka.eu-west-1.amazonaws.com:9098",
+            ),
+            (
+                "MskClusterArn",
+                "arn:aws:kafka:eu-west-1:123456789012:cluster/chat/0a1b2c3d-4e5f-6789-abcd-ef0123456789-4",
+            ),
+            (
+                "KafkaScramSecretArn",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_chat-AbCdEf",
+            ),
+        ] {
+            parameters.insert(k.into(), v.into());
+        }
+        Self {
+            kafka_source,
+            parameters,
+        }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        match name {
+            "UseMsk" => self.kafka_source == "msk",
+            "UseSelfManagedKafka" => self.kafka_source == "self-managed",
+            other => panic!("unknown condition {other}"),
+        }
+    }
+
+    fn reference(&self, name: &str) -> String {
+        match name {
+            "AWS::Region" => "eu-west-1".into(),
+            "AWS::URLSuffix" => "amazonaws.com".into(),
+            "AWS::Partition" => "aws".into(),
+            "AWS::AccountId" => "123456789012".into(),
+            "AWS::StackName" => "chat".into(),
+            _ => match self.parameters.get(name) {
+                Some(value) => value.clone(),
+                // A resource: its physical id, e.g. a table name or an API id.
+                None if name.ends_with("Table") => format!("chat-{name}-1X2Y3Z4W5V6U"),
+                None if name.ends_with("Api") => "a1b2c3d4e5".into(),
+                None if name.ends_with("Stage") => self.parameters["WebSocketStageName"].clone(),
+                None => panic!("no stand-in for !Ref {name}"),
+            },
+        }
+    }
+
+    /// The value of an environment variable as deployed, `None` for `AWS::NoValue`.
+    fn resolve(&self, v: &Value) -> Option<String> {
+        let tagged = tagged(v);
+        match tagged.as_ref().map(|(tag, value)| (tag.as_str(), *value)) {
+            None => Some(str_of(v).to_owned()),
+            Some(("Ref", name)) if str_of(name) == "AWS::NoValue" => None,
+            Some(("Ref", name)) => Some(self.reference(str_of(name))),
+            Some(("If", args)) => {
+                let args = args.as_sequence().expect("!If [condition, then, else]");
+                let branch = if self.condition(str_of(&args[0])) {
+                    1
+                } else {
+                    2
+                };
+                self.resolve(&args[branch])
+            }
+            Some(("Sub", text)) => {
+                let mut out = String::new();
+                let mut rest = str_of(text);
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..].find('}').expect("closing }") + start;
+                    out.push_str(&self.reference(&rest[start + 2..end]));
+                    rest = &rest[end + 1..];
+                }
+                out.push_str(rest);
+                Some(out)
+            }
+            Some((tag, _)) => panic!("no stand-in for !{tag} in an environment variable"),
+        }
+    }
+
+    /// Each function's environment: the globals, then its own.
+    fn environments(&self, t: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
+        let binaries = functions(t);
+        let globals = t["Globals"]["Function"]["Environment"]["Variables"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        of_type(t, "AWS::Serverless::Function")
+            .into_iter()
+            .map(|(id, f)| {
+                let own = f["Properties"]["Environment"]["Variables"]
+                    .as_mapping()
+                    .cloned()
+                    .unwrap_or_default();
+                let mut env = BTreeMap::new();
+                for (k, v) in globals.iter().chain(own.iter()) {
+                    match self.resolve(v) {
+                        Some(value) => env.insert(str_of(k).to_owned(), value),
+                        None => env.remove(str_of(k)),
+                    };
+                }
+                (binaries[&id].clone(), env)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn the_template_sets_only_variables_config_reads_and_every_one_it_needs() {
+    let t = template();
+    let read: BTreeMap<&str, OnAws> = VARIABLES.iter().map(|v| (v.name, v.on_aws)).collect();
+    let mut set: Vec<Mapping> = vec![t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .cloned()
+        .expect("global environment")];
+    set.extend(
+        of_type(&t, "AWS::Serverless::Function")
+            .values()
+            .filter_map(|f| {
+                f["Properties"]["Environment"]["Variables"]
+                    .as_mapping()
+                    .cloned()
+            }),
+    );
+    for key in set.iter().flat_map(|m| m.keys()) {
+        let key = str_of(key);
+        match read.get(key) {
+            None => panic!("the template sets {key}, which Config does not read"),
+            Some(OnAws::SetByLambda) => panic!("{key} is reserved: Lambda sets it"),
+            Some(OnAws::LocalOnly) => panic!("{key} is for local services only"),
+            Some(_) => {}
+        }
+    }
+    for source in ["msk", "self-managed"] {
+        let deployment = Deployment::new(&t, source);
+        for (function, env) in deployment.environments(&t) {
+            for v in VARIABLES.iter().filter(|v| v.on_aws == OnAws::Required) {
+                assert!(
+                    env.contains_key(v.name),
+                    "{function} ({source}): {} unset",
+                    v.name
+                );
+            }
+            let config = Config::from_lookup(|name| {
+                // Lambda's own: the function's region.
+                (name == "AWS_REGION")
+                    .then(|| "eu-west-1".to_owned())
+                    .or_else(|| env.get(name).cloned())
+            })
+            .unwrap_or_else(|e| panic!("{function} ({source}) would not start: {e}"));
+            assert_eq!(config.dynamodb.endpoint, None, "{function}");
+            assert!(config.dynamodb.tables.users.starts_with("chat-UsersTable-"));
+            assert!(config.kafka.bootstrap_servers.ends_with(":9098"));
+            match source {
+                "msk" => assert_eq!(config.kafka.security, KafkaSecurity::MskIam),
+                _ => assert_eq!(
+                    config.kafka.security,
+                    KafkaSecurity::Scram(ScramCredentials::Secret {
+                        arn: deployment.parameters["KafkaScramSecretArn"].clone()
+                    })
+                ),
+            }
+            if function == "kafka-consumer" {
+                assert_eq!(
+                    config.ws_management_endpoint.as_deref(),
+                    Some("https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/live"),
+                    "the consumer pushes through the WebSocket stage"
+                );
+            }
+        }
+    }
+}
+
+fn key_schema(table: &Value) -> Vec<(String, String)> {
+    table["KeySchema"]
+        .as_sequence()
+        .expect("KeySchema")
+        .iter()
+        .map(|k| {
+            (
+                str_of(&k["AttributeName"]).to_owned(),
+                str_of(&k["KeyType"]).to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_tables_are_those_the_store_creates_locally_with_recovery_and_expiry() {
+    let t = template();
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for spec in TABLES {
+        let (tag, id) = tagged(&globals[spec.variable]).expect("!Ref to the table");
+        assert_eq!(tag, "Ref");
+        let table = &resources(&t)[str_of(id)];
+        assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+        assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"), "{id:?}");
+        let p = &table["Properties"];
+        assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+        assert_eq!(
+            p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+            Some(true)
+        );
+        let mut expected_keys = vec![(spec.hash.name.to_owned(), "HASH".to_owned())];
+        let mut expected_attrs = vec![spec.hash];
+        if let Some(range) = spec.range {
+            expected_keys.push((range.name.to_owned(), "RANGE".to_owned()));
+            expected_attrs.push(range);
+        }
+        assert_eq!(key_schema(p), expected_keys, "{}", spec.variable);
+        let indexes = p["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        match spec.index {
+            Some((name, key)) => {
+                assert_eq!(indexes.len(), 1, "{}", spec.variable);
+                assert_eq!(indexes[0]["IndexName"].as_str(), Some(name));
+                assert_eq!(
+                    key_schema(&indexes[0]),
+                    [(key.name.to_owned(), "HASH".to_owned())]
+                );
+                assert_eq!(
+                    indexes[0]["Projection"]["ProjectionType"].as_str(),
+                    Some("ALL")
+                );
+                if !expected_attrs.contains(&key) {
+                    expected_attrs.push(key);
+                }
+            }
+            None => assert!(indexes.is_empty(), "{}", spec.variable),
+        }
+        let attrs: BTreeSet<(String, String)> = p["AttributeDefinitions"]
+            .as_sequence()
+            .expect("AttributeDefinitions")
+            .iter()
+            .map(|a| {
+                (
+                    str_of(&a["AttributeName"]).to_owned(),
+                    str_of(&a["AttributeType"]).to_owned(),
+                )
+            })
+            .collect();
+        let expected: BTreeSet<(String, String)> = expected_attrs
+            .iter()
+            .map(|KeyAttribute { name, kind }| (name.to_string(), kind.to_string()))
+            .collect();
+        assert_eq!(attrs, expected, "{}", spec.variable);
+        let ttl = &p["TimeToLiveSpecification"];
+        if spec.ttl {
+            assert_eq!(ttl["AttributeName"].as_str(), Some(TTL_ATTRIBUTE));
+            assert_eq!(ttl["Enabled"].as_bool(), Some(true));
+        } else {
+            assert!(ttl.is_null(), "{} has no expiry", spec.variable);
+        }
+    }
+}
+
+/// Every statement of every policy the template defines, with where it is.
+fn statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (id, f) in of_type(t, "AWS::Serverless::Function") {
+        for policy in f["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for s in policy["Statement"].as_sequence().into_iter().flatten() {
+                out.push((id.clone(), s.clone()));
+            }
+        }
+    }
+    for (id, p) in of_type(t, "AWS::IAM::ManagedPolicy") {
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            out.push((id.clone(), s.clone()));
+        }
+    }
+    out
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.clone()],
+        Value::Sequence(all) => all.iter().map(|a| str_of(a).to_owned()).collect(),
+        other => panic!("Action {other:?}"),
+    }
+}
+
+#[test]
+fn policies_name_their_actions_and_resources() {
+    let t = template();
+    let all = statements(&t);
+    assert!(all.len() > 10);
+    for (id, s) in &all {
+        assert_eq!(s["Effect"].as_str(), Some("Allow"), "{id}");
+        for action in actions(s) {
+            assert!(!action.contains('*'), "{id}: wildcard action {action}");
+        }
+        if s["Resource"].as_str() == Some("*") {
+            // Only what IAM cannot scope: the trigger's network interfaces in the VPC.
+            for action in actions(s) {
+                assert!(
+                    action.starts_with("ec2:") && action.contains("NetworkInterface")
+                        || action.starts_with("ec2:Describe"),
+                    "{id}: {action} on every resource"
+                );
+            }
+        }
+    }
+    // The functions that only read have no write action, and nothing without Kafka reaches it.
+    for (id, s) in &all {
+        let acts = actions(s);
+        if id == "GetMessagesFunction" || id == "ListUsersFunction" {
+            assert!(
+                acts.iter()
+                    .all(|a| a == "dynamodb:GetItem" || a == "dynamodb:Query"),
+                "{id}: {acts:?}"
+            );
+        }
+        if id.starts_with("Ws") {
+            assert!(
+                !acts.iter().any(|a| a.starts_with("kafka")),
+                "{id}: {acts:?}"
+            );
+        }
+    }
+    let pushes: Vec<&String> = all
+        .iter()
+        .filter(|(_, s)| actions(s).contains(&"execute-api:ManageConnections".to_owned()))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(pushes, ["KafkaConsumerFunction"]);
+}
+
+/// Every `Ref`, `GetAtt` and `${...}` in the template names something that exists (cfn-lint
+/// does not look inside the policies of SAM functions).
+#[test]
+fn every_reference_names_a_parameter_resource_or_pseudo_parameter() {
+    let t = template();
+    let mut known: BTreeSet<String> = resources(&t).into_keys().collect();
+    known.extend(
+        t["Parameters"]
+            .as_mapping()
+            .expect("Parameters")
+            .keys()
+            .map(|k| str_of(k).to_owned()),
+    );
+    let conditions: BTreeSet<String> = t["Conditions"]
+        .as_mapping()
+        .expect("Conditions")
+        .keys()
+        .map(|k| str_of(k).to_owned())
+        .collect();
+    fn walk(v: &Value, found: &mut Vec<(String, String)>, sub_locals: &BTreeSet<String>) {
+        match v {
+            Value::Tagged(t) => {
+                let tag = tag_name(t).to_owned();
+                match (tag.as_str(), &t.value) {
+                    ("Ref", Value::String(name)) => found.push(("Ref".into(), name.clone())),
+                    ("GetAtt", Value::String(path)) => found.push((
+                        "GetAtt".into(),
+                        path.split('.').next().unwrap_or_default().to_owned(),
+                    )),
+                    ("Sub", Value::String(text)) => sub_refs(text, found, sub_locals),
+                    ("Sub", Value::Sequence(args)) => {
+                        let locals: BTreeSet<String> = args[1]
+                            .as_mapping()
+                            .map(|m| m.keys().map(|k| str_of(k).to_owned()).collect())
+                            .unwrap_or_default();
+                        sub_refs(str_of(&args[0]), found, &locals);
+                        walk(&args[1], found, sub_locals);
+                    }
+                    ("If", Value::Sequence(args)) => {
+                        found.push(("Condition".into(), str_of(&args[0]).to_owned()));
+                        args[1..].iter().for_each(|a| walk(a, found, sub_locals));
+                    }
+                    (_, inner) => walk(inner, found, sub_locals),
+                }
+            }
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    if k.as_str() == Some("Condition") {
+                        if let Value::String(c) = v {
+                            found.push(("Condition".into(), c.clone()));
+                        }
+                    }
+                    walk(v, found, sub_locals);
+                }
+            }
+            Value::Sequence(s) => s.iter().for_each(|v| walk(v, found, sub_locals)),
+            _ => {}
+        }
+    }
+    fn sub_refs(text: &str, found: &mut Vec<(String, String)>, locals: &BTreeSet<String>) {
+        for part in text.split("${").skip(1) {
+            let name = part.split('}').next().unwrap_or_default();
+            let name = name.split('.').next().unwrap_or_default();
+            if !locals.contains(name) {
+                found.push(("Sub".into(), name.to_owned()));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&t["Resources"], &mut found, &BTreeSet::new());
+    walk(&t["Globals"], &mut found, &BTreeSet::new());
+    walk(&t["Outputs"], &mut found, &BTreeSet::new());
+    assert!(found.len() > 50, "{found:?}");
+    for (kind, name) in found {
+        let ok = match kind.as_str() {
+            "Condition" => conditions.contains(&name),
+            _ => name.starts_with("AWS::") || known.contains(&name),
+        };
+        assert!(ok, "{kind} {name} names nothing in the template");
+    }
+}
