@@ -11,10 +11,11 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use rdkafka::TopicPartitionList;
 
 use crate::config::{KafkaConfig, KafkaSecurity, ScramCredentials};
 use crate::domain::RecordCoordinates;
@@ -113,7 +114,38 @@ impl ClientContext for KafkaContext {
     }
 }
 
-impl ConsumerContext for KafkaContext {}
+impl ConsumerContext for KafkaContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| format!("{}-{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(partitions = %partitions(list), "partitions assigned")
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(partitions = %partitions(list), "partitions revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            // A periodic commit with nothing new to commit.
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                partitions = offsets.count(),
+                "offset commit failed; the stored offsets are committed again later"
+            ),
+        }
+    }
+}
 
 /// A client that cannot be set up: fails the process at start, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,7 +201,11 @@ pub fn client_config(config: &KafkaConfig) -> Result<KafkaClientConfig, KafkaSet
             config.timeout.as_millis().clamp(1000, 30_000).to_string(),
         )
         // librdkafka logs every failed connection attempt; keep one line a minute.
-        .set("log.connection.close", "false");
+        .set("log.connection.close", "false")
+        // Retry a lost broker at least once a second (default: backoff up to 10 s), so that
+        // clients are back soon after it is: a consumer group member that stays away longer
+        // than its session loses its partitions, and their uncommitted records come again.
+        .set("reconnect.backoff.max.ms", "1000");
     let mut context = KafkaContext::default();
     match &config.security {
         KafkaSecurity::Plaintext => {
@@ -353,9 +389,11 @@ pub fn consumer_config(
         // Commit only what was processed (at-least-once).
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        // Tansu sleeps for part of fetch.wait.max.ms even when data is ready: keep it low.
-        .set("fetch.wait.max.ms", "5")
-        // Shorter sessions timed out at Tansu's coordinator under load.
+        // A long poll: Kafka answers a fetch as soon as a record arrives, so this only bounds
+        // how often an idle consumer asks (twice a second), not how long a record waits.
+        .set("fetch.wait.max.ms", "500")
+        // A member that died without leaving hands its partitions on after 30 s (default 45 s);
+        // a broker restart, or a pause of several seconds, stays well inside it.
         .set("session.timeout.ms", "30000");
     Ok(c)
 }
@@ -445,6 +483,24 @@ pub fn partition_count(
         .find(|t| t.name() == topic && t.error().is_none())
         .map(|t| t.partitions().len())
         .ok_or_else(|| PublishError::Rejected(format!("topic {topic} does not exist")))
+}
+
+/// The end (next offset) of each partition of `topic`, by partition number.
+pub fn partition_ends(
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i64>, PublishError> {
+    let partitions = partition_count(config, topic, timeout)?;
+    let consumer = metadata_client(config)?;
+    (0..partitions as i32)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Timeout::After(timeout))
+                .map(|(_, high)| high)
+                .map_err(classify)
+        })
+        .collect()
 }
 
 /// A [`Publisher`] that keeps records in memory, for unit tests of handler logic only.

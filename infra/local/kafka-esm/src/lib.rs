@@ -1,19 +1,24 @@
 //! The local stand-in for a Lambda Kafka event source mapping (MSK or self-managed), with
 //! the behaviour AWS documents:
-//! - one topic, a fixed consumer group id, so a restart resumes from committed offsets;
+//! - one topic, read as a member of a fixed consumer group: the group assigns the partitions
+//!   (several mappings, or restarts, share them) and a restart resumes from committed offsets;
 //! - a batch is up to `batch_size` records, or what arrived within the batching window, or
 //!   6 MB, whichever comes first; it may hold several partitions, each in offset order;
 //! - the event is AWS's JSON (`records` keyed `"topic-partition"`, base64 key and value,
 //!   `headers` always present as arrays of signed bytes), sent through the Lambda Invoke API;
 //! - offsets are committed only after the function succeeded; a failed batch is retried, with
-//!   backoff, until it succeeds: never skipped, and nothing after it is sent meanwhile.
+//!   backoff, until it succeeds: never skipped, and nothing after it is sent meanwhile;
+//! - a broker that goes away and comes back, or a rebalance, is waited out, not fatal: records
+//!   of a revoked partition may be delivered again by its next owner (at-least-once), so the
+//!   function must be idempotent, as on AWS.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, OwnedMessage};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
 use serde_json::{json, Value};
 use shared::config::KafkaConfig;
@@ -129,41 +134,103 @@ pub fn kafka_event(records: &[OwnedMessage], event_source: &str, bootstrap_serve
     event
 }
 
-/// The next batch: waits for one record, then takes what else arrives within the batching
-/// window (with a window of 0, what is already fetched), up to the size and byte limits.
-pub async fn next_batch(
-    consumer: &StreamConsumer<KafkaContext>,
-    settings: &Settings,
-) -> Result<Vec<OwnedMessage>, String> {
-    let first = consumer.recv().await.map_err(|e| e.to_string())?;
-    let mut bytes = size_of(&first);
-    let mut batch = vec![first.detach()];
-    let window_ends = Instant::now() + settings.batching_window;
-    while batch.len() < settings.batch_size {
-        let left = window_ends.saturating_duration_since(Instant::now());
-        let next = match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(next) => next.map_err(|e| e.to_string())?,
-            Err(_) => break,
-        };
-        bytes += size_of(&next);
-        if bytes > MAX_BATCH_BYTES {
-            // Rewind so the record opens the next batch instead.
-            consumer
-                .seek(
-                    next.topic(),
-                    next.partition(),
-                    Offset::Offset(next.offset()),
-                    Duration::from_secs(5),
-                )
-                .map_err(|e| e.to_string())?;
-            break;
-        }
-        batch.push(next.detach());
-    }
-    Ok(batch)
+/// Reads batches off the consumer. A record that would push a batch over
+/// [`MAX_BATCH_BYTES`] is kept back and opens the next batch.
+pub struct Batcher {
+    consumer: StreamConsumer<KafkaContext>,
+    held_back: Option<OwnedMessage>,
+    errors: ErrorLog,
 }
 
-fn size_of(m: &BorrowedMessage) -> usize {
+impl Batcher {
+    pub fn new(consumer: StreamConsumer<KafkaContext>) -> Self {
+        Self {
+            consumer,
+            held_back: None,
+            errors: ErrorLog::default(),
+        }
+    }
+
+    pub fn consumer(&self) -> &StreamConsumer<KafkaContext> {
+        &self.consumer
+    }
+
+    /// The next batch: waits for one record, then takes what else arrives within the batching
+    /// window (with a window of 0, what is already fetched), up to the size and byte limits.
+    pub async fn next_batch(&mut self, settings: &Settings) -> Vec<OwnedMessage> {
+        let first = match self.held_back.take() {
+            Some(record) => record,
+            None => self.next_record().await,
+        };
+        let mut bytes = size_of(&first);
+        let mut batch = vec![first];
+        let window_ends = Instant::now() + settings.batching_window;
+        while batch.len() < settings.batch_size {
+            let left = window_ends.saturating_duration_since(Instant::now());
+            let next = match tokio::time::timeout(left, self.consumer.recv()).await {
+                Ok(Ok(next)) => next.detach(),
+                Ok(Err(e)) => {
+                    self.errors.record(&e);
+                    break;
+                }
+                Err(_) => break,
+            };
+            bytes += size_of(&next);
+            if bytes > MAX_BATCH_BYTES {
+                self.held_back = Some(next);
+                break;
+            }
+            batch.push(next);
+        }
+        batch
+    }
+
+    /// Waits for a record. The consumer's errors (a broker down, a topic missing) are logged
+    /// and waited out: librdkafka reconnects and rejoins the group by itself.
+    async fn next_record(&mut self) -> OwnedMessage {
+        loop {
+            match self.consumer.recv().await {
+                Ok(record) => {
+                    self.errors.recovered();
+                    return record.detach();
+                }
+                Err(e) => self.errors.record(&e),
+            }
+        }
+    }
+}
+
+/// The consumer's errors come once per reconnection attempt while a broker is away: the first
+/// is logged, then one line every [`ErrorLog::EVERY`] with the count.
+#[derive(Default)]
+struct ErrorLog {
+    since_recovery: u64,
+    last_logged: Option<Instant>,
+}
+
+impl ErrorLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn record(&mut self, e: &KafkaError) {
+        self.since_recovery += 1;
+        if self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= Self::EVERY)
+        {
+            self.last_logged = Some(Instant::now());
+            tracing::warn!(error = %e, errors = self.since_recovery, "Kafka consumer error; waiting for the broker");
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.since_recovery > 0 {
+            tracing::info!(errors = self.since_recovery, "consuming again");
+        }
+        *self = Self::default();
+    }
+}
+
+fn size_of(m: &OwnedMessage) -> usize {
     m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len)
 }
 
@@ -202,74 +269,48 @@ pub async fn invoke_until_success(
     }
 }
 
-/// Commits, per partition, the offset after the batch's last record.
-pub fn commit(
-    consumer: &StreamConsumer<KafkaContext>,
-    batch: &[OwnedMessage],
-) -> Result<(), String> {
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+/// Commits, per partition, the offset after the batch's last record. The offsets are stored
+/// first, so that librdkafka commits them again if this commit fails (its periodic commit) and
+/// when the partitions are revoked; the commit itself is asynchronous and never blocks the
+/// loop while a broker is away. Failures are logged by [`KafkaContext`].
+pub fn commit(consumer: &StreamConsumer<KafkaContext>, batch: &[OwnedMessage]) {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for m in batch {
-        let entry = next
-            .entry((m.topic().to_owned(), m.partition()))
-            .or_insert(0);
+        let entry = next.entry((m.topic(), m.partition())).or_insert(0);
         *entry = (*entry).max(m.offset() + 1);
     }
     let mut list = TopicPartitionList::new();
     for ((topic, partition), offset) in next {
-        list.add_partition_offset(&topic, partition, Offset::Offset(offset))
-            .map_err(|e| e.to_string())?;
+        if let Err(e) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(error = %e, topic, partition, "cannot name an offset to commit");
+        }
     }
-    consumer
-        .commit(&list, CommitMode::Sync)
-        .map_err(|e| e.to_string())
+    // Storing fails for a partition revoked meanwhile: its next owner delivers it again.
+    if let Err(e) = consumer.store_offsets(&list) {
+        tracing::warn!(error = %e, "could not store offsets (partitions revoked?); they may be delivered again");
+        return;
+    }
+    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+        tracing::warn!(error = %e, "could not request a commit; librdkafka retries it");
+    }
 }
 
-/// The consumer the mapping polls with. It takes every partition of the topic itself and
-/// starts each at the group's committed offset (the beginning where none is: AWS's
-/// `TRIM_HORIZON`), committing under the fixed group id. A mapping is a single reader here,
-/// so it needs no group membership, and so never waits on a rebalance: with Tansu, a member
-/// left over from before a broker restart held a joining consumer up indefinitely.
+/// The consumer the mapping polls with: a member of the fixed group, subscribed to the topic.
+/// Where the group has committed no offset it starts at the beginning (AWS's `TRIM_HORIZON`).
 pub fn consumer(settings: &Settings) -> Result<StreamConsumer<KafkaContext>, String> {
     let consumer: StreamConsumer<KafkaContext> =
         consumer_config(&settings.kafka, &settings.group_id)
             .map_err(|e| e.to_string())?
+            // Offsets are stored after each successful batch (never on receipt), and commits of
+            // stored offsets are retried every second and made on revocation.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
             .create()
             .map_err(|e| e.to_string())?;
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer
-        .fetch_metadata(Some(&settings.topic), timeout)
-        .map_err(|e| format!("cannot read the metadata of {}: {e}", settings.topic))?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == settings.topic && t.error().is_none())
-        .map(|t| t.partitions().len() as i32)
-        .filter(|n| *n > 0)
-        .ok_or(format!("topic {} does not exist", settings.topic))?;
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..partitions {
-        wanted.add_partition(&settings.topic, p);
-    }
-    let committed = consumer.committed_offsets(wanted, timeout).map_err(|e| {
-        format!(
-            "cannot read the committed offsets of {}: {e}",
-            settings.group_id
-        )
-    })?;
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        let offset = match committed
-            .find_partition(&settings.topic, p)
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(o)) if o >= 0 => Offset::Offset(o),
-            _ => Offset::Beginning,
-        };
-        assignment
-            .add_partition_offset(&settings.topic, p, offset)
-            .map_err(|e| e.to_string())?;
-    }
-    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    consumer
+        .subscribe(&[&settings.topic])
+        .map_err(|e| format!("cannot subscribe to {}: {e}", settings.topic))?;
     Ok(consumer)
 }
 
@@ -286,7 +327,7 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
 
 /// Runs the mapping until the process ends.
 pub async fn run(settings: Settings) -> Result<(), String> {
-    let consumer = consumer(&settings)?;
+    let mut batcher = Batcher::new(consumer(&settings)?);
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(120))
@@ -294,7 +335,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, function = %settings.function, "event source mapping started");
     loop {
-        let batch = next_batch(&consumer, &settings).await?;
+        let batch = batcher.next_batch(&settings).await;
         let event = kafka_event(
             &batch,
             &settings.event_source,
@@ -302,7 +343,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         );
         let started = Instant::now();
         let failures = invoke_until_success(&client, &settings, &event).await;
-        commit(&consumer, &batch)?;
+        commit(batcher.consumer(), &batch);
         tracing::info!(
             records = batch.len(),
             failures,

@@ -269,3 +269,100 @@ async fn a_failed_batch_is_retried_whole_and_offsets_commit_only_after_success()
     task.abort();
     assert_eq!(values(&stub.events.lock().expect("lock")[0].0), ["four"]);
 }
+
+#[tokio::test]
+async fn mappings_of_one_group_share_the_partitions_and_take_over_from_one_that_stops() {
+    let config = config();
+    let topic = unique("esm-group");
+    kafka::ensure_topics(&config.kafka, &[(&topic, 2)])
+        .await
+        .expect("topic");
+    let group = unique("esm");
+    let (first, first_url) = start_stub(0).await;
+    let (second, second_url) = start_stub(0).await;
+    let first_task = tokio::spawn(local_kafka_esm::run(settings(
+        &config, &topic, &group, &first_url,
+    )));
+    let second_task = tokio::spawn(local_kafka_esm::run(settings(
+        &config,
+        &topic,
+        &group,
+        &second_url,
+    )));
+    let partitions_of = |stub: &Stub| -> std::collections::BTreeSet<String> {
+        stub.events
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|(e, _)| {
+                e["records"]
+                    .as_object()
+                    .map(|r| r.keys().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    // Records on both partitions until each mapping has been given one by the group.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sent = Vec::new();
+    let mut k = 0;
+    while partitions_of(&first).len() != 1 || partitions_of(&second).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the group never split the partitions: {:?} and {:?}",
+            partitions_of(&first),
+            partitions_of(&second)
+        );
+        for p in 0..2 {
+            let value = format!("before-{p}-{k}");
+            produce(&config, &topic, p, &value).await;
+            sent.push(value);
+        }
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_ne!(partitions_of(&first), partitions_of(&second));
+
+    // The first stops (leaving the group); the second takes both partitions over.
+    first_task.abort();
+    let _ = first_task.await;
+    for p in 0..2 {
+        let value = format!("after-{p}");
+        produce(&config, &topic, p, &value).await;
+        sent.push(value);
+    }
+    wait_for(
+        &second,
+        "both records sent after the first stopped",
+        |events| {
+            let got: Vec<String> = events.iter().flat_map(|(e, _)| values(e)).collect();
+            got.iter().any(|v| v == "after-0") && got.iter().any(|v| v == "after-1")
+        },
+    )
+    .await;
+    second_task.abort();
+
+    // Nothing was lost; each partition's records arrived in order at each mapping.
+    let mut delivered = std::collections::BTreeSet::new();
+    for stub in [&first, &second] {
+        let events = stub.events.lock().expect("lock").clone();
+        for p in 0..2 {
+            let of_p: Vec<u64> = events
+                .iter()
+                .flat_map(|(e, _)| values(e))
+                .filter_map(|v| {
+                    let rest = v.strip_prefix(&format!("before-{p}-"))?;
+                    rest.parse().ok()
+                })
+                .collect();
+            assert!(
+                of_p.windows(2).all(|w| w[0] <= w[1]),
+                "partition {p} out of order: {of_p:?}"
+            );
+        }
+        delivered.extend(events.iter().flat_map(|(e, _)| values(e)));
+    }
+    for value in &sent {
+        assert!(delivered.contains(value), "{value} was never delivered");
+    }
+}
