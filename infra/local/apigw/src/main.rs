@@ -33,6 +33,11 @@ use websocket::{route_event, run_socket, Command, Live, Registry, SocketInfo};
 const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 /// API Gateway's HTTP API integration timeout.
 const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Invocations of one function in flight at once; more wait here. `cargo lambda watch` 1.9.2
+/// deadlocks for good once 100 invocations of one function queue inside it (it awaits room in a
+/// full queue while holding the lock its instances need to drain it), as when a broker outage
+/// slows every send down: this keeps its queues short. AWS would throttle instead (429).
+const MAX_IN_FLIGHT_PER_FUNCTION: usize = 32;
 
 struct Gateway {
     routes: Vec<Route>,
@@ -40,6 +45,7 @@ struct Gateway {
     registry: Registry,
     invoke_url: String,
     client: reqwest::Client,
+    in_flight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// Why an invocation gave no usable reply, as the response to send instead.
@@ -78,6 +84,7 @@ async fn main() {
         registry: Registry::default(),
         invoke_url,
         client,
+        in_flight: Default::default(),
     });
     tracing::info!(%listen, invoke = %gateway.invoke_url, "local API Gateway listening");
     loop {
@@ -431,6 +438,27 @@ impl Gateway {
             "{}/2015-03-31/functions/{function}/invocations",
             self.invoke_url
         );
+        let slots = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(function.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_FUNCTION)))
+            .clone();
+        let Ok(Ok(_slot)) = tokio::time::timeout(INTEGRATION_TIMEOUT, slots.acquire_owned()).await
+        else {
+            tracing::error!(
+                function,
+                "too many invocations in flight; none finished in time"
+            );
+            let mut busy = json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the function is busy; retry shortly",
+            );
+            busy.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Err(busy);
+        };
         let reply = match self.client.post(&url).json(event).send().await {
             Ok(reply) => reply,
             Err(e) if e.is_timeout() => {
