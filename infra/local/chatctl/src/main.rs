@@ -1,8 +1,9 @@
 //! `chatctl`: the local stack's set-up and a small Kafka client for the terminal.
 //!
-//! Debian's kcat is built on a librdkafka too old for Tansu, and `tansu cat consume` printed
-//! nothing here, so watching and feeding the chat topic goes through this tool (bundled
-//! librdkafka). All settings come from the same environment variables as the functions.
+//! Set-up goes through Kafka's own admin protocol (the AdminClient of the librdkafka we link),
+//! so it works the same on any Kafka: the local broker, MSK, Confluent, Redpanda. Watching and
+//! feeding topics needs no Java or kcat on the laptop. All settings come from the same
+//! environment variables as the functions.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use shared::config::Config;
 use shared::domain::{seed_groups, seed_users};
 use shared::kafka::{self, KafkaContext, KafkaPublisher, Publisher};
 use shared::store::dynamodb::DynamoStore;
-use shared::store::Store;
+use shared::store::{Cursor, PageRequest, Store};
 
 const USAGE: &str = "\
 usage: chatctl <command> [options]
@@ -23,6 +24,8 @@ commands:
   setup [--partitions N]     check Kafka and DynamoDB, create the chat and dead-letter topics
                              (default 4 partitions), the tables, and the original four users
   topics                     list topics and their partition counts
+  create-topic TOPIC [--partitions N]
+                             create a topic (default 1 partition) unless it exists
   users                      print the users table as JSON lines
   produce [TOPIC] [--key K]  send each line of standard input as one record (default topic:
                              CHAT_TOPIC; default key: the line's group, else none)
@@ -59,6 +62,7 @@ async fn run(args: &[String]) -> Result<(), String> {
     match command.as_str() {
         "setup" => setup(&config, &options).await,
         "topics" => topics(&config),
+        "create-topic" => create_topic(&config, &options).await,
         "users" => users(&config).await,
         "produce" => produce(&config, &options).await,
         "consume" => consume(&config, &options).await,
@@ -151,6 +155,7 @@ async fn setup(config: &Config, options: &Options) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     store.ensure_tables().await.map_err(|e| e.to_string())?;
+    check_log_matches_store(config, &store).await?;
     for group in seed_groups() {
         store.put_group(&group).await.map_err(|e| e.to_string())?;
     }
@@ -170,6 +175,63 @@ async fn setup(config: &Config, options: &Options) -> Result<(), String> {
         t.connections,
         store.list_users().await.map_err(|e| e.to_string())?.len(),
     );
+    Ok(())
+}
+
+/// Message ids come from the chat topic's offsets. A store holding a message at or beyond the
+/// end of its partition was filled from another log (a broker's data wiped, another cluster):
+/// new messages would take ids that already exist, and be taken for replays and lost.
+async fn check_log_matches_store(config: &Config, store: &DynamoStore) -> Result<(), String> {
+    let k = &config.kafka;
+    let ends = kafka::partition_ends(k, &k.chat_topic, k.timeout).map_err(|e| e.to_string())?;
+    let groups: std::collections::BTreeSet<_> = store
+        .list_users()
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|u| u.group_id)
+        .collect();
+    for group in groups {
+        let newest = store
+            .list_messages(
+                group,
+                PageRequest {
+                    limit: 1,
+                    cursor: Cursor::Latest,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(message) = newest.messages.last() else {
+            continue;
+        };
+        let at = message.id.coordinates();
+        let end = ends.get(at.partition as usize).copied().unwrap_or(0);
+        if at.offset >= end {
+            return Err(format!(
+                "DynamoDB holds message {} of group {group} (partition {} offset {}), but {} \
+                 partition {} ends at offset {end}: the tables were filled from another Kafka \
+                 log, and new messages would reuse their ids. Use the tables with the broker \
+                 they came from, or start afresh (for make dev: move .data/dev aside)",
+                message.id, at.partition, at.offset, k.chat_topic, at.partition
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn create_topic(config: &Config, options: &Options) -> Result<(), String> {
+    let topic = options
+        .topic
+        .as_deref()
+        .ok_or("create-topic needs a TOPIC")?;
+    let partitions = options.partitions.unwrap_or(1);
+    kafka::ensure_topics(&config.kafka, &[(topic, partitions)])
+        .await
+        .map_err(|e| kafka_unreachable(config, e))?;
+    let count = kafka::partition_count(&config.kafka, topic, config.kafka.timeout)
+        .map_err(|e| e.to_string())?;
+    println!("{topic}\t{count} partitions");
     Ok(())
 }
 
