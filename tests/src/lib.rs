@@ -8,7 +8,9 @@ use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use shared::config::Config;
-use shared::domain::{Group, GroupId, Message, MessageId, MessageText, RecordCoordinates, User};
+use shared::domain::{
+    Group, GroupId, Message, MessageId, MessageText, RecordCoordinates, User, UserId,
+};
 use shared::kafka::{self, KafkaContext};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::Store;
@@ -78,6 +80,38 @@ pub async fn fresh_group(store: &DynamoStore) -> GroupId {
         .await
         .expect("put group");
     group_id
+}
+
+/// A user of its own in a group of its own, so that no other test's events reach its sockets.
+pub async fn fresh_user(can_delete: bool) -> User {
+    let store = store().await;
+    let group_id = fresh_group(&store).await;
+    let user = User {
+        user_id: UserId::new(i128::from(fresh_id())).expect("id"),
+        name: "Tester ☃".into(),
+        group_id,
+        can_edit: true,
+        can_delete,
+    };
+    store.put_user(&user).await.expect("put user");
+    user
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The WebSocket URL of `path` on the API.
+pub fn ws_url(path: &str) -> String {
+    format!("{}{path}", api_url().replacen("http://", "ws://", 1))
+}
+
+/// A socket subscribed through `path` (`/subscribe/{group}` or `/?group_id=`).
+pub async fn subscribe(path: &str) -> Socket {
+    let (socket, response) = tokio_tungstenite::connect_async(ws_url(path))
+        .await
+        .expect("handshake");
+    assert_eq!(response.status(), 101);
+    socket
 }
 
 /// Stores a message as the stream processor would, by `author` in `group`.

@@ -4,28 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use e2e_tests::{api_url, config, fresh_group, fresh_id, http, store};
+use e2e_tests::{api_url, config, fresh_id, fresh_user, http, store, subscribe, ws_url, Socket};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shared::domain::{Connection, GroupId, User, UserId};
+use shared::domain::{Connection, GroupId};
 use shared::store::Store;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn ws_url(path: &str) -> String {
-    format!("{}{path}", api_url().replacen("http://", "ws://", 1))
-}
-
-async fn subscribe(path: &str) -> Socket {
-    let (socket, response) = tokio_tungstenite::connect_async(ws_url(path))
-        .await
-        .expect("handshake");
-    assert_eq!(response.status(), 101);
-    socket
-}
 
 /// The next `n` JSON frames, failing after 20 s.
 async fn frames(socket: &mut Socket, n: usize) -> Vec<Value> {
@@ -63,21 +48,6 @@ async fn post(path: &str, body: Value) -> Value {
         .expect("request");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     response.json().await.expect("json")
-}
-
-/// A user of its own in a group of its own, so that no other test's events reach the sockets.
-async fn fresh_user(can_delete: bool) -> User {
-    let store = store().await;
-    let group_id = fresh_group(&store).await;
-    let user = User {
-        user_id: UserId::new(i128::from(fresh_id())).expect("id"),
-        name: "Tester ☃".into(),
-        group_id,
-        can_edit: true,
-        can_delete,
-    };
-    store.put_user(&user).await.expect("put user");
-    user
 }
 
 #[tokio::test]

@@ -1,0 +1,229 @@
+//! Kafka restarted under a steady load of sends (its own test binary, so that no other test
+//! runs while the broker is away): every acknowledged send is stored once and reaches the
+//! group's socket, and the event source carries on by itself, with no step by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use e2e_tests::{api_url, fresh_user, http, store, subscribe};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use shared::store::{Cursor, PageRequest, Store};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Sends per second, and for how long.
+const RATE: u64 = 20;
+const LOAD: Duration = Duration::from_secs(14);
+/// When, into the load, the broker is stopped.
+const RESTART_AT: Duration = Duration::from_secs(3);
+
+/// Stops the stack's broker (SIGTERM) and starts it again on the same data.
+fn restart_broker() -> Duration {
+    let dir = std::env::var("CHAT_KAFKA_DIR").unwrap_or_else(|_| {
+        panic!(
+            "CHAT_KAFKA_DIR is not set: run the tests with `make test`, which starts a broker \
+             of its own (one given by KAFKA_BOOTSTRAP_SERVERS is not restarted by tests)"
+        )
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack.sh");
+    let started = Instant::now();
+    let status = std::process::Command::new(script)
+        .args(["restart-kafka", &dir])
+        .status()
+        .expect("run stack.sh restart-kafka");
+    assert!(status.success(), "restarting the broker failed: {status}");
+    started.elapsed()
+}
+
+#[derive(Debug)]
+struct Send {
+    text: String,
+    sent_at: Duration,
+    status: Option<u16>,
+    message_id: Option<u64>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_sends_survive_a_broker_restart_stored_and_pushed_once() {
+    let user = fresh_user(false).await;
+    let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
+    let frames: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let reader = {
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = socket.next().await {
+                if let Message::Text(text) = frame {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
+                    frames.lock().expect("lock").push(value);
+                }
+            }
+        })
+    };
+
+    let tag = format!("restart-{}", uuid::Uuid::new_v4().simple());
+    let start = Instant::now();
+    let restart = tokio::task::spawn_blocking(|| {
+        std::thread::sleep(RESTART_AT);
+        let took = restart_broker();
+        (RESTART_AT, RESTART_AT + took)
+    });
+    let total = RATE * LOAD.as_secs();
+    let mut sends = Vec::new();
+    for k in 0..total {
+        let due = start + Duration::from_millis(k * 1000 / RATE);
+        tokio::time::sleep_until(due.into()).await;
+        let text = format!("{tag}-{k}");
+        let user_id = user.user_id;
+        sends.push(tokio::spawn(async move {
+            let sent_at = start.elapsed();
+            let response = http()
+                .post(format!("{}/send-message/", api_url()))
+                .json(&json!({"user_id": user_id, "message": text}))
+                .send()
+                .await;
+            let (status, message_id) = match response {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body: Value = r.json().await.unwrap_or(Value::Null);
+                    (Some(status), body["message_id"].as_u64())
+                }
+                Err(_) => (None, None),
+            };
+            Send {
+                text,
+                sent_at,
+                status,
+                message_id,
+            }
+        }));
+    }
+    let (down_at, up_at) = restart.await.expect("restart");
+    let mut results = Vec::new();
+    for send in sends {
+        results.push(send.await.expect("send task"));
+    }
+
+    // Every request got an answer: accepted, or 503 while the broker was away; nothing else.
+    for send in &results {
+        assert!(
+            matches!(send.status, Some(202 | 503)),
+            "{send:?} (broker down from {down_at:?} to {up_at:?})"
+        );
+    }
+    let acked: BTreeMap<u64, &str> = results
+        .iter()
+        .filter(|s| s.status == Some(202))
+        .map(|s| {
+            (
+                s.message_id.expect("a 202 names its message"),
+                s.text.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        acked.len(),
+        results.iter().filter(|s| s.status == Some(202)).count(),
+        "two acknowledged sends got the same id"
+    );
+    let acked_after_restart = results
+        .iter()
+        .filter(|s| s.status == Some(202) && s.sent_at > up_at)
+        .count();
+    assert!(
+        acked_after_restart > 0,
+        "no send was accepted after the broker came back at {up_at:?}"
+    );
+
+    // Every acknowledged message reaches the socket: the event source carried on by itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pushed: BTreeSet<u64> = frames
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|f| f["id"].as_u64())
+            .collect();
+        let missing: Vec<_> = acked.keys().filter(|id| !pushed.contains(id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} acknowledged messages never reached the socket, e.g. {:?}",
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Frames still in flight for sends that were refused but written all the same.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    reader.abort();
+
+    // History holds each acknowledged message once, with its text, and nothing we did not send.
+    let history = store()
+        .await
+        .list_messages(
+            user.group_id,
+            PageRequest {
+                limit: 1000,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("history")
+        .messages;
+    let mut stored: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut texts = BTreeSet::new();
+    for m in &history {
+        assert!(
+            stored.insert(m.id.get(), m.message.as_str()).is_none(),
+            "message {} is stored twice",
+            m.id
+        );
+        assert!(
+            texts.insert(m.message.as_str()),
+            "{:?} is stored twice",
+            m.message
+        );
+        assert!(
+            m.message.as_str().starts_with(&tag),
+            "a stranger's message {m:?}"
+        );
+    }
+    for (id, text) in &acked {
+        assert_eq!(stored.get(id), Some(text), "acknowledged message {id}");
+    }
+
+    // Each message is pushed once: the restart made the event source neither lose nor repeat.
+    let frames = frames.lock().expect("lock").clone();
+    let mut pushed_ids = BTreeMap::<u64, usize>::new();
+    for frame in &frames {
+        assert_eq!(frame["event"], "created", "{frame}");
+        let id = frame["id"].as_u64().expect("id");
+        assert_eq!(
+            stored.get(&id).copied(),
+            frame["message"].as_str(),
+            "{frame}"
+        );
+        *pushed_ids.entry(id).or_default() += 1;
+    }
+    let repeated: Vec<_> = pushed_ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "pushed more than once: {repeated:?}");
+    let order: Vec<u64> = frames.iter().filter_map(|f| f["id"].as_u64()).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "frames out of order: {order:?}"
+    );
+    eprintln!(
+        "{} sends, {} accepted ({acked_after_restart} after the restart), {} refused; broker \
+         down from {down_at:?} to {up_at:?}; {} stored, {} frames",
+        results.len(),
+        acked.len(),
+        results.iter().filter(|s| s.status == Some(503)).count(),
+        stored.len(),
+        frames.len()
+    );
+}
