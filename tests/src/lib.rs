@@ -13,7 +13,7 @@ use shared::domain::{
 };
 use shared::kafka::{self, KafkaContext};
 use shared::store::dynamodb::DynamoStore;
-use shared::store::Store;
+use shared::store::{Cursor, PageRequest, Store};
 
 const HOW_TO_START: &str =
     "run the tests with `make test`, which starts the whole local stack and exports its addresses";
@@ -80,6 +80,22 @@ pub async fn fresh_group(store: &DynamoStore) -> GroupId {
         .await
         .expect("put group");
     group_id
+}
+
+/// A group's stored history, oldest first (up to 1,000 messages, as the store holds them).
+pub async fn history(group: GroupId) -> Vec<Message> {
+    store()
+        .await
+        .list_messages(
+            group,
+            PageRequest {
+                limit: 1000,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("history")
+        .messages
 }
 
 /// A user of its own in a group of its own, so that no other test's events reach its sockets.

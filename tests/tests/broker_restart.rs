@@ -7,10 +7,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e_tests::{api_url, fresh_user, http, store, subscribe};
+use e2e_tests::{api_url, fresh_user, history, http, subscribe};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use shared::store::{Cursor, PageRequest, Store};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Sends per second, and for how long.
@@ -163,18 +162,7 @@ async fn acknowledged_sends_survive_a_broker_restart_stored_and_pushed_once() {
     reader.abort();
 
     // History holds each acknowledged message once, with its text, and nothing we did not send.
-    let history = store()
-        .await
-        .list_messages(
-            user.group_id,
-            PageRequest {
-                limit: 1000,
-                cursor: Cursor::Latest,
-            },
-        )
-        .await
-        .expect("history")
-        .messages;
+    let history = history(user.group_id).await;
     let mut stored: BTreeMap<u64, &str> = BTreeMap::new();
     let mut texts = BTreeSet::new();
     for m in &history {

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use e2e_tests::{config, fresh_group, fresh_id, http, store};
+use e2e_tests::{config, fresh_group, fresh_id, history, http, store};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
 use serde_json::{json, Value};
 use shared::domain::{MessageId, RecordCoordinates, User, UserId};
-use shared::store::{Cursor, PageRequest, Store};
+use shared::store::Store;
 
 fn invoke_url() -> String {
     let url = std::env::var("LAMBDA_INVOKE_URL")
@@ -54,18 +54,8 @@ async fn invoke(event: &Value) -> Value {
 }
 
 async fn texts(user: &User) -> Vec<String> {
-    store()
+    history(user.group_id)
         .await
-        .list_messages(
-            user.group_id,
-            PageRequest {
-                limit: 1000,
-                cursor: Cursor::Latest,
-            },
-        )
-        .await
-        .expect("history")
-        .messages
         .iter()
         .map(|m| m.message.as_str().to_owned())
         .collect()
