@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::domain::RecordCoordinates;
-use crate::kafka::{KafkaPublisher, PublishError, Publisher};
+use crate::publish::{NoPublisher, PublishError, Publisher};
 use crate::store::dynamodb::DynamoStore;
 use crate::store::Store;
 
@@ -24,23 +23,13 @@ pub enum StartupError {
 }
 
 /// Whether a function writes to Kafka. Those that do not get no producer: no connection, no
-/// credentials and no network path to the cluster are needed for them.
+/// credentials and no network path to the cluster are needed for them, and without the
+/// `kafka` feature they do not even link librdkafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kafka {
+    #[cfg(feature = "kafka")]
     Publishes,
     NotUsed,
-}
-
-/// Stands in for the producer of a function that never publishes.
-struct NoPublisher;
-
-#[async_trait::async_trait]
-impl Publisher for NoPublisher {
-    async fn publish(&self, _: &str, _: &str, _: &[u8]) -> Result<RecordCoordinates, PublishError> {
-        Err(PublishError::Rejected(
-            "this function was started without a Kafka producer".into(),
-        ))
-    }
 }
 
 impl AppContext {
@@ -49,7 +38,8 @@ impl AppContext {
     pub async fn from_env(kafka: Kafka) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
         let publisher: Arc<dyn Publisher> = match kafka {
-            Kafka::Publishes => Arc::new(KafkaPublisher::new(&config.kafka)?),
+            #[cfg(feature = "kafka")]
+            Kafka::Publishes => Arc::new(crate::kafka::KafkaPublisher::new(&config.kafka)?),
             Kafka::NotUsed => Arc::new(NoPublisher),
         };
         let store = DynamoStore::from_config(&config.dynamodb).await;

@@ -15,18 +15,6 @@ use crate::error::ChatError;
 /// Largest request body accepted; a message of 4096 characters fits many times over.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
-/// What every HTTP function's `main` does first: logging, then the context, built once.
-pub async fn start(
-    kafka: crate::context::Kafka,
-) -> Result<crate::context::AppContext, crate::context::StartupError> {
-    crate::init_tracing();
-    crate::context::AppContext::from_env(kafka)
-        .await
-        .inspect_err(|e| {
-            tracing::error!(error = %e, "cannot start");
-        })
-}
-
 /// A JSON reply.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());

@@ -1,5 +1,6 @@
 //! Pushing frames to WebSocket connections through the API Gateway Management API
-//! (`POST /@connections/{id}`), and the frames themselves.
+//! (`POST /@connections/{id}`), and the frames themselves (the `push` feature: only the stream
+//! processor pushes).
 
 use std::time::Duration;
 
@@ -107,6 +108,7 @@ impl Frame {
 }
 
 /// A [`Pusher`] that records frames per connection, for unit tests of logic only.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct MemoryPusher {
     pushed: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
@@ -114,6 +116,7 @@ pub struct MemoryPusher {
     failure: std::sync::Mutex<Option<PushError>>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryPusher {
     pub fn new() -> Self {
         Self::default()
@@ -144,6 +147,7 @@ impl MemoryPusher {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[async_trait]
 impl Pusher for MemoryPusher {
     async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError> {

@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::config::Config;
 use crate::context::AppContext;
-use crate::kafka::MemoryPublisher;
+use crate::publish::MemoryPublisher;
 use crate::store::memory::MemoryStore;
 
 /// A context over the seeded in-memory store and a recording publisher.
@@ -58,6 +58,36 @@ pub fn request(
         .unwrap_or_else(|e| panic!("{e}"))
         .with_path_parameters(to_map(path))
         .with_query_string_parameters(to_map(query))
+}
+
+/// The status and JSON body a handler's result is answered with.
+pub fn reply(result: Result<Response<Body>, crate::ChatError>) -> (u16, serde_json::Value) {
+    parts(&crate::http::reply(result))
+}
+
+/// A WebSocket route event as API Gateway sends it: `route` is `$connect`, `$disconnect` or
+/// `$default`; `query` the query string parameters (`$connect` only).
+pub fn ws_event(
+    route: &str,
+    connection_id: Option<&str>,
+    query: serde_json::Value,
+) -> aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest {
+    let event_type = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    serde_json::from_value(serde_json::json!({
+        "headers": {"Host": "localhost:8000"},
+        "queryStringParameters": query,
+        "requestContext": {
+            "routeKey": route, "eventType": event_type, "connectionId": connection_id,
+            "domainName": "localhost", "stage": "local", "apiId": "local",
+            "connectedAt": 0, "requestTimeEpoch": 0, "requestId": "r", "messageId": null
+        },
+        "isBase64Encoded": false
+    }))
+    .unwrap_or_else(|e| panic!("a WebSocket event: {e}"))
 }
 
 /// The status and JSON body of a reply.

@@ -1,8 +1,6 @@
 //! The producer against the real broker: acknowledged sends report where they landed, a
 //! group's events share a partition in order, and an absent broker fails fast.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -12,12 +10,13 @@ use rdkafka::Message as _;
 use shared::config::Config;
 use shared::domain::{GroupId, MessageId, MessageText, UserId};
 use shared::events::{ChatEvent, IncomingEvent};
-use shared::kafka::{self, KafkaContext, KafkaPublisher, PublishError, Publisher};
+use shared::kafka::{self, KafkaContext, KafkaPublisher};
+use shared::publish::{PublishError, Publisher};
 
 /// Reads `count` records of `topic` from the beginning, failing after 20 s.
 async fn read(config: &Config, topic: &str, count: usize) -> Vec<(i32, i64, String, Vec<u8>)> {
     let consumer: StreamConsumer<KafkaContext> =
-        kafka::consumer_config(&config.kafka, &common::unique("reader"))
+        kafka::consumer_config(&config.kafka, &test_support::unique("reader"))
             .expect("kafka settings")
             .create()
             .expect("consumer");
@@ -42,8 +41,8 @@ async fn read(config: &Config, topic: &str, count: usize) -> Vec<(i32, i64, Stri
 
 #[tokio::test]
 async fn a_published_record_lands_where_the_producer_says() {
-    let config = common::config();
-    let topic = common::topic(&config, 3).await;
+    let config = test_support::config();
+    let topic = test_support::own_topic(&config, 3).await;
     let publisher = KafkaPublisher::new(&config.kafka).expect("producer");
     let at = publisher
         .publish(&topic, "2", b"{\"hello\":1}")
@@ -63,8 +62,8 @@ async fn a_published_record_lands_where_the_producer_says() {
 
 #[tokio::test]
 async fn a_groups_events_share_one_partition_with_increasing_ids() {
-    let config = common::config();
-    let topic = common::topic(&config, 4).await;
+    let config = test_support::config();
+    let topic = test_support::own_topic(&config, 4).await;
     let publisher = KafkaPublisher::new(&config.kafka).expect("producer");
     let group = GroupId::new(1).expect("group");
     let mut ids = Vec::new();
@@ -77,7 +76,7 @@ async fn a_groups_events_share_one_partition_with_increasing_ids() {
             client_message_id: None,
             sent_at: Utc::now(),
         };
-        let at = kafka::publish_event(&publisher, &topic, &event)
+        let at = shared::publish::publish_event(&publisher, &topic, &event)
             .await
             .expect("publish");
         partitions.insert(at.partition);
@@ -99,8 +98,8 @@ async fn a_groups_events_share_one_partition_with_increasing_ids() {
 
 #[tokio::test]
 async fn concurrent_publishes_get_distinct_coordinates() {
-    let config = common::config();
-    let topic = common::topic(&config, 4).await;
+    let config = test_support::config();
+    let topic = test_support::own_topic(&config, 4).await;
     let publisher = std::sync::Arc::new(KafkaPublisher::new(&config.kafka).expect("producer"));
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -124,8 +123,8 @@ async fn concurrent_publishes_get_distinct_coordinates() {
 
 #[tokio::test]
 async fn creating_topics_again_keeps_them_as_they_are() {
-    let config = common::config();
-    let topic = common::topic(&config, 3).await;
+    let config = test_support::config();
+    let topic = test_support::own_topic(&config, 3).await;
     kafka::ensure_topics(&config.kafka, &[(&topic, 6)])
         .await
         .expect("again");
@@ -136,7 +135,7 @@ async fn creating_topics_again_keeps_them_as_they_are() {
 
 #[tokio::test]
 async fn an_unreachable_broker_fails_the_publish_in_bounded_time() {
-    let config = common::unreachable_config();
+    let config = test_support::unreachable_config();
     let publisher = KafkaPublisher::new(&config.kafka).expect("producer is lazy");
     let started = Instant::now();
     let err = publisher

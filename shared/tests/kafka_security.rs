@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use shared::config::{KafkaConfig, KafkaSecurity};
-use shared::kafka::{self, KafkaPublisher, PublishError};
+use shared::kafka::{self, KafkaPublisher};
+use shared::publish::PublishError;
 
 fn msk_iam() -> KafkaConfig {
     KafkaConfig {

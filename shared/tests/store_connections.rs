@@ -1,10 +1,8 @@
 //! WebSocket connections in DynamoDB Local, found per group through the group index.
 
-mod common;
-
 use chrono::{Duration, Utc};
 use shared::domain::{Connection, GroupId};
-use shared::store::Store;
+use shared::store::Connections;
 
 fn connection(id: &str, group: i128, lifetime: Duration) -> Connection {
     let now = Utc::now();
@@ -29,7 +27,7 @@ fn sorted_ids(connections: &[Connection]) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_connection_is_stored_read_back_and_deleted() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let c = connection("Abc123=", 1, Duration::hours(2));
     store.put_connection(&c).await.expect("put");
     assert_eq!(store.get_connection("Abc123=").await.expect("get"), Some(c));
@@ -44,7 +42,7 @@ async fn a_connection_is_stored_read_back_and_deleted() {
 
 #[tokio::test]
 async fn fan_out_finds_only_the_groups_live_connections() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     for c in [
         connection("a", 1, Duration::hours(2)),
         connection("b", 1, Duration::hours(2)),
@@ -67,7 +65,7 @@ async fn fan_out_finds_only_the_groups_live_connections() {
 
 #[tokio::test]
 async fn a_large_group_is_listed_completely() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     // Enough items that the index Query needs more than one page (1 MB per page).
     let padding = "x".repeat(300);
     let expected: Vec<String> = (0..400).map(|i| format!("conn-{i:04}-{padding}")).collect();

@@ -1,13 +1,11 @@
 //! Users and groups in DynamoDB Local.
 
-mod common;
-
 use shared::domain::{seed_groups, seed_users, Group, GroupId, User, UserId};
-use shared::store::Store;
+use shared::store::Directory;
 
 #[tokio::test]
 async fn users_are_stored_read_back_and_listed_in_id_order() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     for user in seed_users().into_iter().rev() {
         store.put_user(&user).await.expect("put");
     }
@@ -21,7 +19,7 @@ async fn users_are_stored_read_back_and_listed_in_id_order() {
 
 #[tokio::test]
 async fn an_unknown_user_is_none() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let nobody = store
         .get_user(UserId::new(99).expect("id"))
         .await
@@ -32,7 +30,7 @@ async fn an_unknown_user_is_none() {
 
 #[tokio::test]
 async fn putting_a_user_again_replaces_it() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let mut alice = seed_users()[0].clone();
     store.put_user(&alice).await.expect("put");
     alice.can_delete = true;
@@ -47,7 +45,7 @@ async fn putting_a_user_again_replaces_it() {
 
 #[tokio::test]
 async fn groups_are_stored_apart_from_users() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     for group in seed_groups() {
         store.put_group(&group).await.expect("put group");
     }

@@ -1,11 +1,10 @@
 //! Claims of `client_message_id`s in DynamoDB Local: one claimant at a time, completion
 //! remembered, a released or expired claim taken over.
 
-mod common;
-
 use chrono::{Duration, Utc};
 use shared::domain::{GroupId, MessageId, UserId};
-use shared::store::{SendClaim, SendKey, Store};
+use shared::store::SendClaims;
+use shared::store::{SendClaim, SendKey};
 
 fn key(id: &str) -> SendKey {
     SendKey {
@@ -16,7 +15,7 @@ fn key(id: &str) -> SendKey {
 
 #[tokio::test]
 async fn the_first_claim_wins_and_completion_is_remembered() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let lease = Duration::seconds(30);
     let now = Utc::now();
     assert_eq!(
@@ -52,7 +51,7 @@ async fn the_first_claim_wins_and_completion_is_remembered() {
 
 #[tokio::test]
 async fn a_released_or_expired_claim_can_be_taken_again() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let lease = Duration::seconds(30);
     let now = Utc::now();
     assert_eq!(
@@ -77,7 +76,7 @@ async fn a_released_or_expired_claim_can_be_taken_again() {
 
 #[tokio::test]
 async fn racing_claims_have_exactly_one_winner() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let store = store.clone();

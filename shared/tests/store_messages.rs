@@ -1,10 +1,10 @@
 //! Messages in DynamoDB Local: idempotent inserts, lookup by id, paged history, edits that a
 //! replay cannot revert, and deletes that a replay cannot undo.
 
-mod common;
-
 use chrono::{DateTime, Utc};
 use shared::domain::{GroupId, Message, MessageId, MessageText, UserId};
+use shared::store::Directory;
+use shared::store::Messages;
 use shared::store::{
     Cursor, DeleteOutcome, EditOutcome, MessageEdit, PageRequest, Store, StoredMessage,
 };
@@ -56,7 +56,7 @@ async fn fill(store: &impl Store, group_id: i128, ids: impl IntoIterator<Item = 
 
 #[tokio::test]
 async fn inserting_the_same_message_twice_stores_it_once() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let m = message(1, 5, "Hello!");
     assert!(store.insert_message(&m).await.expect("first insert"));
     let mut replay = m.clone();
@@ -70,7 +70,7 @@ async fn inserting_the_same_message_twice_stores_it_once() {
 
 #[tokio::test]
 async fn a_message_is_found_by_id_alone() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     fill(&store, 1, [1, 3]).await;
     fill(&store, 2, [2, 4]).await;
     match store
@@ -94,7 +94,7 @@ async fn a_message_is_found_by_id_alone() {
 
 #[tokio::test]
 async fn unicode_and_multiline_text_round_trips_exactly() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let text = "héllo 👋\n\tличное «сообщение» 日本語 \u{202e}rtl";
     let m = message(1, 1, text);
     store.insert_message(&m).await.expect("insert");
@@ -113,7 +113,7 @@ async fn unicode_and_multiline_text_round_trips_exactly() {
 
 #[tokio::test]
 async fn history_pages_are_oldest_first_and_bounded() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     fill(&store, 1, 1..=25).await;
     fill(&store, 2, 100..=102).await;
 
@@ -171,7 +171,7 @@ async fn history_pages_are_oldest_first_and_bounded() {
 
 #[tokio::test]
 async fn walking_back_with_before_visits_every_message_once() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     fill(&store, 7, 1..=57).await;
     let mut seen = Vec::new();
     let mut cursor = Cursor::Latest;
@@ -193,7 +193,7 @@ async fn walking_back_with_before_visits_every_message_once() {
 
 #[tokio::test]
 async fn an_empty_group_has_an_empty_page() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let page = store
         .list_messages(
             group(3),
@@ -209,7 +209,7 @@ async fn an_empty_group_has_an_empty_page() {
 
 #[tokio::test]
 async fn deleted_messages_leave_history_but_pages_stay_full() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     fill(&store, 1, 1..=30).await;
     for id in 11..=25 {
         let outcome = store
@@ -237,7 +237,7 @@ async fn deleted_messages_leave_history_but_pages_stay_full() {
 
 #[tokio::test]
 async fn a_deleted_message_is_never_resurrected_by_a_replayed_insert() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let m = message(1, 42, "regret");
     store.insert_message(&m).await.expect("insert");
     let outcome = store
@@ -263,7 +263,7 @@ async fn a_deleted_message_is_never_resurrected_by_a_replayed_insert() {
 
 #[tokio::test]
 async fn deleting_an_unknown_message_changes_nothing() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let id = MessageId::new(77).expect("id");
     let outcome = store
         .delete_message(group(1), id, at(0))
@@ -279,7 +279,7 @@ async fn deleting_an_unknown_message_changes_nothing() {
 
 #[tokio::test]
 async fn an_edit_applies_once_and_a_replay_never_reverts_a_later_edit() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let m = message(1, 9, "first");
     store.insert_message(&m).await.expect("insert");
 
@@ -320,7 +320,7 @@ async fn an_edit_applies_once_and_a_replay_never_reverts_a_later_edit() {
 
 #[tokio::test]
 async fn edits_of_deleted_or_unknown_messages_do_not_apply() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let m = message(1, 3, "soon gone");
     store.insert_message(&m).await.expect("insert");
     store
@@ -356,7 +356,7 @@ async fn edits_of_deleted_or_unknown_messages_do_not_apply() {
 
 #[tokio::test]
 async fn concurrent_inserts_of_one_id_store_exactly_one() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
@@ -377,7 +377,7 @@ async fn concurrent_inserts_of_one_id_store_exactly_one() {
 
 #[tokio::test]
 async fn an_unreachable_dynamodb_is_reported_as_unavailable_in_bounded_time() {
-    let config = common::unreachable_config();
+    let config = test_support::unreachable_config();
     let store = shared::store::dynamodb::DynamoStore::from_config(&config.dynamodb).await;
     let started = std::time::Instant::now();
     let err = store
@@ -399,7 +399,7 @@ async fn an_unreachable_dynamodb_is_reported_as_unavailable_in_bounded_time() {
 
 #[tokio::test]
 async fn a_batch_insert_stores_new_messages_and_reports_existing_ones() {
-    let store = common::store().await;
+    let store = test_support::own_store().await;
     store
         .insert_message(&message(1, 2, "already here"))
         .await

@@ -1,7 +1,8 @@
 //! Helpers for end-to-end tests over the running local stack (`make test` starts it and
 //! exports where it is). A missing service fails the test with what to start.
 
-use std::net::{TcpStream, ToSocketAddrs};
+use shared::store::Directory;
+use shared::store::Messages;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -13,36 +14,15 @@ use shared::domain::{
 };
 use shared::kafka::{self, KafkaContext};
 use shared::store::dynamodb::DynamoStore;
-use shared::store::{Cursor, PageRequest, Store};
-
-const HOW_TO_START: &str =
-    "run the tests with `make test`, which starts the whole local stack and exports its addresses";
-
-fn required_env(var: &str) -> String {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => panic!("{var} is not set: {HOW_TO_START}"),
-    }
-}
-
-fn reachable(address: &str) -> bool {
-    address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-}
+use shared::store::{Cursor, PageRequest};
 
 /// Configuration of the running stack; panics naming what is missing.
-pub fn config() -> Config {
-    required_env("KAFKA_BOOTSTRAP_SERVERS");
-    required_env("DYNAMODB_ENDPOINT");
-    Config::from_env().expect("valid configuration")
-}
+pub use test_support::{config, fresh_id};
+use test_support::{reachable, require_env, HOW_TO_START};
 
 /// Base URL of the API (the API Gateway emulator), checked to be reachable.
 pub fn api_url() -> String {
-    let url = required_env("CHAT_API_URL");
+    let url = require_env("CHAT_API_URL");
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     assert!(
         reachable(host),
@@ -61,12 +41,6 @@ pub fn http() -> reqwest::Client {
 /// The store the functions use (the stack's tables).
 pub async fn store() -> DynamoStore {
     DynamoStore::from_config(&config().dynamodb).await
-}
-
-/// A random id in a range no other test uses, for data a test creates.
-pub fn fresh_id() -> u64 {
-    let random = uuid::Uuid::new_v4().as_u128() as u64;
-    (1 << 40) + random % (1 << 45)
 }
 
 /// A group of its own, for tests that need a history no other test writes to.

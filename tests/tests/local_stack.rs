@@ -1,24 +1,13 @@
 //! The local stack as `chatctl setup` leaves it (run by `make dev` and `make test`): the chat
 //! and dead-letter topics, the tables, and the original app's four users.
 
+use shared::store::Directory;
 use std::time::Duration;
 
-use shared::config::Config;
 use shared::domain::{seed_users, GroupId};
 use shared::kafka;
 use shared::store::dynamodb::DynamoStore;
-use shared::store::Store;
-
-fn config() -> Config {
-    for var in ["KAFKA_BOOTSTRAP_SERVERS", "DYNAMODB_ENDPOINT"] {
-        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-            panic!(
-                "{var} is not set: run the tests with `make test`, which starts the local stack"
-            );
-        }
-    }
-    Config::from_env().expect("valid configuration")
-}
+use test_support::config;
 
 #[test]
 fn the_chat_topic_has_several_partitions_and_a_dead_letter_topic() {

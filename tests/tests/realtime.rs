@@ -2,6 +2,7 @@
 //! DynamoDB and the Management API → WebSocket clients, all over the real broker, DynamoDB
 //! Local, `cargo lambda watch` and the emulators.
 
+use shared::store::Connections;
 use std::time::{Duration, Instant};
 
 use e2e_tests::{api_url, config, fresh_id, fresh_user, http, store, subscribe, ws_url, Socket};
@@ -9,7 +10,6 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::domain::{Connection, GroupId};
-use shared::store::Store;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The next `n` JSON frames, failing after 20 s.
@@ -158,7 +158,7 @@ async fn a_record_in_the_original_shape_produced_to_kafka_reaches_the_sockets() 
     let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
     let publisher = shared::kafka::KafkaPublisher::new(&config().kafka).expect("producer");
     let record = json!({"user_id": user.user_id, "message": "Hello, Kafka!"}).to_string();
-    use shared::kafka::Publisher;
+    use shared::publish::Publisher;
     let at = publisher
         .publish(
             &config().kafka.chat_topic,

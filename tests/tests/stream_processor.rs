@@ -2,6 +2,7 @@
 //! redelivering event source would: replays leave history without duplicates or lost updates,
 //! and a poison record goes to the dead-letter topic while the good ones are applied.
 
+use shared::store::Directory;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -10,7 +11,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
 use serde_json::{json, Value};
 use shared::domain::{MessageId, RecordCoordinates, User, UserId};
-use shared::store::Store;
 
 fn invoke_url() -> String {
     let url = std::env::var("LAMBDA_INVOKE_URL")

@@ -6,14 +6,12 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::authorize::authorize_change;
 use shared::context::AppContext;
 use shared::domain::{Change, MessageId, UserId};
 use shared::events::ChatEvent;
-use shared::http::{
-    json, json_body, parse_query, path_param, query_or_body, reply, require_method,
-};
-use shared::kafka::publish_event;
+use shared::guard::authorize_change;
+use shared::http::{json, json_body, parse_query, path_param, query_or_body, require_method};
+use shared::publish::publish_event;
 use shared::ChatError;
 
 #[derive(Deserialize, Default)]
@@ -22,14 +20,8 @@ struct DeleteRequest {
     user_id: Option<UserId>,
 }
 
-pub async fn handle(
-    ctx: &AppContext,
-    request: Request,
-) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(reply(delete(ctx, &request).await))
-}
-
-async fn delete(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+    let request = &request;
     require_method(request, &Method::DELETE)?;
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: DeleteRequest = json_body(request)?.unwrap_or_default();
@@ -53,9 +45,10 @@ mod tests {
     use super::*;
     use shared::domain::GroupId;
     use shared::events::IncomingEvent;
-    use shared::kafka::PublishError;
-    use shared::store::{Store, StoreError};
-    use shared::testing::{context, parts, request, seed_messages};
+    use shared::publish::PublishError;
+    use shared::store::Messages;
+    use shared::store::StoreError;
+    use shared::testing::{context, reply, request, seed_messages};
 
     async fn delete(
         ctx: &AppContext,
@@ -63,13 +56,13 @@ mod tests {
         query: &[(&str, &str)],
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
-        let response = handle(
-            ctx,
-            request(Method::DELETE, &[("message_id", id)], query, body),
+        reply(
+            handle(
+                ctx,
+                request(Method::DELETE, &[("message_id", id)], query, body),
+            )
+            .await,
         )
-        .await
-        .expect("reply");
-        parts(&response)
     }
 
     #[tokio::test]

@@ -6,14 +6,14 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::authorize::authorize_change;
 use shared::context::AppContext;
 use shared::domain::{Change, MessageId, MessageText, UserId};
 use shared::events::ChatEvent;
+use shared::guard::authorize_change;
 use shared::http::{
-    json, json_body, parse_query, path_param, query_or_body, query_param, reply, require_method,
+    json, json_body, parse_query, path_param, query_or_body, query_param, require_method,
 };
-use shared::kafka::publish_event;
+use shared::publish::publish_event;
 use shared::ChatError;
 
 #[derive(Deserialize, Default)]
@@ -24,14 +24,8 @@ struct EditRequest {
     new_text: Option<MessageText>,
 }
 
-pub async fn handle(
-    ctx: &AppContext,
-    request: Request,
-) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(reply(edit(ctx, &request).await))
-}
-
-async fn edit(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+    let request = &request;
     require_method(request, &Method::PUT)?;
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: EditRequest = json_body(request)?.unwrap_or_default();
@@ -60,9 +54,11 @@ mod tests {
     use super::*;
     use shared::domain::GroupId;
     use shared::events::IncomingEvent;
-    use shared::kafka::PublishError;
-    use shared::store::Store;
-    use shared::testing::{context, parts, request, seed_messages};
+    use shared::publish::PublishError;
+    use shared::store::Directory;
+    use shared::store::Messages;
+
+    use shared::testing::{context, reply, request, seed_messages};
 
     async fn put(
         ctx: &AppContext,
@@ -70,13 +66,13 @@ mod tests {
         query: &[(&str, &str)],
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
-        let response = handle(
-            ctx,
-            request(Method::PUT, &[("message_id", id)], query, body),
+        reply(
+            handle(
+                ctx,
+                request(Method::PUT, &[("message_id", id)], query, body),
+            )
+            .await,
         )
-        .await
-        .expect("reply");
-        parts(&response)
     }
 
     #[tokio::test]

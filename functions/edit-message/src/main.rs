@@ -1,8 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let ctx = shared::http::start(shared::context::Kafka::Publishes).await?;
-    lambda_http::run(lambda_http::service_fn(|req| {
-        edit_message::handle(&ctx, req)
-    }))
-    .await
+async fn main() -> Result<(), shared::lambda::Error> {
+    let ctx = shared::lambda::start(shared::Kafka::Publishes).await?;
+    shared::lambda::run_http(ctx, edit_message::handle).await
 }

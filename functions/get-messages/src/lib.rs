@@ -6,20 +6,15 @@ use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::context::AppContext;
 use shared::domain::{GroupId, MessageId, ValidationError};
-use shared::http::{json, parse_query, path_param, query_param, reply, require_method};
+use shared::guard::existing_group;
+use shared::http::{json, parse_query, path_param, query_param, require_method};
 use shared::store::{Cursor, PageRequest, MAX_PAGE_SIZE};
 use shared::ChatError;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
-pub async fn handle(
-    ctx: &AppContext,
-    request: Request,
-) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(reply(history(ctx, &request).await))
-}
-
-async fn history(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
+pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+    let request = &request;
     require_method(request, &Method::GET)?;
     let group_id: GroupId = path_param(request, "group_id")?;
     let limit = limit(query_param(request, "limit"))?;
@@ -35,11 +30,7 @@ async fn history(ctx: &AppContext, request: &Request) -> Result<Response<Body>, 
         (None, Some(id)) => Cursor::After(id),
         (None, None) => Cursor::Latest,
     };
-    if ctx.store.get_group(group_id).await?.is_none() {
-        return Err(ChatError::NotFound(format!(
-            "group {group_id} does not exist"
-        )));
-    }
+    existing_group(ctx.store.as_ref(), group_id).await?;
     let page = ctx
         .store
         .list_messages(group_id, PageRequest { limit, cursor })
@@ -78,6 +69,7 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use shared::domain::{Message, MessageText, UserId};
+    use shared::http::reply;
     use shared::store::{Store, StoreError};
     use shared::testing::{context, parts, request};
 
@@ -99,12 +91,13 @@ mod tests {
     }
 
     async fn get(ctx: &AppContext, group: &str, query: &[(&str, &str)]) -> Response<Body> {
-        handle(
-            ctx,
-            request(Method::GET, &[("group_id", group)], query, None),
+        reply(
+            handle(
+                ctx,
+                request(Method::GET, &[("group_id", group)], query, None),
+            )
+            .await,
         )
-        .await
-        .expect("reply")
     }
 
     fn ids(body: &serde_json::Value) -> Vec<u64> {

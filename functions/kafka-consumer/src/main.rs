@@ -1,6 +1,6 @@
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::init_tracing();
-    let processor = kafka_consumer::Processor::from_env().await?;
-    lambda_runtime::run(lambda_runtime::service_fn(|event| processor.handle(event))).await
+async fn main() -> Result<(), shared::lambda::Error> {
+    let ctx = shared::lambda::start(shared::Kafka::Publishes).await?;
+    let processor = kafka_consumer::Processor::new(ctx).await;
+    shared::lambda::run_kafka(processor, kafka_consumer::Processor::handle).await
 }

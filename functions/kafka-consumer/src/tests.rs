@@ -7,10 +7,10 @@ use base64::Engine;
 use chrono::Utc;
 use serde_json::{json, Value};
 use shared::domain::{Connection, GroupId, MessageId, RecordCoordinates};
-use shared::kafka::MemoryPublisher;
+use shared::publish::MemoryPublisher;
 use shared::push::{MemoryPusher, PushError};
 use shared::store::memory::MemoryStore;
-use shared::store::{Store, StoreError, StoredMessage};
+use shared::store::{Connections, Messages, StoreError, StoredMessage};
 
 use super::*;
 
@@ -328,7 +328,7 @@ async fn unavailable_infrastructure_fails_the_batch_for_a_retry() {
     assert_eq!(f.pusher.frames("c").len(), 1);
 
     f.publisher
-        .fail_with(shared::kafka::PublishError::Unavailable("down".into()));
+        .fail_with(shared::publish::PublishError::Unavailable("down".into()));
     let poison = event(&[(0, 9, Value::String("{".into()))]);
     assert!(matches!(
         f.processor.process(&poison).await,

@@ -1,5 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let ctx = shared::http::start(shared::context::Kafka::NotUsed).await?;
-    lambda_http::run(lambda_http::service_fn(|req| list_users::handle(&ctx, req))).await
+async fn main() -> Result<(), shared::lambda::Error> {
+    let ctx = shared::lambda::start(shared::Kafka::NotUsed).await?;
+    shared::lambda::run_http(ctx, list_users::handle).await
 }

@@ -2,19 +2,18 @@
 //! topic, keyed by group. The message id comes from where the record landed in Kafka, so the
 //! reply can name it before the stream processor has stored the message.
 
-use std::time::{Duration, Instant};
-
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::context::AppContext;
 use shared::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
-use shared::error::Service;
 use shared::events::ChatEvent;
-use shared::http::{json, json_body, reply, require_method};
-use shared::kafka::publish_event;
-use shared::store::{SendClaim, SendKey};
+use shared::guard::{existing_group, existing_user, require_member};
+use shared::http::{json, json_body, require_method};
+use shared::idempotency::send_once;
+use shared::publish::publish_event;
+use shared::store::SendKey;
 use shared::ChatError;
 
 /// Longest idempotency key a client may choose.
@@ -30,41 +29,18 @@ struct SendRequest {
     client_message_id: Option<String>,
 }
 
-pub async fn handle(
-    ctx: &AppContext,
-    request: Request,
-) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(reply(send(ctx, &request).await))
-}
-
-async fn send(ctx: &AppContext, request: &Request) -> Result<Response<Body>, ChatError> {
-    require_method(request, &Method::POST)?;
-    let body: SendRequest = json_body(request)?.ok_or_else(|| {
+pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+    require_method(&request, &Method::POST)?;
+    let body: SendRequest = json_body(&request)?.ok_or_else(|| {
         ChatError::BadRequest("a JSON body with user_id and message is required".into())
     })?;
     let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
-    let user = ctx
-        .store
-        .get_user(body.user_id)
-        .await?
-        .ok_or_else(|| ChatError::NotFound(format!("user {} does not exist", body.user_id)))?;
+    let user = existing_user(ctx.store.as_ref(), body.user_id).await?;
     let group_id = match body.group_id {
         None => user.group_id,
-        Some(group_id) => {
-            if ctx.store.get_group(group_id).await?.is_none() {
-                return Err(ChatError::NotFound(format!(
-                    "group {group_id} does not exist"
-                )));
-            }
-            group_id
-        }
+        Some(group_id) => existing_group(ctx.store.as_ref(), group_id).await?.group_id,
     };
-    if !user.belongs_to(group_id) {
-        return Err(ChatError::Forbidden(format!(
-            "user {} is not a member of group {group_id}",
-            user.user_id
-        )));
-    }
+    require_member(&user, group_id)?;
     let event = ChatEvent::MessageSent {
         group_id,
         user_id: user.user_id,
@@ -72,14 +48,15 @@ async fn send(ctx: &AppContext, request: &Request) -> Result<Response<Body>, Cha
         client_message_id: client_message_id.clone(),
         sent_at: Utc::now(),
     };
+    let publish = || async { Ok((group_id, publish(ctx, &event).await?)) };
     let (group_id, message_id) = match client_message_id {
-        None => (group_id, publish(ctx, &event).await?),
+        None => publish().await?,
         Some(id) => {
             let key = SendKey {
                 user_id: user.user_id,
                 client_message_id: id,
             };
-            send_once(ctx, &key, &event).await?
+            send_once(ctx.store.as_ref(), &key, ctx.config.kafka.timeout, publish).await?
         }
     };
     Ok(json(
@@ -111,64 +88,19 @@ async fn publish(ctx: &AppContext, event: &ChatEvent) -> Result<MessageId, ChatE
     MessageId::from_coordinates(at).map_err(|e| ChatError::Internal(e.to_string()))
 }
 
-/// Publishes `event` unless a send with the same key already did; concurrent requests with
-/// one key wait for the first and return its message.
-async fn send_once(
-    ctx: &AppContext,
-    key: &SendKey,
-    event: &ChatEvent,
-) -> Result<(GroupId, MessageId), ChatError> {
-    let timeout = ctx.config.kafka.timeout;
-    // A claim outlives its holder's longest possible publish before another may take it over.
-    let lease = chrono::Duration::from_std(timeout * 2 + Duration::from_secs(5))
-        .unwrap_or(chrono::Duration::seconds(15));
-    let deadline = Instant::now() + timeout + Duration::from_secs(2);
-    loop {
-        match ctx.store.claim_send(key, Utc::now(), lease).await? {
-            SendClaim::Done {
-                group_id,
-                message_id,
-            } => return Ok((group_id, message_id)),
-            SendClaim::Claimed => {
-                let message_id = match publish(ctx, event).await {
-                    Ok(id) => id,
-                    Err(e) => {
-                        if let Err(release) = ctx.store.release_send(key).await {
-                            tracing::warn!(error = %release, "could not release a send claim");
-                        }
-                        return Err(e);
-                    }
-                };
-                let group_id = event.group_id();
-                ctx.store.complete_send(key, group_id, message_id).await?;
-                return Ok((group_id, message_id));
-            }
-            SendClaim::InProgress if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            SendClaim::InProgress => {
-                return Err(ChatError::Unavailable {
-                    service: Service::Kafka,
-                    cause: format!("send {} still in progress", key.as_string()),
-                })
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use shared::events::IncomingEvent;
-    use shared::kafka::PublishError;
-    use shared::store::{Store, StoreError};
+    use shared::http::reply;
+    use shared::publish::PublishError;
+    use shared::store::{SendClaim, SendClaims, StoreError};
     use shared::testing::{context, parts, request};
 
     async fn post(ctx: &AppContext, body: &str) -> (u16, serde_json::Value) {
-        let response = handle(ctx, request(Method::POST, &[], &[], Some(body)))
-            .await
-            .expect("handlers never fail the invocation");
-        parts(&response)
+        parts(&reply(
+            handle(ctx, request(Method::POST, &[], &[], Some(body))).await,
+        ))
     }
 
     #[tokio::test]
@@ -309,17 +241,18 @@ mod tests {
         let t = context();
         t.publisher
             .fail_with(PublishError::Unavailable("timed out".into()));
-        let response = handle(
-            &t.ctx,
-            request(
-                Method::POST,
-                &[],
-                &[],
-                Some(r#"{"user_id": 1, "message": "hi", "client_message_id": "r"}"#),
-            ),
-        )
-        .await
-        .expect("reply");
+        let response = reply(
+            handle(
+                &t.ctx,
+                request(
+                    Method::POST,
+                    &[],
+                    &[],
+                    Some(r#"{"user_id": 1, "message": "hi", "client_message_id": "r"}"#),
+                ),
+            )
+            .await,
+        );
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
         // The claim was released: once Kafka is back, the retry is sent at once.
@@ -356,15 +289,13 @@ mod tests {
     #[tokio::test]
     async fn other_methods_and_media_types_are_refused() {
         let t = context();
-        let response = handle(&t.ctx, request(Method::GET, &[], &[], None))
-            .await
-            .expect("reply");
+        let response = reply(handle(&t.ctx, request(Method::GET, &[], &[], None)).await);
         assert_eq!(response.status(), 405);
         let mut form = request(Method::POST, &[], &[], Some("user_id=1&message=hi"));
         form.headers_mut().insert(
             "content-type",
             lambda_http::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        assert_eq!(handle(&t.ctx, form).await.expect("reply").status(), 415);
+        assert_eq!(reply(handle(&t.ctx, form).await).status(), 415);
     }
 }

@@ -1,48 +1,61 @@
 //! WebSocket `$default`: what a client sends on its socket. Subscriptions are read-only, as in
-//! the original app, so the frame is accepted and ignored (messages are sent over HTTP).
+//! the original app (messages are sent over HTTP), so a frame from a known connection is
+//! accepted and changes nothing; an event without a connection id is refused.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use lambda_runtime::LambdaEvent;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use shared::context::AppContext;
-use shared::ws::response;
+use shared::ws::connection_id;
+use shared::ChatError;
 
 pub async fn handle(
     _ctx: &AppContext,
-    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
-) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
-    let request = &event.payload;
+    request: ApiGatewayWebsocketProxyRequest,
+) -> Result<(), ChatError> {
+    let connection_id = connection_id(&request)?;
     tracing::debug!(
-        connection_id = request
-            .request_context
-            .connection_id
-            .as_deref()
-            .unwrap_or_default(),
+        connection_id,
         bytes = request.body.as_deref().map_or(0, str::len),
         "ignored a client frame"
     );
-    Ok(response(Ok(())))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
+    use shared::domain::{Connection, GroupId};
+    use shared::store::{Connections, Directory};
+    use shared::testing::{context, ws_event};
 
     #[tokio::test]
-    async fn a_client_frame_is_accepted() {
-        let t = shared::testing::context();
-        let payload = serde_json::from_value(serde_json::json!({
-            "requestContext": {"routeKey": "$default", "eventType": "MESSAGE", "connectionId": "c",
-                               "connectedAt": 0, "requestTimeEpoch": 0, "messageId": "m"},
-            "body": "hello?", "isBase64Encoded": false
-        }))
-        .expect("event");
-        let reply = handle(
-            &t.ctx,
-            LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .expect("reply");
-        assert_eq!(reply.status_code, 200);
-        assert!(t.publisher.records().is_empty());
+    async fn a_client_frame_is_accepted_and_changes_nothing() {
+        let t = context();
+        let connection = Connection {
+            connection_id: "c1".into(),
+            group_id: GroupId::new(1).expect("id"),
+            connected_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::hours(2),
+        };
+        t.store.put_connection(&connection).await.expect("put");
+        let users = t.store.list_users().await.expect("users");
+        let mut event = ws_event("$default", Some("c1"), serde_json::json!({}));
+        event.body = Some(r#"{"user_id": 1, "message": "sent over the socket"}"#.into());
+        assert_eq!(handle(&t.ctx, event).await, Ok(()));
+        assert!(t.publisher.records().is_empty(), "nothing is published");
+        assert_eq!(
+            t.store.get_connection("c1").await,
+            Ok(Some(connection)),
+            "the connection is kept as it was"
+        );
+        assert_eq!(t.store.list_users().await.expect("users"), users);
+    }
+
+    #[tokio::test]
+    async fn an_event_without_a_connection_id_is_refused() {
+        let t = context();
+        let event = ws_event("$default", None, serde_json::json!({}));
+        let err = handle(&t.ctx, event).await.expect_err("refused");
+        assert_eq!(err.status(), 400);
     }
 }

@@ -1,8 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let ctx = shared::http::start(shared::context::Kafka::NotUsed).await?;
-    lambda_runtime::run(lambda_runtime::service_fn(|event| {
-        ws_default::handle(&ctx, event)
-    }))
-    .await
+async fn main() -> Result<(), shared::lambda::Error> {
+    let ctx = shared::lambda::start(shared::Kafka::NotUsed).await?;
+    shared::lambda::run_ws(ctx, ws_default::handle).await
 }

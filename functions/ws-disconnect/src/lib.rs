@@ -1,24 +1,16 @@
 //! WebSocket `$disconnect`: forgets the connection. Best effort, as on AWS: a connection whose
 //! `$disconnect` never ran is removed when a push to it answers `410 Gone`, or by TTL.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use lambda_runtime::LambdaEvent;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use shared::context::AppContext;
-use shared::ws::{connection_id, response};
+use shared::ws::connection_id;
 use shared::ChatError;
 
 pub async fn handle(
     ctx: &AppContext,
-    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
-) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
-    Ok(response(disconnect(ctx, &event.payload).await))
-}
-
-async fn disconnect(
-    ctx: &AppContext,
-    request: &ApiGatewayWebsocketProxyRequest,
+    request: ApiGatewayWebsocketProxyRequest,
 ) -> Result<(), ChatError> {
-    let connection_id = connection_id(request)?;
+    let connection_id = connection_id(&request)?;
     ctx.store.delete_connection(connection_id).await?;
     tracing::info!(connection_id, "disconnected");
     Ok(())
@@ -29,8 +21,8 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use shared::domain::{Connection, GroupId};
-    use shared::store::Store;
-    use shared::testing::context;
+    use shared::store::Connections;
+    use shared::testing::{context, ws_event};
 
     #[tokio::test]
     async fn the_connection_is_forgotten() {
@@ -42,19 +34,8 @@ mod tests {
             expires_at: Utc::now() + chrono::Duration::hours(2),
         };
         t.store.put_connection(&connection).await.expect("put");
-        let payload = serde_json::from_value(serde_json::json!({
-            "requestContext": {"routeKey": "$disconnect", "eventType": "DISCONNECT", "connectionId": "x1",
-                               "connectedAt": 0, "requestTimeEpoch": 0, "messageId": null},
-            "isBase64Encoded": false
-        }))
-        .expect("event");
-        let reply = handle(
-            &t.ctx,
-            LambdaEvent::new(payload, lambda_runtime::Context::default()),
-        )
-        .await
-        .expect("reply");
-        assert_eq!(reply.status_code, 200);
+        let event = ws_event("$disconnect", Some("x1"), serde_json::json!({}));
+        assert_eq!(handle(&t.ctx, event).await, Ok(()));
         assert_eq!(t.store.get_connection("x1").await, Ok(None));
     }
 }

@@ -1,4 +1,4 @@
-//! An in-memory [`Store`] with the same semantics as the DynamoDB one, for unit tests of
+//! An in-memory [`super::Store`] with the same semantics as the DynamoDB one, for unit tests of
 //! handler logic only. Integration and end-to-end tests use DynamoDB Local.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Cursor, DeleteOutcome, EditOutcome, MessageEdit, Page, PageRequest, SendClaim, SendKey, Store,
-    StoreError, StoredMessage, MAX_PAGE_SIZE,
+    Connections, Cursor, DeleteOutcome, Directory, EditOutcome, MessageEdit, Messages, Page,
+    PageRequest, SendClaim, SendClaims, SendKey, StoreError, StoredMessage, MAX_PAGE_SIZE,
 };
 use crate::domain::{Connection, Group, GroupId, Message, MessageId, User, UserId};
 
@@ -76,7 +76,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Directory for MemoryStore {
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
         self.check()?.users.insert(user.user_id, user.clone());
         Ok(())
@@ -98,7 +98,10 @@ impl Store for MemoryStore {
     async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError> {
         Ok(self.check()?.groups.get(&id).cloned())
     }
+}
 
+#[async_trait]
+impl Messages for MemoryStore {
     async fn insert_message(&self, message: &Message) -> Result<bool, StoreError> {
         let mut state = self.check()?;
         if state.messages.contains_key(&message.id) {
@@ -195,7 +198,10 @@ impl Store for MemoryStore {
             _ => Ok(DeleteOutcome::NotFound),
         }
     }
+}
 
+#[async_trait]
+impl SendClaims for MemoryStore {
     async fn claim_send(
         &self,
         key: &SendKey,
@@ -242,7 +248,10 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl Connections for MemoryStore {
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
         self.check()?
             .connections

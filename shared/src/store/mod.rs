@@ -1,7 +1,9 @@
-//! Persistence of users, groups, messages and WebSocket connections, behind a small trait so
-//! that handlers can be unit-tested with a fake; [`dynamodb::DynamoStore`] is the real one.
+//! Persistence of users, groups, messages, send claims and WebSocket connections, behind one
+//! small trait per concern so that handlers can be unit-tested with a fake;
+//! [`dynamodb::DynamoStore`] is the real one.
 
 pub mod dynamodb;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 
 use async_trait::async_trait;
@@ -142,15 +144,20 @@ pub enum SendClaim {
     InProgress,
 }
 
+/// Users and groups: who may post where.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Directory: Send + Sync {
     async fn put_user(&self, user: &User) -> Result<(), StoreError>;
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// Every user, ordered by id.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     async fn put_group(&self, group: &Group) -> Result<(), StoreError>;
     async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError>;
+}
 
+/// Messages and their history; only the stream processor writes them.
+#[async_trait]
+pub trait Messages: Send + Sync {
     /// Stores a new message unless a message (or tombstone) with its id exists.
     /// Returns whether it was stored.
     async fn insert_message(&self, message: &Message) -> Result<bool, StoreError>;
@@ -174,7 +181,11 @@ pub trait Store: Send + Sync {
         id: MessageId,
         deleted_at: DateTime<Utc>,
     ) -> Result<DeleteOutcome, StoreError>;
+}
 
+/// Claims of `client_message_id`s, so that a retried send makes one message.
+#[async_trait]
+pub trait SendClaims: Send + Sync {
     /// Claims a send for the caller unless it was sent already or another claim younger than
     /// `lease` is pending. Claims are kept for a day.
     async fn claim_send(
@@ -192,10 +203,20 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Gives a claim up after a failed send, so that a retry need not wait for the lease.
     async fn release_send(&self, key: &SendKey) -> Result<(), StoreError>;
+}
 
+/// WebSocket connections and the group each listens to.
+#[async_trait]
+pub trait Connections: Send + Sync {
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
     async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
     async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError>;
     /// The group's unexpired connections, through the group index.
     async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError>;
 }
+
+/// Everything a function may need of the store; a context holds one as `Arc<dyn Store>`.
+/// Callers bring the part they use into scope (`use shared::store::Directory;`).
+pub trait Store: Directory + Messages + SendClaims + Connections {}
+
+impl<T: Directory + Messages + SendClaims + Connections> Store for T {}

@@ -53,7 +53,7 @@ type InvokeFailure = Response<Full<Bytes>>;
 
 #[tokio::main]
 async fn main() {
-    shared::init_tracing();
+    shared::lambda::init_logging();
     let listen = std::env::var("APIGW_LISTEN").unwrap_or_else(|_| "127.0.0.1:8000".into());
     let invoke_url = std::env::var("LAMBDA_INVOKE_URL")
         .unwrap_or_else(|_| "http://127.0.0.1:9000".into())

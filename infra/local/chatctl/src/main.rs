@@ -5,6 +5,8 @@
 //! feeding topics needs no Java or kcat on the laptop. All settings come from the same
 //! environment variables as the functions.
 
+use shared::store::Directory;
+use shared::store::Messages;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -13,9 +15,10 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
 use shared::config::Config;
 use shared::domain::{seed_groups, seed_users};
-use shared::kafka::{self, KafkaContext, KafkaPublisher, Publisher};
+use shared::kafka::{self, KafkaContext, KafkaPublisher};
+use shared::publish::Publisher;
 use shared::store::dynamodb::DynamoStore;
-use shared::store::{Cursor, PageRequest, Store};
+use shared::store::{Cursor, PageRequest};
 
 const USAGE: &str = "\
 usage: chatctl <command> [options]

@@ -1,28 +1,25 @@
 //! `chatctl setup` against the real broker and DynamoDB Local, on topics and tables of its own.
 
+use shared::store::Directory;
+use shared::store::Messages;
 use std::process::Command;
 
 use chrono::Utc;
 use shared::config::Config;
 use shared::domain::{GroupId, Message, MessageId, MessageText, RecordCoordinates, UserId};
 use shared::store::dynamodb::DynamoStore;
-use shared::store::Store;
 
 /// The environment of a stack of its own: the running services, fresh topic and table names.
 fn isolated_env() -> Vec<(&'static str, String)> {
-    for var in ["KAFKA_BOOTSTRAP_SERVERS", "DYNAMODB_ENDPOINT"] {
-        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-            panic!("{var} is not set: run the tests with `make test`, which starts Kafka and DynamoDB Local");
-        }
-    }
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    test_support::config();
+    let tag = test_support::unique("setup");
     vec![
-        ("CHAT_TOPIC", format!("setup-{tag}")),
-        ("DEAD_LETTER_TOPIC", format!("setup-{tag}-dlq")),
-        ("USERS_TABLE", format!("setup-{tag}-users")),
-        ("MESSAGES_TABLE", format!("setup-{tag}-messages")),
-        ("CONNECTIONS_TABLE", format!("setup-{tag}-connections")),
-        ("IDEMPOTENCY_TABLE", format!("setup-{tag}-idempotency")),
+        ("CHAT_TOPIC", tag.clone()),
+        ("DEAD_LETTER_TOPIC", format!("{tag}-dlq")),
+        ("USERS_TABLE", format!("{tag}-users")),
+        ("MESSAGES_TABLE", format!("{tag}-messages")),
+        ("CONNECTIONS_TABLE", format!("{tag}-connections")),
+        ("IDEMPOTENCY_TABLE", format!("{tag}-idempotency")),
     ]
 }
 

@@ -18,6 +18,7 @@ use rdkafka::TopicPartitionList;
 use serde_json::Value;
 use shared::config::Config;
 use shared::kafka::{self, KafkaContext};
+use test_support::{kafka_config as config, unique};
 
 /// A stand-in for the Lambda Invoke API: records every event and fails the first `failures`.
 #[derive(Default)]
@@ -77,22 +78,6 @@ async fn start_stub(failures: u32) -> (Arc<Stub>, String) {
         }
     });
     (stub, url)
-}
-
-fn config() -> Config {
-    for var in ["KAFKA_BOOTSTRAP_SERVERS"] {
-        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-            panic!("{var} is not set: run the tests with `make test`, which starts Kafka");
-        }
-    }
-    Config::from_env().expect("configuration")
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
 }
 
 async fn produce(config: &Config, topic: &str, partition: i32, value: &str) {

@@ -1,0 +1,144 @@
+//! Writing chat events to the log, behind a trait: the Kafka producer (`kafka` feature) is the
+//! real one, [`MemoryPublisher`] (`testing` feature) a fake for unit tests of handler logic.
+
+use async_trait::async_trait;
+
+use crate::domain::RecordCoordinates;
+use crate::error::{ChatError, Service};
+use crate::events::ChatEvent;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// No acknowledgement in time, or the cluster cannot take the record now: retry later.
+    #[error("Kafka did not acknowledge the record: {0}")]
+    Unavailable(String),
+    /// Refused for a reason a retry will not fix (unknown topic, record too large, bad config).
+    #[error("Kafka refused the record: {0}")]
+    Rejected(String),
+}
+
+impl From<PublishError> for ChatError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Unavailable(_) => ChatError::Unavailable {
+                service: Service::Kafka,
+                cause: e.to_string(),
+            },
+            PublishError::Rejected(_) => ChatError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Writes records to Kafka and reports where each landed.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Returns once the record is acknowledged by all in-sync replicas.
+    async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<RecordCoordinates, PublishError>;
+}
+
+/// Publishes a chat event to the chat topic, keyed by its group so that a group's events stay
+/// in one partition, in order.
+pub async fn publish_event(
+    publisher: &dyn Publisher,
+    topic: &str,
+    event: &ChatEvent,
+) -> Result<RecordCoordinates, PublishError> {
+    publisher
+        .publish(topic, &event.key(), &event.to_json())
+        .await
+}
+
+/// Stands in for the producer of a function that never publishes.
+pub struct NoPublisher;
+
+#[async_trait]
+impl Publisher for NoPublisher {
+    async fn publish(&self, _: &str, _: &str, _: &[u8]) -> Result<RecordCoordinates, PublishError> {
+        Err(PublishError::Rejected(
+            "this function was started without a Kafka producer".into(),
+        ))
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub use memory::{MemoryPublisher, PublishedRecord};
+
+#[cfg(any(test, feature = "testing"))]
+mod memory {
+    use async_trait::async_trait;
+
+    use super::{PublishError, Publisher};
+    use crate::domain::RecordCoordinates;
+
+    /// A [`Publisher`] that keeps records in memory, for unit tests of handler logic only.
+    /// Each key maps to one of four partitions with its own offsets, as in Kafka.
+    #[derive(Default)]
+    pub struct MemoryPublisher {
+        records: std::sync::Mutex<Vec<PublishedRecord>>,
+        failure: std::sync::Mutex<Option<PublishError>>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PublishedRecord {
+        pub topic: String,
+        pub key: String,
+        pub payload: Vec<u8>,
+        pub at: RecordCoordinates,
+    }
+
+    impl MemoryPublisher {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// From now on every publish fails with `error`.
+        pub fn fail_with(&self, error: PublishError) {
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        }
+
+        pub fn records(&self) -> Vec<PublishedRecord> {
+            self.records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        }
+    }
+
+    #[async_trait]
+    impl Publisher for MemoryPublisher {
+        async fn publish(
+            &self,
+            topic: &str,
+            key: &str,
+            payload: &[u8],
+        ) -> Result<RecordCoordinates, PublishError> {
+            if let Some(e) = self
+                .failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Err(e);
+            }
+            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            let partition = (key.bytes().map(u32::from).sum::<u32>() % 4) as i32;
+            let offset = records
+                .iter()
+                .filter(|r| r.topic == topic && r.at.partition == partition)
+                .count() as i64;
+            let at = RecordCoordinates { partition, offset };
+            records.push(PublishedRecord {
+                topic: topic.to_owned(),
+                key: key.to_owned(),
+                payload: payload.to_vec(),
+                at,
+            });
+            Ok(at)
+        }
+    }
+}
