@@ -1,70 +1,59 @@
 //! `chat-bench`: measures the running local stack (`make dev`) from outside, over HTTP and
-//! WebSocket only. Every run is bounded in requests and time and talks to loopback only.
-//!
-//!   chat-bench api [--requests N] [--url URL]
-//!       p50/p99 latency of each endpoint over N sequential requests (default 300)
-//!   chat-bench realtime [--rate R] [--seconds S] [--url URL]
-//!       POSTs R messages a second for S seconds while a socket on the group listens;
-//!       reports POST-to-frame latency and lost frames
-//!   chat-bench sweep [--seconds S] [--url URL]
-//!       realtime at doubling rates from 50/s until frames are lost or p99 passes 1 s
+//! WebSocket only. Every run is bounded in requests and time. `chat-bench --help` lists the
+//! modes: `api` (latency per endpoint), `realtime` (POST-to-frame latency at a fixed rate),
+//! `sweep` (doubling rates until frames are lost or p99 passes 1 s).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-struct Args {
-    command: String,
-    requests: usize,
-    rate: u64,
-    seconds: u64,
+/// Measures the running local stack (`make dev`) from outside, over HTTP and WebSocket only.
+#[derive(Parser)]
+#[command(name = "chat-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Base URL of the chat API.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8000")]
     url: String,
 }
 
-fn args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let command = it
-        .next()
-        .ok_or("usage: chat-bench api|realtime|sweep [options]")?;
-    let mut a = Args {
-        command,
-        requests: 300,
-        rate: 50,
-        seconds: 60,
-        url: "http://127.0.0.1:8000".into(),
-    };
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag} takes a number"))
-        };
-        match flag.as_str() {
-            "--requests" => a.requests = number()?.clamp(1, 100_000) as usize,
-            "--rate" => a.rate = number()?.clamp(1, 5_000),
-            "--seconds" => a.seconds = number()?.clamp(1, 600),
-            "--url" => a.url = value.trim_end_matches('/').to_owned(),
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok(a)
+#[derive(Subcommand)]
+enum Command {
+    /// p50/p99 latency of each endpoint over sequential requests.
+    Api {
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        requests: u64,
+    },
+    /// POSTs at a fixed rate while a socket on the group listens; POST-to-frame latency and
+    /// lost frames.
+    Realtime {
+        /// Messages a second.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+        rate: u64,
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+    },
+    /// Realtime at doubling rates from 50/s until frames are lost or p99 passes 1 s.
+    Sweep {
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+    },
 }
 
 #[tokio::main]
 async fn main() {
-    let result = match args() {
-        Ok(a) => match a.command.as_str() {
-            "api" => api(&a).await,
-            "realtime" => realtime(&a.url, a.rate, a.seconds).await.map(|_| ()),
-            "sweep" => sweep(&a).await,
-            other => Err(format!("unknown command {other}")),
-        },
-        Err(e) => Err(e),
+    let cli = Cli::parse();
+    let url = cli.url.trim_end_matches('/');
+    let result = match cli.command {
+        Command::Api { requests } => api(url, requests as usize).await,
+        Command::Realtime { rate, seconds } => realtime(url, rate, seconds).await.map(|_| ()),
+        Command::Sweep { seconds } => sweep(url, seconds).await,
     };
     if let Err(e) = result {
         eprintln!("chat-bench: {e}");
@@ -163,8 +152,8 @@ async fn timed(
     Ok(latencies)
 }
 
-async fn api(a: &Args) -> Result<(), String> {
-    let (c, url, n) = (client(), a.url.as_str(), a.requests);
+async fn api(url: &str, n: usize) -> Result<(), String> {
+    let c = client();
     // Bob (user 2, group 1) may edit and delete: his messages are the targets.
     let mut targets = Vec::with_capacity(n + 1);
     for i in 0..=n {
@@ -317,11 +306,11 @@ async fn realtime(url: &str, rate: u64, seconds: u64) -> Result<RunResult, Strin
     Ok(result)
 }
 
-async fn sweep(a: &Args) -> Result<(), String> {
+async fn sweep(url: &str, seconds: u64) -> Result<(), String> {
     let mut rate = 50;
     let mut best = None;
     while rate <= 3200 {
-        let r = realtime(&a.url, rate, a.seconds).await?;
+        let r = realtime(url, rate, seconds).await?;
         if r.lost > 0 || r.p99 > Duration::from_secs(1) {
             break;
         }
