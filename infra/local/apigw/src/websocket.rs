@@ -1,27 +1,39 @@
-//! The WebSocket side of the emulator: the API Gateway WebSocket API's `$connect`,
-//! `$disconnect` and `$default` routes, and the Management API that functions push through
-//! (`POST`/`GET`/`DELETE /@connections/{id}`), with API Gateway's limits.
+//! The WebSocket API: `$connect` decides whether a handshake completes, client frames go to
+//! `$default`, a closed socket to `$disconnect`; API Gateway's limits apply (128 KB a message,
+//! 10 minutes idle, 2 hours at most). Events are `aws_lambda_events`'
+//! `ApiGatewayWebsocketProxyRequest`, shaped as API Gateway sends them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayRequestIdentity, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayWebsocketProxyRequestContext,
+};
+use aws_lambda_events::encodings::Body as EventBody;
+use aws_lambda_events::query_map::QueryMap;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::Response;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
-use hyper::body::Bytes;
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+
+use crate::{json_error, Gateway};
 
 /// API Gateway's limits for WebSocket APIs.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const MAX_CONNECTION: Duration = Duration::from_secs(2 * 60 * 60);
+/// Frames queued for one socket before pushes to it are refused (429).
+const QUEUE_FRAMES: usize = 1024;
 
+/// What the Management API asks a socket to do.
 pub enum Command {
     Send(Bytes),
     Close,
@@ -36,7 +48,15 @@ pub struct Live {
     pub user_agent: String,
 }
 
-pub type Registry = Arc<Mutex<HashMap<String, Live>>>;
+/// The live sockets, by connection id.
+#[derive(Default)]
+pub struct Registry(Mutex<HashMap<String, Live>>);
+
+impl Registry {
+    pub fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Live>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// A connection id in API Gateway's style (base64 of random bytes, 16 characters).
 pub fn new_connection_id() -> String {
@@ -54,137 +74,243 @@ pub struct SocketInfo {
     pub domain_name: String,
     pub source_ip: String,
     pub user_agent: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
 }
 
-/// The event of a WebSocket route (`$connect`, `$disconnect`, `$default`), in the shape API
-/// Gateway sends (aws_lambda_events' `ApiGatewayWebsocketProxyRequest`).
-pub fn route_event(info: &SocketInfo, route: &str, body: Option<(&[u8], bool)>) -> Value {
-    let event_type = match route {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
-    let now = Utc::now();
-    let mut context = json!({
-        "routeKey": route,
-        "eventType": event_type,
-        "extendedRequestId": uuid::Uuid::new_v4().to_string(),
-        "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-        "messageDirection": "IN",
-        "stage": "local",
-        "connectedAt": info.connected_at.timestamp_millis(),
-        "requestTimeEpoch": now.timestamp_millis(),
-        "identity": {"sourceIp": info.source_ip, "userAgent": info.user_agent},
-        "requestId": uuid::Uuid::new_v4().to_string(),
-        "domainName": info.domain_name,
-        "connectionId": info.connection_id,
-        "apiId": "local",
-    });
-    let mut event = json!({"isBase64Encoded": false});
-    if route == "$connect" {
-        let headers: serde_json::Map<String, Value> = info
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+/// A handshake: the group comes from `?group_id=` (API Gateway's shape) or from
+/// `/subscribe/{group_id}` (the original app's URL, which AWS cannot route); `$connect`
+/// decides, and on 2xx the socket opens and is served until it closes.
+pub async fn connect(
+    gateway: Arc<Gateway>,
+    upgrade: WebSocketUpgrade,
+    parts: &Parts,
+    peer: SocketAddr,
+) -> Response {
+    let path = parts.uri.path();
+    let mut query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
             .collect();
-        let multi: serde_json::Map<String, Value> = info
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), json!([v])))
-            .collect();
-        event["headers"] = Value::Object(headers);
-        event["multiValueHeaders"] = Value::Object(multi);
-        if !info.query.is_empty() {
-            let single: serde_json::Map<String, Value> = info
-                .query
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                .collect();
-            let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
-            for (k, v) in &info.query {
-                let entry = multi.entry(k.clone()).or_insert_with(|| json!([]));
-                if let Value::Array(list) = entry {
-                    list.push(Value::from(v.as_str()));
-                }
-            }
-            event["queryStringParameters"] = Value::Object(single);
-            event["multiValueQueryStringParameters"] = Value::Object(multi);
+    if let Some(group) = path.strip_prefix("/subscribe/") {
+        let group = percent_encoding::percent_decode_str(group).decode_utf8_lossy();
+        if group.is_empty() || group.contains('/') {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &format!("no WebSocket route at {path}"),
+            );
         }
+        query.retain(|(k, _)| k != "group_id");
+        query.push(("group_id".into(), group.into_owned()));
+    } else if path != "/" {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("no WebSocket route at {path}"),
+        );
     }
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let info = SocketInfo {
+        connection_id: new_connection_id(),
+        connected_at: Utc::now(),
+        domain_name: header(header::HOST),
+        source_ip: peer.ip().to_string(),
+        user_agent: header(header::USER_AGENT),
+        headers: parts.headers.clone(),
+        query,
+    };
+    let reply: ApiGatewayProxyResponse = match gateway
+        .invoker
+        .invoke(
+            &gateway.websocket.connect,
+            &route_event(&info, "$connect", None),
+        )
+        .await
+    {
+        Ok(reply) => reply,
+        Err(failure) => return failure,
+    };
+    if !(200..300).contains(&reply.status_code) {
+        let body = match reply.body {
+            Some(EventBody::Text(text)) => text,
+            _ => String::new(),
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = u16::try_from(reply.status_code)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    let (sender, commands) = mpsc::channel(QUEUE_FRAMES);
+    let last_active_at = Arc::new(Mutex::new(info.connected_at));
+    gateway.sockets.with(|sockets| {
+        sockets.insert(
+            info.connection_id.clone(),
+            Live {
+                sender,
+                connected_at: info.connected_at,
+                last_active_at: last_active_at.clone(),
+                source_ip: info.source_ip.clone(),
+                user_agent: info.user_agent.clone(),
+            },
+        )
+    });
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            let on_message = |bytes: Vec<u8>, binary: bool| {
+                let (gateway, info) = (gateway.clone(), info.clone());
+                async move {
+                    let event = route_event(&info, "$default", Some((&bytes, binary)));
+                    let _ = gateway
+                        .invoker
+                        .invoke::<_, serde_json::Value>(&gateway.websocket.default, &event)
+                        .await;
+                }
+            };
+            serve(socket, commands, last_active_at, on_message).await;
+            gateway
+                .sockets
+                .with(|sockets| sockets.remove(&info.connection_id));
+            let event = route_event(&info, "$disconnect", None);
+            let _ = gateway
+                .invoker
+                .invoke::<_, serde_json::Value>(&gateway.websocket.disconnect, &event)
+                .await;
+        })
+}
+
+/// The event of a WebSocket route (`$connect`, `$disconnect`, `$default`).
+pub fn route_event(
+    info: &SocketInfo,
+    route: &str,
+    body: Option<(&[u8], bool)>,
+) -> ApiGatewayWebsocketProxyRequest {
+    let now = Utc::now();
+    let mut identity = ApiGatewayRequestIdentity::default();
+    identity.source_ip = Some(info.source_ip.clone());
+    identity.user_agent = Some(info.user_agent.clone());
+
+    let mut context = ApiGatewayWebsocketProxyRequestContext::default();
+    context.route_key = Some(route.to_owned());
+    context.event_type = Some(
+        match route {
+            "$connect" => "CONNECT",
+            "$disconnect" => "DISCONNECT",
+            _ => "MESSAGE",
+        }
+        .to_owned(),
+    );
+    context.extended_request_id = Some(uuid::Uuid::new_v4().to_string());
+    context.request_time = Some(now.format("%d/%b/%Y:%H:%M:%S %z").to_string());
+    context.message_direction = Some("IN".into());
+    context.stage = Some("local".into());
+    context.connected_at = info.connected_at.timestamp_millis();
+    context.request_time_epoch = now.timestamp_millis();
+    context.identity = identity;
+    context.request_id = Some(uuid::Uuid::new_v4().to_string());
+    context.domain_name = Some(info.domain_name.clone());
+    context.connection_id = Some(info.connection_id.clone());
+    context.apiid = Some("local".into());
     if route == "$disconnect" {
-        context["disconnectStatusCode"] = json!(1000);
-        context["disconnectReason"] = json!("");
+        context.disconnect_status_code = Some(1000);
+        context.disconnect_reason = Some(String::new());
+    }
+
+    let mut event = ApiGatewayWebsocketProxyRequest::default();
+    if route == "$connect" {
+        // Only `$connect` carries the handshake's headers and query string.
+        event.headers = info.headers.clone();
+        event.multi_value_headers = info.headers.clone();
+        let mut query: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in &info.query {
+            query.entry(k.clone()).or_default().push(v.clone());
+        }
+        event.query_string_parameters = QueryMap::from(query.clone());
+        event.multi_value_query_string_parameters = QueryMap::from(query);
     }
     if let Some((bytes, binary)) = body {
-        context["messageId"] = Value::from(uuid::Uuid::new_v4().to_string());
+        context.message_id = Some(uuid::Uuid::new_v4().to_string());
         if binary {
-            event["body"] = Value::from(base64::engine::general_purpose::STANDARD.encode(bytes));
-            event["isBase64Encoded"] = Value::from(true);
+            event.body = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            event.is_base64_encoded = true;
         } else {
-            event["body"] = Value::from(String::from_utf8_lossy(bytes).into_owned());
+            event.body = Some(String::from_utf8_lossy(bytes).into_owned());
         }
     }
-    event["requestContext"] = context;
+    event.request_context = context;
     event
 }
 
-pub fn socket_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
-/// Runs one accepted socket until it closes, its idle timeout or its maximum age; every frame
-/// from the client goes to `on_message`. Returns once the socket is gone.
-pub async fn run_socket<S, F, Fut>(
-    stream: S,
+/// Whether a receive error is a frame over [`MAX_MESSAGE_BYTES`].
+fn too_large(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast::<tokio_tungstenite::tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tokio_tungstenite::tungstenite::Error::Capacity(_)))
+}
+
+/// Serves one accepted socket until it closes, idles out or reaches its maximum age; every
+/// frame from the client goes to `on_message`.
+pub async fn serve<F, Fut>(
+    mut socket: WebSocket,
     mut commands: mpsc::Receiver<Command>,
     last_active_at: Arc<Mutex<DateTime<Utc>>>,
     on_message: F,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     F: Fn(Vec<u8>, bool) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut socket =
-        WebSocketStream::from_raw_socket(stream, Role::Server, Some(socket_config())).await;
+    const GOING_AWAY: u16 = 1001;
+    const NORMAL: u16 = 1000;
+    const TOO_BIG: u16 = 1009;
     let deadline = tokio::time::sleep(MAX_CONNECTION);
     tokio::pin!(deadline);
-    let close = |code: CloseCode, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-    };
     loop {
         let idle = tokio::time::sleep(IDLE_TIMEOUT);
         tokio::select! {
             _ = &mut deadline => {
-                let _ = socket.send(close(CloseCode::Away, "Going away")).await;
+                let _ = socket.send(close(GOING_AWAY, "Going away")).await;
                 break;
             }
             _ = idle => {
-                let _ = socket.send(close(CloseCode::Away, "Going away")).await;
+                let _ = socket.send(close(GOING_AWAY, "Going away")).await;
                 break;
             }
             command = commands.recv() => match command {
                 Some(Command::Send(bytes)) => {
-                    let frame = match std::str::from_utf8(&bytes) {
-                        Ok(text) => Message::text(text),
-                        Err(_) => Message::binary(bytes),
+                    let frame = match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => Message::Text(text.into()),
+                        Err(_) => Message::Binary(bytes),
                     };
                     if socket.send(frame).await.is_err() {
                         break;
                     }
                 }
                 Some(Command::Close) | None => {
-                    let _ = socket.send(close(CloseCode::Normal, "")).await;
+                    let _ = socket.send(close(NORMAL, "")).await;
                     break;
                 }
             },
-            incoming = socket.next() => {
+            incoming = socket.recv() => {
                 *last_active_at.lock().unwrap_or_else(|p| p.into_inner()) = Utc::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
@@ -195,11 +321,12 @@ pub async fn run_socket<S, F, Fut>(
                     }
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Ok(_)) => {}
-                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
-                        let _ = socket.send(close(CloseCode::Size, "Message too big")).await;
+                    Some(Err(e)) => {
+                        if too_large(e) {
+                            let _ = socket.send(close(TOO_BIG, "Message too big")).await;
+                        }
                         break;
                     }
-                    Some(Err(_)) => break,
                 }
             }
         }
@@ -209,39 +336,50 @@ pub async fn run_socket<S, F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
     fn info() -> SocketInfo {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("localhost:8000"));
         SocketInfo {
             connection_id: "abcDEF123=".into(),
             connected_at: Utc::now(),
             domain_name: "localhost".into(),
             source_ip: "127.0.0.1".into(),
             user_agent: "test".into(),
-            headers: vec![("Host".into(), "localhost:8000".into())],
+            headers,
             query: vec![("group_id".into(), "2".into())],
         }
     }
 
     #[test]
-    fn route_events_deserialize_as_aws_lambda_events_websocket_requests() {
-        for (route, body) in [
-            ("$connect", None),
-            ("$default", Some((&b"hi"[..], false))),
-            ("$disconnect", None),
+    fn route_events_have_api_gateways_shape() {
+        for (route, body, event_type) in [
+            ("$connect", None, "CONNECT"),
+            ("$default", Some((&b"hi"[..], false)), "MESSAGE"),
+            ("$disconnect", None, "DISCONNECT"),
         ] {
-            let event = route_event(&info(), route, body);
+            let event = serde_json::to_value(route_event(&info(), route, body)).expect("json");
+            let ctx = &event["requestContext"];
+            assert_eq!(ctx["routeKey"], route);
+            assert_eq!(ctx["eventType"], event_type);
+            assert_eq!(ctx["connectionId"], "abcDEF123=");
+            assert_eq!(ctx["identity"]["sourceIp"], "127.0.0.1");
+            // The functions read it back as the same type.
             let parsed: ApiGatewayWebsocketProxyRequest =
-                serde_json::from_value(event).unwrap_or_else(|e| panic!("{route}: {e}"));
-            let ctx = &parsed.request_context;
-            assert_eq!(ctx.route_key.as_deref(), Some(route));
-            assert_eq!(ctx.connection_id.as_deref(), Some("abcDEF123="));
+                serde_json::from_value(event.clone()).unwrap_or_else(|e| panic!("{route}: {e}"));
+            assert_eq!(parsed.request_context.route_key.as_deref(), Some(route));
             if route == "$connect" {
                 assert_eq!(parsed.query_string_parameters.first("group_id"), Some("2"));
+                assert_eq!(event["headers"]["host"], "localhost:8000");
+            } else {
+                assert!(parsed.query_string_parameters.first("group_id").is_none());
             }
         }
+        let text = route_event(&info(), "$default", Some((&b"hi"[..], false)));
+        assert_eq!(text.body.as_deref(), Some("hi"));
         let binary = route_event(&info(), "$default", Some((&[0xff][..], true)));
-        assert_eq!(binary["isBase64Encoded"], true);
+        assert!(binary.is_base64_encoded);
+        assert_eq!(binary.body.as_deref(), Some("/w=="));
     }
 
     #[test]

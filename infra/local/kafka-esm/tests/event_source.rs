@@ -1,15 +1,11 @@
 //! The event-source emulator against the real broker, invoking a stub in place of Lambda:
 //! AWS's event shape, retry of a failed batch without skipping, and commit only after success.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::kafka::KafkaEvent;
 use base64::Engine;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use local_kafka_esm::Settings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -36,48 +32,31 @@ async fn start_stub(failures: u32) -> (Arc<Stub>, String) {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let served = stub.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let stub = served.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let stub = stub.clone();
-                        async move {
-                            let body = request
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            let fail = {
-                                let mut left = stub.failures_left.lock().expect("lock");
-                                let fail = *left > 0;
-                                *left = left.saturating_sub(1);
-                                fail
-                            };
-                            stub.events.lock().expect("lock").push((event, !fail));
-                            let mut response =
-                                hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
-                            if fail {
-                                *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                            }
-                            Ok::<_, Infallible>(response)
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let app = axum::Router::new()
+        .fallback(invoked)
+        .with_state(stub.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
     (stub, url)
+}
+
+/// The stub's Invoke API: records the event, and fails while failures are left.
+async fn invoked(
+    axum::extract::State(stub): axum::extract::State<Arc<Stub>>,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, &'static str) {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fail = {
+        let mut left = stub.failures_left.lock().expect("lock");
+        let fail = *left > 0;
+        *left = left.saturating_sub(1);
+        fail
+    };
+    stub.events.lock().expect("lock").push((event, !fail));
+    if fail {
+        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "{}")
+    } else {
+        (axum::http::StatusCode::OK, "{}")
+    }
 }
 
 async fn produce(config: &Config, topic: &str, partition: i32, value: &str) {
