@@ -32,10 +32,12 @@ async fn frames(socket: &mut Socket, n: usize) -> Vec<Value> {
     out
 }
 
-/// Asserts no further frame arrives within `wait`.
+/// Asserts that the socket stays open and no further frame arrives within `wait`.
 async fn silent(socket: &mut Socket, wait: Duration) {
-    if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(wait, socket.next()).await {
-        panic!("unexpected frame {text}");
+    match tokio::time::timeout(wait, socket.next()).await {
+        Err(_) => {}
+        Ok(Some(Ok(Message::Text(text)))) => panic!("unexpected frame {text}"),
+        Ok(other) => panic!("the socket should stay open and quiet, got {other:?}"),
     }
 }
 
