@@ -1,15 +1,19 @@
 # The two commands of the README, and a few helpers. Everything goes through
 # infra/local/stack.sh, which installs missing tools (cached in ~/.cache/chat-backend) and
 # starts and stops the local services.
-.PHONY: dev test services install build sam-build
+.PHONY: dev test check services install build sam-build
 
-## Run the local stack (Kafka, DynamoDB Local, topics, tables, users) until Ctrl-C.
+## Run the local stack (Kafka, DynamoDB Local, the functions, the API on :8000) until Ctrl-C.
 dev:
 	@infra/local/stack.sh dev
 
-## fmt, clippy and every test, against services of its own on free ports.
+## Formatting, lints and every test, against services of its own on free ports.
 test:
 	@infra/local/stack.sh test
+
+## Formatting, lints and every test that needs no service (no Java, npm or broker needed).
+check:
+	@infra/local/stack.sh check
 
 ## Throw-away services for running `cargo test` by hand; prints the variables to export.
 services:

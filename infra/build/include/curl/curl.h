@@ -4,5 +4,5 @@
  * `#define WITH_OAUTHBEARER_OIDC 0` into its config.h, and src/rdkafka_conf.c tests it with
  * `#ifdef`, so it includes <curl/curl.h> although nothing of curl is used (the OIDC code is
  * not compiled). Cross-compiling, there are no curl headers for the target: this one stands in.
- * .cargo/config.toml puts this directory on C_INCLUDE_PATH.
+ * `make build` and `make sam-build` put a copy of this directory on C_INCLUDE_PATH.
  */

