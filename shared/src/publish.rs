@@ -80,7 +80,7 @@ mod memory {
     #[derive(Default)]
     pub struct MemoryPublisher {
         records: std::sync::Mutex<Vec<PublishedRecord>>,
-        failure: std::sync::Mutex<Option<PublishError>>,
+        failure: crate::testing::FailSwitch<PublishError>,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ mod memory {
 
         /// From now on every publish fails with `error`.
         pub fn fail_with(&self, error: PublishError) {
-            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+            self.failure.set(Some(error));
         }
 
         pub fn records(&self) -> Vec<PublishedRecord> {
@@ -117,14 +117,7 @@ mod memory {
             key: &str,
             payload: &[u8],
         ) -> Result<RecordCoordinates, PublishError> {
-            if let Some(e) = self
-                .failure
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
-                return Err(e);
-            }
+            self.failure.check()?;
             let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
             let partition = (key.bytes().map(u32::from).sum::<u32>() % 4) as i32;
             let offset = records

@@ -113,7 +113,7 @@ impl Frame {
 pub struct MemoryPusher {
     pushed: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
     gone: std::sync::Mutex<std::collections::HashSet<String>>,
-    failure: std::sync::Mutex<Option<PushError>>,
+    failure: crate::testing::FailSwitch<PushError>,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -132,7 +132,7 @@ impl MemoryPusher {
 
     /// Every push fails with `error` from now on (`None`: they succeed again).
     pub fn fail_with(&self, error: Option<PushError>) {
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        self.failure.set(error);
     }
 
     /// The frames pushed to `connection_id`, in order, as JSON.
@@ -151,14 +151,7 @@ impl MemoryPusher {
 #[async_trait]
 impl Pusher for MemoryPusher {
     async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError> {
-        if let Some(e) = self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Err(e);
-        }
+        self.failure.check()?;
         if self
             .gone
             .lock()

@@ -13,6 +13,30 @@ use crate::context::AppContext;
 use crate::publish::MemoryPublisher;
 use crate::store::memory::MemoryStore;
 
+/// Makes a fake fail on demand: every call fails with the error set, until it is cleared.
+pub struct FailSwitch<E>(std::sync::Mutex<Option<E>>);
+
+impl<E> Default for FailSwitch<E> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl<E: Clone> FailSwitch<E> {
+    /// From now on every call fails with `error` (`None`: they succeed again).
+    pub fn set(&self, error: Option<E>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    /// The error a call must fail with now, if any.
+    pub fn check(&self) -> Result<(), E> {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A context over the seeded in-memory store and a recording publisher.
 pub struct TestContext {
     pub ctx: AppContext,

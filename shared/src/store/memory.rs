@@ -30,7 +30,7 @@ type SendRecord = (DateTime<Utc>, Option<(GroupId, MessageId)>);
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    failure: Mutex<Option<StoreError>>,
+    failure: crate::testing::FailSwitch<StoreError>,
 }
 
 impl MemoryStore {
@@ -55,7 +55,7 @@ impl MemoryStore {
 
     /// From now on every call fails with `error`.
     pub fn fail_with(&self, error: StoreError) {
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        self.failure.set(Some(error));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -63,15 +63,8 @@ impl MemoryStore {
     }
 
     fn check(&self) -> Result<MutexGuard<'_, State>, StoreError> {
-        match self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            Some(e) => Err(e),
-            None => Ok(self.lock()),
-        }
+        self.failure.check()?;
+        Ok(self.lock())
     }
 }
 
