@@ -15,6 +15,22 @@ use crate::error::ChatError;
 /// Largest request body accepted; a message of 4096 characters fits many times over.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
+/// Publishes a change its handler has checked (an edit or a delete) to the chat topic, and
+/// answers `202` with `{"status": status, "message_id": ...}`: the stream processor applies it.
+pub async fn publish_accepted(
+    ctx: &crate::context::AppContext,
+    event: &crate::events::ChatEvent,
+    status: &str,
+    message_id: crate::domain::MessageId,
+) -> Result<Response<Body>, ChatError> {
+    crate::publish::publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, event)
+        .await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({"status": status, "message_id": message_id}),
+    ))
+}
+
 /// A JSON reply.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());

@@ -3,15 +3,16 @@
 //! `message_deleted` event for the stream processor.
 
 use chrono::Utc;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::context::AppContext;
 use shared::domain::{Change, MessageId, UserId};
 use shared::events::ChatEvent;
 use shared::guard::authorize_change;
-use shared::http::{json, json_body, parse_query, path_param, query_or_body, require_method};
-use shared::publish::publish_event;
+use shared::http::{
+    json_body, parse_query, path_param, publish_accepted, query_or_body, require_method,
+};
 use shared::ChatError;
 
 #[derive(Deserialize, Default)]
@@ -33,11 +34,7 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         user_id,
         deleted_at: Utc::now(),
     };
-    publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, &event).await?;
-    Ok(json(
-        StatusCode::ACCEPTED,
-        &serde_json::json!({"status": "Message deleted", "message_id": message_id}),
-    ))
+    publish_accepted(ctx, &event, "Message deleted", message_id).await
 }
 
 #[cfg(test)]

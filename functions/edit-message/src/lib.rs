@@ -3,7 +3,7 @@
 //! `can_edit`; the change is published as a `message_edited` event for the stream processor.
 
 use chrono::Utc;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::context::AppContext;
@@ -11,9 +11,9 @@ use shared::domain::{Change, MessageId, MessageText, UserId};
 use shared::events::ChatEvent;
 use shared::guard::authorize_change;
 use shared::http::{
-    json, json_body, parse_query, path_param, query_or_body, query_param, require_method,
+    json_body, parse_query, path_param, publish_accepted, query_or_body, query_param,
+    require_method,
 };
-use shared::publish::publish_event;
 use shared::ChatError;
 
 #[derive(Deserialize, Default)]
@@ -42,11 +42,7 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         new_text,
         edited_at: Utc::now(),
     };
-    publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, &event).await?;
-    Ok(json(
-        StatusCode::ACCEPTED,
-        &serde_json::json!({"status": "Message edited", "message_id": message_id}),
-    ))
+    publish_accepted(ctx, &event, "Message edited", message_id).await
 }
 
 #[cfg(test)]
