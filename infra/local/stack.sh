@@ -105,7 +105,7 @@ cmd_check() {
   build_workspace
   check_lean_functions
   say "cargo test of everything that needs no service"
-  run_tests --workspace --lib --bins --test template --test docs
+  run_tests --workspace --lib --bins --test template_api --test template_resources --test docs
 }
 
 cmd_test() {

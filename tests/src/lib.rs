@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests over the running local stack (`make test` starts it and
 //! exports where it is). A missing service fails the test with what to start.
 
+pub mod template;
+
 use shared::store::Directory;
 use shared::store::Messages;
 use std::time::{Duration, Instant};

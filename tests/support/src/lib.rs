@@ -3,6 +3,8 @@
 //! does not answer: they never skip. Each test isolates its data (tables, topics, ids of its
 //! own), so that tests run in parallel against one stack.
 
+pub mod messages;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
