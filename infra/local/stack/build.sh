@@ -75,9 +75,11 @@ cmd_build() {
     [[ -f $dir/Cargo.toml ]] || continue
     name=$(basename "$dir")
     say "cargo lambda build --release --arm64 -p $name"
-    (cd "$ROOT" && C_INCLUDE_PATH=$include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH} \
-      PATH="$CARGO_LAMBDA_VENV/bin:$CMAKE_VENV/bin:$PATH" \
-      cargo lambda build --quiet --release --arm64 -p "$name") || die "building $name failed"
+    # Through cargo's config, not the environment: cargo-lambda 1.9.2 itself panics when
+    # C_INCLUDE_PATH is set.
+    (cd "$ROOT" && PATH="$CARGO_LAMBDA_VENV/bin:$CMAKE_VENV/bin:$PATH" \
+      cargo lambda build --quiet --release --arm64 -p "$name" \
+        --config "env.C_INCLUDE_PATH=\"$include\"") || die "building $name failed"
     bins+=("$CARGO_TARGET_DIR/lambda/$name/bootstrap")
   done
   say "built in $((SECONDS - started)) s; bootstraps in $CARGO_TARGET_DIR/lambda:"
@@ -100,6 +102,8 @@ cmd_sam() {
   command -v sam >/dev/null || die "the AWS SAM CLI is not installed: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html"
   local include; include=$(cross_build_include)
   cd "$ROOT"
-  C_INCLUDE_PATH=$include${C_INCLUDE_PATH:+:$C_INCLUDE_PATH} \
+  # sam runs cargo lambda itself, which panics when C_INCLUDE_PATH is set: the C compiler of the
+  # arm64 target gets the header's directory through its own flags instead.
+  CFLAGS_aarch64_unknown_linux_gnu="-I$include${CFLAGS_aarch64_unknown_linux_gnu:+ $CFLAGS_aarch64_unknown_linux_gnu}" \
     PATH="$CARGO_LAMBDA_VENV/bin:$CMAKE_VENV/bin:$PATH" sam "$@"
 }
