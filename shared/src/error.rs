@@ -38,6 +38,12 @@ pub enum ChatError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request conflicts with what is stored now, and may succeed soon (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Well-formed, but contradicts an earlier request (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A backing service did not answer in time or refused to; worth retrying.
     #[error("{service} is unavailable: {cause}")]
     Unavailable { service: Service, cause: String },
@@ -58,6 +64,8 @@ impl ChatError {
             ChatError::MethodNotAllowed(_) => 405,
             ChatError::PayloadTooLarge(_) => 413,
             ChatError::UnsupportedMediaType(_) => 415,
+            ChatError::Conflict(_) => 409,
+            ChatError::Unprocessable(_) => 422,
             ChatError::Unavailable { .. } => 503,
             ChatError::Internal(_) => 500,
         }
@@ -76,7 +84,8 @@ impl ChatError {
 
     /// The `Retry-After` header value, for errors worth retrying.
     pub fn retry_after(&self) -> Option<u32> {
-        matches!(self, ChatError::Unavailable { .. }).then_some(RETRY_AFTER_SECONDS)
+        matches!(self, ChatError::Unavailable { .. } | ChatError::Conflict(_))
+            .then_some(RETRY_AFTER_SECONDS)
     }
 
     /// The JSON body of the reply: `{"error": "..."}`.

@@ -12,7 +12,7 @@ use shared::events::ChatEvent;
 use shared::guard::{existing_group, existing_user, require_member};
 use shared::http::{json, json_body, require_method};
 use shared::idempotency::send_once;
-use shared::publish::publish_event;
+use shared::publish::{publish_event, PublishError};
 use shared::store::SendKey;
 use shared::ChatError;
 
@@ -56,7 +56,10 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
                 user_id: user.user_id,
                 client_message_id: id,
             };
-            send_once(ctx.store.as_ref(), &key, ctx.config.kafka.timeout, publish).await?
+            // What the key stands for: a retry must send the same message to the same group.
+            let fingerprint = format!("{group_id}\u{1f}{}", event_text(&event));
+            let timeout = ctx.config.kafka.timeout;
+            send_once(ctx.store.as_ref(), &key, &fingerprint, timeout, publish).await?
         }
     };
     Ok(json(
@@ -83,9 +86,16 @@ fn client_message_id(id: String) -> Result<String, ChatError> {
     Ok(id)
 }
 
-async fn publish(ctx: &AppContext, event: &ChatEvent) -> Result<MessageId, ChatError> {
+async fn publish(ctx: &AppContext, event: &ChatEvent) -> Result<MessageId, PublishError> {
     let at = publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, event).await?;
-    MessageId::from_coordinates(at).map_err(|e| ChatError::Internal(e.to_string()))
+    MessageId::from_coordinates(at).map_err(|e| PublishError::Rejected(e.to_string()))
+}
+
+fn event_text(event: &ChatEvent) -> &str {
+    match event {
+        ChatEvent::MessageSent { message, .. } => message.as_str(),
+        _ => "",
+    }
 }
 
 #[cfg(test)]
@@ -236,39 +246,71 @@ mod tests {
         out
     }
 
+    fn key(user: u64, id: &str) -> SendKey {
+        SendKey {
+            user_id: UserId::new(i128::from(user)).expect("id"),
+            client_message_id: id.into(),
+        }
+    }
+
+    async fn claim(
+        t: &shared::testing::TestContext,
+        key: &SendKey,
+        fingerprint: &str,
+    ) -> SendClaim {
+        t.store
+            .claim_send(key, fingerprint, Utc::now(), chrono::Duration::seconds(60))
+            .await
+            .expect("claim")
+    }
+
     #[tokio::test]
-    async fn a_broker_that_does_not_answer_is_a_503_with_retry_after() {
+    async fn a_broker_that_does_not_answer_is_a_503_and_the_send_stays_claimed() {
         let t = context();
         t.publisher
             .fail_with(PublishError::Unavailable("timed out".into()));
-        let response = reply(
-            handle(
-                &t.ctx,
-                request(
-                    Method::POST,
-                    &[],
-                    &[],
-                    Some(r#"{"user_id": 1, "message": "hi", "client_message_id": "r"}"#),
-                ),
-            )
-            .await,
-        );
+        let body = r#"{"user_id": 1, "message": "hi", "client_message_id": "r"}"#;
+        let response = reply(handle(&t.ctx, request(Method::POST, &[], &[], Some(body))).await);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
-        // The claim was released: once Kafka is back, the retry is sent at once.
+        // The record may be in the log: until the stream processor records it or the lease
+        // runs out, no retry may publish it again.
         assert_eq!(
-            t.store
-                .claim_send(
-                    &SendKey {
-                        user_id: UserId::new(1).expect("id"),
-                        client_message_id: "r".into()
-                    },
-                    Utc::now(),
-                    chrono::Duration::seconds(60)
-                )
-                .await,
-            Ok(SendClaim::Claimed)
+            claim(&t, &key(1, "r"), "1\u{1f}hi").await,
+            SendClaim::InProgress
         );
+    }
+
+    #[tokio::test]
+    async fn a_publish_the_broker_refused_releases_the_claim() {
+        let t = context();
+        t.publisher
+            .fail_with(PublishError::Rejected("record too large".into()));
+        let (status, _) = post(
+            &t.ctx,
+            r#"{"user_id": 1, "message": "hi", "client_message_id": "q"}"#,
+        )
+        .await;
+        assert!(status >= 500, "{status}");
+        assert_eq!(
+            claim(&t, &key(1, "q"), "1\u{1f}hi").await,
+            SendClaim::Claimed
+        );
+    }
+
+    #[tokio::test]
+    async fn one_client_message_id_with_another_message_is_a_422() {
+        let t = context();
+        let first = r#"{"user_id": 2, "message": "one", "client_message_id": "same"}"#;
+        let (status, _) = post(&t.ctx, first).await;
+        assert_eq!(status, 202);
+        let other = r#"{"user_id": 2, "message": "two", "client_message_id": "same"}"#;
+        let (status, body) = post(&t.ctx, other).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("already used for another message")));
+        assert_eq!(t.publisher.records().len(), 1);
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Connections, Cursor, DeleteOutcome, Directory, EditOutcome, MessageEdit, Messages, Page,
-    PageRequest, SendClaim, SendClaims, SendKey, StoreError, StoredMessage, MAX_PAGE_SIZE,
+    AppliedSend, Connections, Cursor, DeleteOutcome, Directory, EditOutcome, MessageEdit, Messages,
+    Page, PageRequest, SendClaim, SendClaims, SendKey, StoreError, StoredMessage, MAX_PAGE_SIZE,
 };
 use crate::domain::{Connection, Group, GroupId, Message, MessageId, User, UserId};
 
@@ -23,8 +23,12 @@ struct State {
     sends: HashMap<String, SendRecord>,
 }
 
-/// When a send was claimed, and what it produced once done.
-type SendRecord = (DateTime<Utc>, Option<(GroupId, MessageId)>);
+/// A send's claim: what it sends, when it was claimed, and its message once known.
+struct SendRecord {
+    fingerprint: Option<String>,
+    claimed_at: DateTime<Utc>,
+    message: Option<(GroupId, MessageId)>,
+}
 
 /// A store in a mutex. `fail_with` makes every call fail, to test error paths.
 #[derive(Default)]
@@ -56,6 +60,11 @@ impl MemoryStore {
     /// From now on every call fails with `error`.
     pub fn fail_with(&self, error: StoreError) {
         self.failure.set(Some(error));
+    }
+
+    /// Calls succeed again.
+    pub fn fail_with_nothing(&self) {
+        self.failure.set(None);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -198,21 +207,40 @@ impl SendClaims for MemoryStore {
     async fn claim_send(
         &self,
         key: &SendKey,
+        fingerprint: &str,
         now: DateTime<Utc>,
         lease: chrono::Duration,
     ) -> Result<SendClaim, StoreError> {
         let mut state = self.check()?;
         match state.sends.get_mut(&key.as_string()) {
             None => {
-                state.sends.insert(key.as_string(), (now, None));
+                state.sends.insert(
+                    key.as_string(),
+                    SendRecord {
+                        fingerprint: Some(fingerprint.to_owned()),
+                        claimed_at: now,
+                        message: None,
+                    },
+                );
                 Ok(SendClaim::Claimed)
             }
-            Some((_, Some((group_id, message_id)))) => Ok(SendClaim::Done {
+            Some(record)
+                if record
+                    .fingerprint
+                    .as_deref()
+                    .is_some_and(|f| f != fingerprint) =>
+            {
+                Ok(SendClaim::Conflict)
+            }
+            Some(SendRecord {
+                message: Some((group_id, message_id)),
+                ..
+            }) => Ok(SendClaim::Done {
                 group_id: *group_id,
                 message_id: *message_id,
             }),
-            Some((claimed_at, None)) if *claimed_at <= now - lease => {
-                *claimed_at = now;
+            Some(record) if record.claimed_at <= now - lease => {
+                record.claimed_at = now;
                 Ok(SendClaim::Claimed)
             }
             Some(_) => Ok(SendClaim::InProgress),
@@ -224,22 +252,59 @@ impl SendClaims for MemoryStore {
         key: &SendKey,
         group_id: GroupId,
         message_id: MessageId,
-    ) -> Result<(), StoreError> {
-        let mut state = self.check()?;
-        let entry = state
-            .sends
-            .entry(key.as_string())
-            .or_insert((Utc::now(), None));
-        entry.1 = Some((group_id, message_id));
-        Ok(())
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_send(key, group_id, message_id)
+    }
+
+    async fn record_applied_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_send(key, group_id, message_id)
     }
 
     async fn release_send(&self, key: &SendKey) -> Result<(), StoreError> {
         let mut state = self.check()?;
-        if matches!(state.sends.get(&key.as_string()), Some((_, None))) {
+        if state
+            .sends
+            .get(&key.as_string())
+            .is_some_and(|record| record.message.is_none())
+        {
             state.sends.remove(&key.as_string());
         }
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn record_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        let mut state = self.check()?;
+        let record = state
+            .sends
+            .entry(key.as_string())
+            .or_insert_with(|| SendRecord {
+                fingerprint: None,
+                claimed_at: Utc::now(),
+                message: None,
+            });
+        match record.message {
+            Some((group_id, existing)) if existing != message_id => Ok(AppliedSend::Already {
+                group_id,
+                message_id: existing,
+            }),
+            Some(_) => Ok(AppliedSend::Recorded),
+            None => {
+                record.message = Some((group_id, message_id));
+                Ok(AppliedSend::Recorded)
+            }
+        }
     }
 }
 

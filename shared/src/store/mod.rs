@@ -142,6 +142,21 @@ pub enum SendClaim {
     },
     /// Another request is sending it right now.
     InProgress,
+    /// The key was used for a different message.
+    Conflict,
+}
+
+/// What recording the message of a send found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppliedSend {
+    /// The send is this message now.
+    Recorded,
+    /// The send already is a message: this one if the ids agree, else the record at hand is a
+    /// duplicate of the send.
+    Already {
+        group_id: GroupId,
+        message_id: MessageId,
+    },
 }
 
 /// Users and groups: who may post where.
@@ -187,20 +202,31 @@ pub trait Messages: Send + Sync {
 #[async_trait]
 pub trait SendClaims: Send + Sync {
     /// Claims a send for the caller unless it was sent already or another claim younger than
-    /// `lease` is pending. Claims are kept for a day.
+    /// `lease` is pending; `fingerprint` identifies the send's content, and a claim of the
+    /// same key with another fingerprint is a [`SendClaim::Conflict`]. Claims are kept a day.
     async fn claim_send(
         &self,
         key: &SendKey,
+        fingerprint: &str,
         now: DateTime<Utc>,
         lease: chrono::Duration,
     ) -> Result<SendClaim, StoreError>;
-    /// Records the message a claimed send produced.
+    /// Records the message a claimed send produced, unless the send already is another one
+    /// (which the caller then answers with).
     async fn complete_send(
         &self,
         key: &SendKey,
         group_id: GroupId,
         message_id: MessageId,
-    ) -> Result<(), StoreError>;
+    ) -> Result<AppliedSend, StoreError>;
+    /// The stream processor's side: records the message it applies for a send, unless the
+    /// send already is another message (the record at hand is then a duplicate, not stored).
+    async fn record_applied_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError>;
     /// Gives a claim up after a failed send, so that a retry need not wait for the lease.
     async fn release_send(&self, key: &SendKey) -> Result<(), StoreError>;
 }

@@ -1,22 +1,26 @@
-//! Claims of `client_message_id`s: a conditional put claims a send, a lease lets a stalled
-//! claim be taken over, and the claim then records the message it produced.
+//! Claims of `client_message_id`s: a conditional put claims a send (with a fingerprint of its
+//! body, so that a key reused for another message is refused), a lease lets a stalled claim be
+//! taken over, and the claim then records the message of the send, set once: by the function
+//! that published it, or by the stream processor that applied it, whichever comes first.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
 
-use super::item::{get_id, get_n, n, s, Item};
+use super::item::{get_id, get_n, get_s, n, s, Item};
 use super::{classify, DynamoStore};
 use crate::domain::{GroupId, MessageId};
-use crate::store::{SendClaim, SendClaims, SendKey, StoreError};
+use crate::store::{AppliedSend, SendClaim, SendClaims, SendKey, StoreError};
 
 #[async_trait]
 impl SendClaims for DynamoStore {
     async fn claim_send(
         &self,
         key: &SendKey,
+        fingerprint: &str,
         now: DateTime<Utc>,
         lease: chrono::Duration,
     ) -> Result<SendClaim, StoreError> {
@@ -26,11 +30,9 @@ impl SendClaims for DynamoStore {
             .put_item()
             .table_name(&self.tables.idempotency)
             .item("send_key", s(key.as_string()))
+            .item("fingerprint", s(fingerprint))
             .item("claimed_at", n(now_ms))
-            .item(
-                "expires_at",
-                n((now + chrono::Duration::days(1)).timestamp()),
-            )
+            .item("expires_at", n(expiry(now)))
             .condition_expression("attribute_not_exists(send_key)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -45,6 +47,11 @@ impl SendClaims for DynamoStore {
             }
             Err(e) => return Err(classify("PutItem", e)),
         };
+        // A send the stream processor recorded first (it records what it applies) has no
+        // fingerprint.
+        if old.contains_key("fingerprint") && get_s(&old, "fingerprint")? != fingerprint {
+            return Ok(SendClaim::Conflict);
+        }
         if old.contains_key("message_id") {
             return Ok(SendClaim::Done {
                 group_id: get_id(&old, "group_id")?,
@@ -82,18 +89,17 @@ impl SendClaims for DynamoStore {
         key: &SendKey,
         group_id: GroupId,
         message_id: MessageId,
-    ) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.tables.idempotency)
-            .key("send_key", s(key.as_string()))
-            .update_expression("SET group_id = :g, message_id = :m")
-            .expression_attribute_values(":g", n(group_id))
-            .expression_attribute_values(":m", n(message_id))
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem", e))?;
-        Ok(())
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_send(key, group_id, message_id).await
+    }
+
+    async fn record_applied_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_send(key, group_id, message_id).await
     }
 
     async fn release_send(&self, key: &SendKey) -> Result<(), StoreError> {
@@ -111,4 +117,52 @@ impl SendClaims for DynamoStore {
             Err(e) => Err(classify("DeleteItem", e)),
         }
     }
+}
+
+impl DynamoStore {
+    /// Sets the message of a send unless it is another one already: the first record of a
+    /// send to be acknowledged, or to reach the store, wins.
+    async fn record_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.idempotency)
+            .key("send_key", s(key.as_string()))
+            .update_expression(
+                "SET group_id = :g, message_id = :m, expires_at = if_not_exists(expires_at, :e)",
+            )
+            .condition_expression("attribute_not_exists(message_id) OR message_id = :m")
+            .expression_attribute_values(":g", n(group_id))
+            .expression_attribute_values(":m", n(message_id))
+            .expression_attribute_values(":e", n(expiry(Utc::now())))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(AppliedSend::Recorded),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                let old = match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item.unwrap_or_default()
+                    }
+                    _ => Item::new(),
+                };
+                Ok(AppliedSend::Already {
+                    group_id: get_id(&old, "group_id")?,
+                    message_id: get_id(&old, "message_id")?,
+                })
+            }
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+}
+
+/// Claims are kept for a day (DynamoDB's TTL removes them then).
+fn expiry(now: DateTime<Utc>) -> i64 {
+    (now + chrono::Duration::days(1)).timestamp()
 }
