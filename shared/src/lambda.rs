@@ -12,7 +12,6 @@ use std::fmt::Display;
 use std::future::Future;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_lambda_events::kafka::KafkaEvent;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
@@ -66,28 +65,28 @@ where
     .await
 }
 
-/// Serves a Kafka event source with `state` (kept for the life of the process). An error
-/// fails the invocation, so that the event source retries the batch; a success's report is
-/// the function's result.
-pub async fn run_kafka<S, F, Fut, R, E>(state: S, handler: F) -> Result<(), Error>
+/// Serves a Kafka event source with `state` (kept for the life of the process). `B` is how
+/// the handler reads the batch (leniently, so that one odd record cannot fail it). An error
+/// fails the invocation, so that the event source retries the batch; a success's value (the
+/// partial batch response) is the function's result.
+pub async fn run_kafka<S, B, F, Fut, R, E>(state: S, handler: F) -> Result<(), Error>
 where
     S: Sync + 'static,
-    F: Fn(&'static S, KafkaEvent) -> Fut,
+    B: serde::de::DeserializeOwned + Send + 'static,
+    F: Fn(&'static S, B) -> Fut,
     Fut: Future<Output = Result<R, E>> + Send,
     R: Serialize,
     E: Display,
 {
     let state: &'static S = Box::leak(Box::new(state));
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<KafkaEvent>| {
-            let outcome = handler(state, event.payload);
-            async move {
-                outcome.await.map_err(|e| {
-                    tracing::error!(error = %e, "batch failed; it will be retried");
-                    Error::from(e.to_string())
-                })
-            }
-        },
-    ))
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<B>| {
+        let outcome = handler(state, event.payload);
+        async move {
+            outcome.await.map_err(|e| {
+                tracing::error!(error = %e, "batch failed; it will be retried");
+                Error::from(e.to_string())
+            })
+        }
+    }))
     .await
 }

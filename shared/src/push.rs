@@ -25,6 +25,9 @@ pub enum PushError {
 #[async_trait]
 pub trait Pusher: Send + Sync {
     async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError>;
+    /// Closes the connection (`DELETE /@connections/{id}`): one that cannot keep up is cut
+    /// off rather than left holding the others back. Closing a closed one is no error.
+    async fn disconnect(&self, connection_id: &str) -> Result<(), PushError>;
 }
 
 pub struct ApiGatewayPusher {
@@ -61,6 +64,21 @@ impl Pusher for ApiGatewayPusher {
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 410 => {
                 Err(PushError::Gone)
             }
+            Err(e) => Err(PushError::Unavailable(crate::aws::error_chain(&e))),
+        }
+    }
+
+    async fn disconnect(&self, connection_id: &str) -> Result<(), PushError> {
+        let result = self
+            .client
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("GoneException") => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 410 => Ok(()),
             Err(e) => Err(PushError::Unavailable(crate::aws::error_chain(&e))),
         }
     }
@@ -113,6 +131,8 @@ impl Frame {
 pub struct MemoryPusher {
     pushed: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
     gone: std::sync::Mutex<std::collections::HashSet<String>>,
+    stuck: std::sync::Mutex<std::collections::HashSet<String>>,
+    disconnected: std::sync::Mutex<Vec<String>>,
     failure: crate::testing::FailSwitch<PushError>,
 }
 
@@ -128,6 +148,30 @@ impl MemoryPusher {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(connection_id.to_owned());
+    }
+
+    /// Pushes to `connection_id` succeed again (a handshake finished).
+    pub fn open(&self, connection_id: &str) {
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(connection_id);
+    }
+
+    /// Pushes to `connection_id` fail as a client that does not read makes them fail (429).
+    pub fn stick(&self, connection_id: &str) {
+        self.stuck
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connection_id.to_owned());
+    }
+
+    /// The connections closed through [`Pusher::disconnect`], in order.
+    pub fn disconnected(&self) -> Vec<String> {
+        self.disconnected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every push fails with `error` from now on (`None`: they succeed again).
@@ -160,10 +204,31 @@ impl Pusher for MemoryPusher {
         {
             return Err(PushError::Gone);
         }
+        if self
+            .stuck
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(connection_id)
+        {
+            return Err(PushError::Unavailable("429 Too Many Requests".into()));
+        }
         self.pushed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((connection_id.to_owned(), frame.to_vec()));
+        Ok(())
+    }
+
+    async fn disconnect(&self, connection_id: &str) -> Result<(), PushError> {
+        self.failure.check()?;
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connection_id.to_owned());
+        self.disconnected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(connection_id.to_owned());
         Ok(())
     }
 }

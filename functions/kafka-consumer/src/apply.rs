@@ -1,117 +1,153 @@
 //! Applying one partition's records to DynamoDB, in offset order: decoding, validating
-//! against the directory, inserting sends in batches, edits and deletes under the log's
-//! authority, and dead-lettering what can never be applied.
+//! against the directory, inserting sends in batches (each send once per `client_message_id`),
+//! edits and deletes under the log's authority, and dead-lettering what can never be applied.
+//!
+//! A partition stops at the first record that meets an infrastructure failure: that record and
+//! the ones after it are retried; the ones before it are done.
 
 use std::collections::HashMap;
 
-use aws_lambda_events::kafka::KafkaRecord;
-use base64::Engine;
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use shared::domain::{
     refusal, Change, GroupId, Message, MessageId, MessageText, RecordCoordinates, User, UserId,
 };
 use shared::events::{ChatEvent, IncomingEvent};
 use shared::guard::require_member;
 use shared::push::Frame;
-use shared::store::{DeleteOutcome, EditOutcome, MessageEdit, Store, StoreError, StoredMessage};
+use shared::store::{
+    AppliedSend, DeleteOutcome, EditOutcome, MessageEdit, SendKey, Store, StoreError, StoredMessage,
+};
 
+use crate::batch::{ItemIdentifier, Record};
 use crate::{ProcessError, Processor, Report};
 
+/// Sends whose `client_message_id` is recorded at once.
+const RECORD_CONCURRENCY: usize = 16;
+
+/// What one partition did: the frames of what it applied, and where it stopped, if it did.
+pub(crate) struct PartitionOutcome {
+    pub frames: Vec<Frame>,
+    pub report: Report,
+    pub failed: Option<(ItemIdentifier, ProcessError)>,
+}
+
+/// A send waiting to be inserted with the ones next to it.
+struct PendingSend<'a> {
+    message: Message,
+    key: Option<SendKey>,
+    record: &'a Record,
+}
+
+/// Why a record cannot be applied: dead-letter it, or stop the partition at it.
+enum Refused {
+    Poison(String),
+    Failed(ProcessError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Refused::Failed(e.into())
+    }
+}
+
 impl Processor {
-    pub(crate) async fn apply_partition(
+    pub(crate) async fn apply_partition(&self, records: &[Record]) -> PartitionOutcome {
+        let mut state = PartitionState {
+            users: UserCache::default(),
+            frames: Vec::new(),
+            report: Report::default(),
+            pending: Vec::new(),
+        };
+        let failed = self.apply_records(records, &mut state).await.err();
+        PartitionOutcome {
+            frames: state.frames,
+            report: state.report,
+            failed,
+        }
+    }
+
+    async fn apply_records<'a>(
         &self,
-        records: &[KafkaRecord],
-    ) -> Result<(Vec<Frame>, Report), ProcessError> {
-        let mut records: Vec<&KafkaRecord> = records.iter().collect();
-        records.sort_by_key(|r| r.offset);
-        let mut users = UserCache::default();
-        let mut frames = Vec::new();
-        let mut report = Report::default();
-        // Consecutive sends are inserted together; an edit or delete waits for the sends
-        // before it, since it may refer to them.
-        let mut sends: Vec<Message> = Vec::new();
+        records: &'a [Record],
+        state: &mut PartitionState<'a>,
+    ) -> Result<(), (ItemIdentifier, ProcessError)> {
         for record in records {
-            let decoded = decode(record);
-            let event = match decoded {
-                Ok(event) => event,
-                Err(reason) => {
-                    self.dead_letter(record, &reason).await?;
-                    report.dead_lettered += 1;
-                    continue;
+            match self.apply_record(record, state).await {
+                Ok(()) => {}
+                Err(Refused::Poison(reason)) => {
+                    // The sends before it first: should the letter fail, the retry starts at
+                    // this record.
+                    self.insert(state).await?;
+                    self.dead_letter(record, &reason)
+                        .await
+                        .map_err(|e| (record.identifier(), e))?;
+                    state.report.dead_lettered += 1;
                 }
-            };
-            let coordinates = RecordCoordinates {
-                partition: record.partition as i32,
-                offset: record.offset,
-            };
-            let record_id = match MessageId::from_coordinates(coordinates) {
-                Ok(id) => id,
-                Err(e) => {
-                    self.dead_letter(record, &e.0).await?;
-                    report.dead_lettered += 1;
-                    continue;
-                }
-            };
-            match event {
-                IncomingEvent::LegacySend { user_id, message } => {
-                    match self
-                        .new_message(
-                            &mut users,
-                            record_id,
-                            user_id,
-                            None,
-                            message,
-                            *record.timestamp,
-                        )
-                        .await?
-                    {
-                        Ok(m) => sends.push(m),
-                        Err(reason) => {
-                            self.dead_letter(record, &reason).await?;
-                            report.dead_lettered += 1;
-                        }
-                    }
-                }
-                IncomingEvent::Event(ChatEvent::MessageSent {
-                    group_id,
-                    user_id,
-                    message,
-                    sent_at,
-                    ..
-                }) => {
-                    match self
-                        .new_message(
-                            &mut users,
-                            record_id,
-                            user_id,
-                            Some(group_id),
-                            message,
-                            sent_at,
-                        )
-                        .await?
-                    {
-                        Ok(m) => sends.push(m),
-                        Err(reason) => {
-                            self.dead_letter(record, &reason).await?;
-                            report.dead_lettered += 1;
-                        }
-                    }
-                }
-                IncomingEvent::Event(change) => {
-                    report.applied += self.insert(&mut sends, &mut frames).await?;
-                    match self.apply_change(&mut users, change, record_id).await? {
-                        Some(frame) => {
-                            report.applied += 1;
-                            frames.push(frame);
-                        }
-                        None => report.dropped += 1,
-                    }
+                // Sends before this record may be pending: they are retried with it.
+                Err(Refused::Failed(e)) => {
+                    let first = state.pending.first().map_or(record, |p| p.record);
+                    return Err((first.identifier(), e));
                 }
             }
         }
-        report.applied += self.insert(&mut sends, &mut frames).await?;
-        Ok((frames, report))
+        self.insert(state).await
+    }
+
+    async fn apply_record<'a>(
+        &self,
+        record: &'a Record,
+        state: &mut PartitionState<'a>,
+    ) -> Result<(), Refused> {
+        let bytes = record.value_bytes().map_err(Refused::Poison)?;
+        let event = IncomingEvent::decode(&bytes).map_err(|e| Refused::Poison(e.to_string()))?;
+        let id = MessageId::from_coordinates(RecordCoordinates {
+            partition: record.partition,
+            offset: record.offset,
+        })
+        .map_err(|e| Refused::Poison(e.0))?;
+        let (user_id, group_id, text, sent_at, key) = match event {
+            IncomingEvent::LegacySend { user_id, message } => {
+                let at = record.time().map_err(Refused::Poison)?;
+                (user_id, None, message, at, None)
+            }
+            IncomingEvent::Event(ChatEvent::MessageSent {
+                group_id,
+                user_id,
+                message,
+                sent_at,
+                client_message_id,
+            }) => {
+                let key = client_message_id.map(|client_message_id| SendKey {
+                    user_id,
+                    client_message_id,
+                });
+                (user_id, Some(group_id), message, sent_at, key)
+            }
+            IncomingEvent::Event(change) => {
+                // A change may refer to the sends before it.
+                self.insert(state)
+                    .await
+                    .map_err(|(_, e)| Refused::Failed(e))?;
+                match self.apply_change(&mut state.users, change, id).await? {
+                    Some(frame) => {
+                        state.report.applied += 1;
+                        state.frames.push(frame);
+                    }
+                    None => state.report.dropped += 1,
+                }
+                return Ok(());
+            }
+        };
+        let message = self
+            .new_message(&mut state.users, id, user_id, group_id, text, sent_at)
+            .await?
+            .map_err(Refused::Poison)?;
+        state.pending.push(PendingSend {
+            message,
+            key,
+            record,
+        });
+        Ok(())
     }
 
     /// The message a send creates, or why the send is invalid (unknown user, wrong group).
@@ -122,8 +158,8 @@ impl Processor {
         user_id: UserId,
         group_id: Option<GroupId>,
         text: MessageText,
-        sent_at: DateTime<Utc>,
-    ) -> Result<Result<Message, String>, ProcessError> {
+        sent_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Result<Message, String>, StoreError> {
         let Some(user) = users.get(self.store.as_ref(), user_id).await? else {
             return Ok(Err(format!("user {user_id} does not exist")));
         };
@@ -144,26 +180,58 @@ impl Processor {
         }))
     }
 
-    /// Stores pending sends in one batch call; each yields a `created` frame with the
-    /// message as stored (a replay re-announces it unless it has since been deleted).
+    /// Stores the pending sends together; each yields a `created` frame with the message as
+    /// stored (a replay re-announces it unless it has since been deleted). A send published
+    /// twice (a client retrying after a timeout) is stored once: the first record wins.
     async fn insert(
         &self,
-        sends: &mut Vec<Message>,
-        frames: &mut Vec<Frame>,
-    ) -> Result<usize, ProcessError> {
-        if sends.is_empty() {
-            return Ok(0);
-        }
-        let outcomes = self.store.insert_messages(sends).await?;
-        let count = sends.len();
-        for (message, outcome) in sends.drain(..).zip(outcomes) {
+        state: &mut PartitionState<'_>,
+    ) -> Result<(), (ItemIdentifier, ProcessError)> {
+        let Some(first) = state.pending.first() else {
+            return Ok(());
+        };
+        let at = first.record.identifier();
+        let fail = |e: StoreError| (at.clone(), ProcessError::from(e));
+        let store = self.store.as_ref();
+        // Owned items: borrowed ones trip the compiler's higher-ranked check on the handler.
+        let keyed: Vec<(Option<SendKey>, GroupId, MessageId)> = state
+            .pending
+            .iter()
+            .map(|send| (send.key.clone(), send.message.group_id, send.message.id))
+            .collect();
+        let duplicate: Vec<bool> = stream::iter(keyed)
+            .map(|(key, group_id, id)| async move {
+                let Some(key) = key else {
+                    return Ok(false);
+                };
+                Ok::<_, StoreError>(matches!(
+                    store.record_applied_send(&key, group_id, id).await?,
+                    AppliedSend::Already { message_id, .. } if message_id != id
+                ))
+            })
+            .buffered(RECORD_CONCURRENCY)
+            .try_collect()
+            .await
+            .map_err(fail)?;
+        let fresh: Vec<Message> = state
+            .pending
+            .iter()
+            .zip(&duplicate)
+            .filter(|(_, duplicate)| !**duplicate)
+            .map(|(send, _)| send.message.clone())
+            .collect();
+        let outcomes = store.insert_messages(&fresh).await.map_err(fail)?;
+        state.report.duplicates += state.pending.len() - fresh.len();
+        state.report.applied += fresh.len();
+        state.pending.clear();
+        for (message, outcome) in fresh.into_iter().zip(outcomes) {
             match outcome {
-                None => frames.push(Frame::Created(message)),
-                Some(StoredMessage::Live(current)) => frames.push(Frame::Created(current)),
+                None => state.frames.push(Frame::Created(message)),
+                Some(StoredMessage::Live(current)) => state.frames.push(Frame::Created(current)),
                 Some(StoredMessage::Deleted { .. }) => {}
             }
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Applies an edit or delete if the log's authority allows it; the frame to push, or
@@ -173,7 +241,7 @@ impl Processor {
         users: &mut UserCache,
         change: ChatEvent,
         version: MessageId,
-    ) -> Result<Option<Frame>, ProcessError> {
+    ) -> Result<Option<Frame>, StoreError> {
         let (message_id, group_id, user_id, kind) = match &change {
             ChatEvent::MessageEdited {
                 message_id,
@@ -252,37 +320,13 @@ impl Processor {
             ChatEvent::MessageSent { .. } => Ok(None),
         }
     }
-
-    async fn dead_letter(&self, record: &KafkaRecord, reason: &str) -> Result<(), ProcessError> {
-        tracing::warn!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a record");
-        let letter = json!({
-            "reason": reason,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": record.timestamp.timestamp_millis(),
-            "key": record.key,
-            "value": record.value,
-        });
-        let key = record
-            .key
-            .as_deref()
-            .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
-            .map(|k| String::from_utf8_lossy(&k).into_owned())
-            .unwrap_or_default();
-        self.publisher
-            .publish(&self.dead_letter_topic, &key, letter.to_string().as_bytes())
-            .await?;
-        Ok(())
-    }
 }
 
-fn decode(record: &KafkaRecord) -> Result<IncomingEvent, String> {
-    let value = record.value.as_deref().ok_or("record has no value")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .map_err(|e| format!("record value is not base64: {e}"))?;
-    IncomingEvent::decode(&bytes).map_err(|e| e.to_string())
+struct PartitionState<'a> {
+    users: UserCache,
+    frames: Vec<Frame>,
+    report: Report,
+    pending: Vec<PendingSend<'a>>,
 }
 
 /// Users looked up once per batch.

@@ -1,23 +1,57 @@
 //! Fan-out: each group's frames, in order, to each of its connections, connections
-//! concurrently (bounded). A closed connection is forgotten.
+//! concurrently (bounded). One connection's trouble costs only that connection:
+//! - a push that fails (429, 5xx, a timeout) is retried [`PUSH_ATTEMPTS`] times in all, then
+//!   the connection is cut off (`DELETE @connections/{id}`, its row deleted): its client
+//!   reconnects and reads the history it missed;
+//! - `410 Gone` forgets the connection, unless it is younger than [`CONNECT_WINDOW`]: a socket
+//!   whose `$connect` has run but whose handshake has not finished yet is retried until then;
+//! - the whole fan-out of a batch ends within [`FAN_OUT_BUDGET`]; a connection still owed frames
+//!   then is cut off. Storing never waits on it: the batch is applied before it fans out.
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use shared::domain::GroupId;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::stream::{self, StreamExt};
+use shared::domain::{Connection, GroupId};
 use shared::push::{Frame, PushError, Pusher};
 
 use crate::{ProcessError, Processor};
 
 /// Connections pushed to at once.
-const PUSH_CONCURRENCY: usize = 32;
+pub const PUSH_CONCURRENCY: usize = 64;
+/// Attempts at one frame before its connection is cut off.
+pub const PUSH_ATTEMPTS: u32 = 3;
+/// Pause after a failed attempt, times the attempt's number.
+pub const PUSH_BACKOFF: Duration = Duration::from_millis(100);
+/// How long after `$connect` a `410` may just mean "handshake not finished".
+pub const CONNECT_WINDOW: Duration = Duration::from_secs(5);
+/// The longest a batch spends pushing (the function's timeout is 60 s).
+pub const FAN_OUT_BUDGET: Duration = Duration::from_secs(15);
+
+/// What a fan-out did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FanOut {
+    pub pushed: usize,
+    pub gone: usize,
+    pub cut_off: usize,
+}
+
+/// How one connection's delivery ended.
+enum Delivery {
+    Done(usize),
+    Gone(usize),
+    CutOff(usize, String),
+}
 
 impl Processor {
-    /// Pushes each group's frames, in order, to each of its connections; connections run
-    /// concurrently (bounded). A closed connection is forgotten.
+    /// Pushes each group's frames, in order, to each of its connections. Fails only when the
+    /// connections cannot be listed (the store is down): the batch is then retried.
     pub(crate) async fn fan_out(
         &self,
         pusher: &dyn Pusher,
         frames: Vec<Frame>,
-    ) -> Result<(usize, usize), ProcessError> {
+    ) -> Result<FanOut, ProcessError> {
+        let deadline = Instant::now() + FAN_OUT_BUDGET;
         let mut by_group: Vec<(GroupId, Vec<Vec<u8>>)> = Vec::new();
         for frame in frames {
             let group = frame.group_id();
@@ -28,34 +62,89 @@ impl Processor {
         }
         // (connection, index of its group's frames): owned items, so that the future stays
         // Send for the runtime (a borrowed item trips the compiler's higher-ranked check).
-        let mut deliveries: Vec<(String, usize)> = Vec::new();
+        let mut deliveries: Vec<(Connection, usize)> = Vec::new();
         for (index, (group, _)) in by_group.iter().enumerate() {
             for connection in self.store.connections_for_group(*group).await? {
-                deliveries.push((connection.connection_id, index));
+                deliveries.push((connection, index));
             }
         }
         let by_group = &by_group;
-        let results: Vec<(usize, bool)> = stream::iter(deliveries)
-            .map(|(connection_id, index)| async move {
-                let mut pushed = 0;
-                for frame in &by_group[index].1 {
-                    match pusher.push(&connection_id, frame).await {
-                        Ok(()) => pushed += 1,
-                        Err(PushError::Gone) => {
-                            self.store.delete_connection(&connection_id).await?;
-                            return Ok::<_, ProcessError>((pushed, true));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok((pushed, false))
+        let results: Vec<Delivery> = stream::iter(deliveries)
+            .map(|(connection, index)| async move {
+                let frames = &by_group[index].1;
+                let delivery =
+                    tokio::time::timeout_at(deadline.into(), deliver(pusher, &connection, frames))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Delivery::CutOff(0, "the batch's fan-out budget ran out".into())
+                        });
+                self.settle(pusher, &connection, &delivery).await;
+                delivery
             })
             .buffer_unordered(PUSH_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok((
-            results.iter().map(|(pushed, _)| pushed).sum(),
-            results.iter().filter(|(_, gone)| *gone).count(),
-        ))
+            .collect()
+            .await;
+        let mut out = FanOut::default();
+        for delivery in results {
+            match delivery {
+                Delivery::Done(n) => out.pushed += n,
+                Delivery::Gone(n) => {
+                    out.pushed += n;
+                    out.gone += 1;
+                }
+                Delivery::CutOff(n, _) => {
+                    out.pushed += n;
+                    out.cut_off += 1;
+                }
+            }
+        }
+        Ok(out)
     }
+
+    /// Forgets a closed connection, cuts off one that could not take its frames. Best effort:
+    /// a row left behind is found gone or cut off again on the next push, and expires anyway.
+    async fn settle(&self, pusher: &dyn Pusher, connection: &Connection, delivery: &Delivery) {
+        let id = &connection.connection_id;
+        if let Delivery::CutOff(_, why) = delivery {
+            tracing::warn!(connection = %id, %why, "cutting off a connection that does not take its frames");
+            if let Err(e) = pusher.disconnect(id).await {
+                tracing::warn!(connection = %id, error = %e, "could not close a connection");
+            }
+        }
+        if matches!(delivery, Delivery::Gone(_) | Delivery::CutOff(..)) {
+            if let Err(e) = self.store.delete_connection(id).await {
+                tracing::warn!(connection = %id, error = %e, "could not forget a connection");
+            }
+        }
+    }
+}
+
+/// The frames, in order, to one connection.
+async fn deliver(pusher: &dyn Pusher, connection: &Connection, frames: &[Vec<u8>]) -> Delivery {
+    let id = &connection.connection_id;
+    let connect_window_ends =
+        connection.connected_at + chrono::Duration::from_std(CONNECT_WINDOW).unwrap_or_default();
+    for (sent, frame) in frames.iter().enumerate() {
+        let mut failures = 0;
+        loop {
+            match pusher.push(id, frame).await {
+                Ok(()) => break,
+                Err(PushError::Gone) => {
+                    let young = Utc::now() < connect_window_ends;
+                    if !young {
+                        return Delivery::Gone(sent);
+                    }
+                    tokio::time::sleep(PUSH_BACKOFF * 2).await;
+                }
+                Err(PushError::Unavailable(why)) => {
+                    failures += 1;
+                    if failures >= PUSH_ATTEMPTS {
+                        return Delivery::CutOff(sent, why);
+                    }
+                    tokio::time::sleep(PUSH_BACKOFF * failures).await;
+                }
+            }
+        }
+    }
+    Delivery::Done(frames.len())
 }

@@ -1,50 +1,70 @@
 //! The stream processor, triggered by the Kafka event source with batches of chat events.
 //!
 //! For each partition, in offset order, it decodes every record, applies it to DynamoDB
-//! idempotently (inserts in batches, edits versioned by their position in the log, deletes as
-//! tombstones) and collects a frame per applied event; then it pushes each group's frames, in
-//! order, to every connection of that group, connections concurrently. Records that cannot be
-//! decoded or validated go to the dead-letter topic; changes the log's authority refuses are
-//! dropped with a log line. Only an infrastructure failure fails the batch, which the event
-//! source then retries whole: every step is safe to repeat.
+//! idempotently (inserts that never overwrite, each send once per `client_message_id`, edits
+//! versioned by their position in the log, deletes as tombstones) and collects a frame per
+//! applied event; then it pushes each group's frames, in order, to every connection of that
+//! group, connections concurrently. Records that can never be applied go to the dead-letter
+//! topic; changes the log's authority refuses are dropped with a log line.
 //!
-//! Delivery to sockets is at-least-once: a replay pushes the *current* state of each message
-//! again (never an older text, never a deleted message), and clients de-duplicate by `id`.
+//! An infrastructure failure stops only its partition, at the record it met: the partial batch
+//! response names that record, and the event source retries it and what follows it. A
+//! connection that cannot take its frames costs only itself: it is retried briefly, then cut
+//! off. Delivery to sockets is at-least-once: a replay pushes the *current* state of each
+//! message again (never an older text, never a deleted message), and clients de-duplicate by
+//! `id`.
 
 mod apply;
+pub mod batch;
+pub mod dead_letter;
 mod fan_out;
 
 use std::sync::Arc;
 
-use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 use serde::Serialize;
 use shared::context::AppContext;
 use shared::publish::{PublishError, Publisher};
-use shared::push::{ApiGatewayPusher, Frame, PushError, Pusher};
+use shared::push::{ApiGatewayPusher, Frame, Pusher};
 use shared::store::{Store, StoreError};
 
-/// A failure that must fail the batch, so the event source retries it.
+use batch::{Batch, BatchItemFailure, BatchResponse, ItemIdentifier, Record};
+
+/// A failure that must fail a record (and what follows it in its partition), so the event
+/// source retries it.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("could not dead-letter a record: {0}")]
     DeadLetter(#[from] PublishError),
-    #[error("could not push to a connection: {0}")]
-    Push(#[from] PushError),
 }
 
-/// What one batch did, returned to the invoker (and logged).
+/// What one batch did (logged).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub applied: usize,
     pub dead_lettered: usize,
     pub dropped: usize,
+    /// Records of a send already stored from an earlier record (a retried publish).
+    pub duplicates: usize,
+    /// Entries without a partition or offset: logged and skipped.
+    pub unreadable: usize,
     pub pushed: usize,
+    /// Connections found closed (410), and ones cut off for not taking their frames.
     pub gone: usize,
+    pub cut_off: usize,
+    /// Records of partitions that stopped at a failure, left for the retry.
+    pub failed_partitions: usize,
     /// Time spent applying to DynamoDB, and pushing.
     pub apply_ms: u64,
     pub push_ms: u64,
+}
+
+/// A batch's outcome: its report, and per failed partition the first record to retry.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub report: Report,
+    pub failures: Vec<ItemIdentifier>,
 }
 
 pub struct Processor {
@@ -76,40 +96,82 @@ impl Processor {
         }
     }
 
-    /// The Lambda handler: the batch's report, or the error that makes the source retry it.
-    pub async fn handle(&self, event: KafkaEvent) -> Result<Report, ProcessError> {
-        let report = self.process(&event).await?;
-        tracing::info!(?report, "batch done");
-        Ok(report)
+    /// The Lambda handler: the partial batch response, or the error that makes the source
+    /// retry the whole batch (when nothing of it could be done).
+    pub async fn handle(&self, batch: Batch) -> Result<BatchResponse, ProcessError> {
+        let outcome = self.process(&batch).await?;
+        tracing::info!(report = ?outcome.report, failures = ?outcome.failures, "batch done");
+        Ok(BatchResponse {
+            batch_item_failures: outcome
+                .failures
+                .into_iter()
+                .map(|item_identifier| BatchItemFailure { item_identifier })
+                .collect(),
+        })
     }
 
-    pub async fn process(&self, event: &KafkaEvent) -> Result<Report, ProcessError> {
+    pub async fn process(&self, batch: &Batch) -> Result<Outcome, ProcessError> {
         let mut report = Report::default();
         let started = std::time::Instant::now();
-        // Partitions hold disjoint groups: apply them concurrently, each in offset order.
-        let mut partitions: Vec<&Vec<KafkaRecord>> = event.records.values().collect();
+        let mut partitions: Vec<Vec<Record>> = Vec::new();
+        for (list_key, raw) in &batch.records {
+            let mut records = Vec::with_capacity(raw.len());
+            for entry in raw {
+                match Record::read(entry, list_key) {
+                    Some(record) => records.push(record),
+                    None => {
+                        tracing::error!(%list_key, %entry, "skipped an entry with no partition or offset");
+                        report.unreadable += 1;
+                    }
+                }
+            }
+            records.sort_by_key(|r| r.offset);
+            partitions.push(records);
+        }
         partitions.sort_by_key(|records| records.first().map(|r| r.partition));
-        let applied = futures_util::future::try_join_all(
+        // Partitions hold disjoint groups: apply them concurrently, each in offset order.
+        let applied = futures_util::future::join_all(
             partitions
-                .into_iter()
+                .iter()
                 .map(|records| self.apply_partition(records)),
         )
-        .await?;
+        .await;
         let mut frames: Vec<Frame> = Vec::new();
-        for (partition_frames, partition_report) in applied {
-            frames.extend(partition_frames);
-            report.applied += partition_report.applied;
-            report.dead_lettered += partition_report.dead_lettered;
-            report.dropped += partition_report.dropped;
+        let mut failures = Vec::new();
+        let mut first_error = None;
+        let mut nothing_done = !applied.is_empty();
+        for (records, partition) in partitions.iter().zip(applied) {
+            frames.extend(partition.frames);
+            report.applied += partition.report.applied;
+            report.dead_lettered += partition.report.dead_lettered;
+            report.dropped += partition.report.dropped;
+            report.duplicates += partition.report.duplicates;
+            match partition.failed {
+                Some((at, error)) => {
+                    tracing::error!(partition = %at.partition, offset = at.offset, %error,
+                        "a partition stopped at a record; it and what follows are retried");
+                    nothing_done &= records.first().map(|r| r.offset) == Some(at.offset);
+                    report.failed_partitions += 1;
+                    failures.push(at);
+                    first_error.get_or_insert(error);
+                }
+                None => nothing_done = false,
+            }
+        }
+        // Nothing could be done (a store or broker outage): fail as a whole, which is right
+        // whether or not the source reads partial responses.
+        if let (true, Some(error)) = (nothing_done, first_error) {
+            return Err(error);
         }
         report.apply_ms = started.elapsed().as_millis() as u64;
         if let Some(pusher) = &self.pusher {
-            let (pushed, gone) = self.fan_out(pusher.as_ref(), frames).await?;
-            report.pushed = pushed;
-            report.gone = gone;
+            let fan_out = self.fan_out(pusher.as_ref(), frames).await?;
+            report.pushed = fan_out.pushed;
+            report.gone = fan_out.gone;
+            report.cut_off = fan_out.cut_off;
         }
         report.push_ms = started.elapsed().as_millis() as u64 - report.apply_ms;
-        Ok(report)
+        Ok(Outcome { report, failures })
     }
 }
 

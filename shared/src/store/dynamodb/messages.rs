@@ -1,44 +1,54 @@
 //! Messages: inserts that never overwrite, pages of a group's history, edits ordered by their
 //! log position, deletes as tombstones.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use super::item::{get_n, message_to_item, n, s, stored_message_from_item, Item};
-use super::{backoff, classify, DynamoStore, MESSAGE_ID_INDEX};
+use super::item::{message_to_item, n, s, stored_message_from_item, Item};
+use super::{classify, DynamoStore, MESSAGE_ID_INDEX};
 use crate::domain::{GroupId, Message, MessageId};
 use crate::store::{
     Cursor, DeleteOutcome, EditOutcome, MessageEdit, Messages, Page, PageRequest, StoreError,
     StoredMessage, MAX_PAGE_SIZE,
 };
 
+/// Inserts in flight at once: each is one conditional PutItem.
+const INSERT_CONCURRENCY: usize = 16;
+
 impl DynamoStore {
-    /// One BatchWriteItem of up to 25 puts, resending what DynamoDB leaves unprocessed.
-    async fn write_batch(&self, writes: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let mut request = Some(HashMap::from([(self.tables.messages.clone(), writes)]));
-        let mut attempt = 0;
-        while let Some(items) = request.take().filter(|r| !r.is_empty()) {
-            let out = self
-                .client
-                .batch_write_item()
-                .set_request_items(Some(items))
-                .send()
-                .await
-                .map_err(|e| classify("BatchWriteItem", e))?;
-            request = out.unprocessed_items().cloned();
-            attempt += 1;
-            let more = request.as_ref().is_some_and(|r| !r.is_empty());
-            backoff("BatchWriteItem", attempt, more).await?;
+    /// Puts `message` unless its id exists: `None` when it was new, else what is stored (live,
+    /// or the tombstone of a deletion, which a replayed send must never bring back).
+    async fn put_new(&self, message: &Message) -> Result<Option<StoredMessage>, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.messages)
+            .set_item(Some(message_to_item(message)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", "message_id")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                match e.into_service_error() {
+                    PutItemError::ConditionalCheckFailedException(c) => match c.item {
+                        Some(old) => Ok(Some(stored_message_from_item(&old)?)),
+                        None => Err(StoreError::Corrupt(
+                            "a refused insert returned no item".into(),
+                        )),
+                    },
+                    other => Err(StoreError::Corrupt(other.to_string())),
+                }
+            }
+            Err(e) => Err(classify("PutItem", e)),
         }
-        Ok(())
     }
 }
 
@@ -61,105 +71,25 @@ impl Messages for DynamoStore {
         }
     }
 
+    /// Conditional puts, concurrently: two runs of one batch (a retry while the first still
+    /// writes) cannot overwrite each other's newer state, unlike a read then a batch write.
     async fn insert_messages(
         &self,
         messages: &[Message],
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
-        let table = &self.tables.messages;
-        let key_of = |group: u64, id: u64| (group, id);
-        // Which ids exist already: BatchGetItem, 100 keys a request.
-        let mut existing: HashMap<(u64, u64), StoredMessage> = HashMap::new();
-        let mut unique: Vec<&Message> = Vec::with_capacity(messages.len());
-        for m in messages {
-            if !unique.iter().any(|u| u.id == m.id) {
-                unique.push(m);
+        // Owned items: a borrowed one trips the compiler's higher-ranked check in async_trait.
+        let mut outcomes: Vec<Option<StoredMessage>> = stream::iter(messages.to_vec())
+            .map(|m| async move { self.put_new(&m).await })
+            .buffered(INSERT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        // A repeat of an id earlier in this call: the first one stored it.
+        for (i, m) in messages.iter().enumerate() {
+            if outcomes[i].is_none() && messages[..i].iter().any(|other| other.id == m.id) {
+                outcomes[i] = Some(StoredMessage::Live(m.clone()));
             }
         }
-        for chunk in unique.chunks(100) {
-            let mut keys = KeysAndAttributes::builder();
-            for m in chunk {
-                keys = keys.keys(HashMap::from([
-                    ("group_id".to_owned(), n(m.group_id)),
-                    ("message_id".to_owned(), n(m.id)),
-                ]));
-            }
-            let mut request = Some(HashMap::from([(
-                table.clone(),
-                keys.consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Failed {
-                        op: "BatchGetItem",
-                        cause: e.to_string(),
-                    })?,
-            )]));
-            let mut attempt = 0;
-            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(|e| classify("BatchGetItem", e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let stored = stored_message_from_item(item)?;
-                    let group = get_n::<u64>(item, "group_id")?;
-                    existing.insert(key_of(group, stored.id().get()), stored);
-                }
-                request = out.unprocessed_keys().cloned();
-                attempt += 1;
-                backoff(
-                    "BatchGetItem",
-                    attempt,
-                    request.as_ref().is_some_and(|r| !r.is_empty()),
-                )
-                .await?;
-            }
-        }
-        // Write the new ones: BatchWriteItem, 25 items a request.
-        let fresh: Vec<&Message> = unique
-            .iter()
-            .copied()
-            .filter(|m| !existing.contains_key(&key_of(m.group_id.get(), m.id.get())))
-            .collect();
-        // Chunks go out together: DynamoDB takes them in parallel.
-        let writes = fresh
-            .chunks(25)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|m| {
-                        let put = PutRequest::builder()
-                            .set_item(Some(message_to_item(m)))
-                            .build()
-                            .map_err(|e| StoreError::Failed {
-                                op: "BatchWriteItem",
-                                cause: e.to_string(),
-                            })?;
-                        Ok(WriteRequest::builder().put_request(put).build())
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        futures_util::future::try_join_all(writes.into_iter().map(|w| self.write_batch(w))).await?;
-        Ok(messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let repeat = messages.iter().position(|other| other.id == m.id) != Some(i);
-                match existing.get(&key_of(m.group_id.get(), m.id.get())) {
-                    Some(stored) => Some(stored.clone()),
-                    // A repeat of an id earlier in this call: the first one stored it.
-                    None if repeat => Some(StoredMessage::Live(m.clone())),
-                    None => None,
-                }
-            })
-            .collect())
+        Ok(outcomes)
     }
 
     async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {

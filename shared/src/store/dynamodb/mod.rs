@@ -19,7 +19,6 @@ mod messages;
 pub mod schema;
 
 use std::fmt::Debug;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
@@ -94,22 +93,6 @@ impl DynamoStore {
             }
         }
     }
-}
-
-/// Waits before resending what a batch call left unprocessed (throttling); gives up after a
-/// few rounds so that a call stays bounded.
-async fn backoff(op: &'static str, attempt: u32, more: bool) -> Result<(), StoreError> {
-    if !more {
-        return Ok(());
-    }
-    if attempt >= 6 {
-        return Err(StoreError::Unavailable {
-            op,
-            cause: "items left unprocessed after 6 attempts".into(),
-        });
-    }
-    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-    Ok(())
 }
 
 /// Sorts an SDK error into "retry later" and "will not work".
