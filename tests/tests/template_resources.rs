@@ -206,3 +206,45 @@ fn every_reference_names_a_parameter_resource_or_pseudo_parameter() {
         assert!(ok, "{kind} {name} names nothing in the template");
     }
 }
+
+#[test]
+fn the_kafka_triggers_have_the_error_controls_the_local_event_source_implements() {
+    let t = template();
+    let resources = resources(&t);
+    let function = &resources["KafkaConsumerFunction"]["Properties"];
+    assert_eq!(
+        function["Timeout"].as_u64(),
+        Some(local_kafka_esm::FUNCTION_TIMEOUT.as_secs()),
+        "the local event source's invocation timeout is the function's"
+    );
+    for name in ["ChatEventsFromMsk", "ChatEventsFromSelfManagedKafka"] {
+        let p = &resources[name]["Properties"];
+        assert_eq!(
+            p["MaximumRetryAttempts"].as_i64(),
+            Some(local_kafka_esm::MAXIMUM_RETRY_ATTEMPTS),
+            "{name}"
+        );
+        assert_eq!(p["MaximumRecordAgeInSeconds"].as_i64(), Some(-1), "{name}");
+        assert_eq!(
+            p["BisectBatchOnFunctionError"].as_bool(),
+            Some(true),
+            "{name}"
+        );
+        assert_eq!(
+            p["FunctionResponseTypes"][0].as_str(),
+            Some("ReportBatchItemFailures"),
+            "{name}: the processor answers partial batch responses"
+        );
+        assert!(
+            p["ProvisionedPollerConfig"]["MinimumPollers"].as_u64() >= Some(1),
+            "{name}: the error controls need provisioned mode"
+        );
+        let (tag, destination) =
+            tagged(&p["DestinationConfig"]["OnFailure"]["Destination"]).expect("!Sub");
+        assert_eq!(
+            (tag.as_str(), str_of(destination)),
+            ("Sub", "kafka://${DeadLetterTopic}"),
+            "{name}"
+        );
+    }
+}

@@ -6,26 +6,39 @@
 //!   6 MB, whichever comes first; it may hold several partitions, each in offset order;
 //! - the event is AWS's JSON (`records` keyed `"topic-partition"`, base64 key and value,
 //!   `headers` always present as arrays of signed bytes), sent through the Lambda Invoke API;
-//! - offsets are committed only after the function succeeded; a failed batch is retried, with
-//!   backoff, until it succeeds: never skipped, and nothing after it is sent meanwhile;
+//! - AWS's error handling controls (provisioned mode), with the template's values as defaults:
+//!   `MaximumRetryAttempts`, `MaximumRecordAgeInSeconds`, `BisectBatchOnFunctionError`,
+//!   `FunctionResponseTypes: [ReportBatchItemFailures]` and a Kafka topic as the `OnFailure`
+//!   destination (see [`delivery`]); nothing after a failing record of a partition is sent
+//!   meanwhile, and offsets are committed only once each record succeeded or went to the
+//!   on-failure topic;
+//! - the invocation's timeout is the function's (`Timeout` in the template), so a batch is never
+//!   retried while a first run of it may still be writing;
 //! - a broker that goes away and comes back, or a rebalance, is waited out, not fatal: records
 //!   of a revoked partition may be delivered again by its next owner (at-least-once), so the
 //!   function must be idempotent, as on AWS.
 
-use std::collections::BTreeMap;
+pub mod batcher;
+pub mod delivery;
+pub mod event;
+
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, OwnedMessage};
-use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
-use serde_json::{json, Value};
 use shared::config::KafkaConfig;
-use shared::kafka::{consumer_config, KafkaContext};
+use shared::kafka::KafkaPublisher;
+
+pub use batcher::{commit, consumer, Batcher};
+pub use delivery::{deliver, Delivered};
+pub use event::kafka_event;
 
 /// AWS's cap on one batch's payload.
 pub const MAX_BATCH_BYTES: usize = 6 * 1024 * 1024;
+/// The stream processor's `Timeout` in `infra/template.yaml` (a template test keeps them equal).
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The template's `MaximumRetryAttempts`: retries of a failing batch before its records go to
+/// the on-failure topic. With backoff capped at [`Settings::max_backoff`], hours of a store
+/// outage are waited out before anything is set aside.
+pub const MAXIMUM_RETRY_ATTEMPTS: i64 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -40,27 +53,54 @@ pub struct Settings {
     pub event_source: String,
     /// Longest wait between two tries of a failing batch.
     pub max_backoff: Duration,
+    /// The invocation's timeout: the function's.
+    pub function_timeout: Duration,
+    /// `MaximumRetryAttempts`: -1 is infinite (10 when an on-failure topic is set, as AWS).
+    pub maximum_retry_attempts: i64,
+    /// `MaximumRecordAgeInSeconds`: older records are not sent, but set aside (-1: no limit).
+    pub maximum_record_age: Option<Duration>,
+    pub bisect_batch_on_function_error: bool,
+    /// `FunctionResponseTypes` holds `ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    /// The `OnFailure` destination, a topic of the same cluster.
+    pub on_failure_topic: Option<String>,
 }
 
 impl Settings {
     /// From the environment: the shared Kafka variables plus `ESM_FUNCTION` (default
     /// `kafka-consumer`), `ESM_GROUP_ID` (`chat-consumer`), `ESM_BATCH_SIZE` (100),
-    /// `ESM_BATCHING_WINDOW_MS` (0, as our deployment), `ESM_EVENT_SOURCE` (`aws:kafka`) and
-    /// `LAMBDA_INVOKE_URL` (`http://127.0.0.1:9000`).
+    /// `ESM_BATCHING_WINDOW_MS` (0, as our deployment), `ESM_EVENT_SOURCE` (`aws:kafka`),
+    /// `LAMBDA_INVOKE_URL` (`http://127.0.0.1:9000`), and the error handling controls with the
+    /// template's values: `ESM_FUNCTION_TIMEOUT_SECONDS` (60), `ESM_MAXIMUM_RETRY_ATTEMPTS`
+    /// (1000), `ESM_MAXIMUM_RECORD_AGE_SECONDS` (-1), `ESM_BISECT_BATCH_ON_FUNCTION_ERROR`
+    /// (true), `ESM_FUNCTION_RESPONSE_TYPES` (`ReportBatchItemFailures`; empty for none) and
+    /// `ESM_ON_FAILURE_TOPIC` (the dead-letter topic; empty for none).
     pub fn from_env() -> Result<Self, String> {
         let config = shared::Config::from_env().map_err(|e| e.to_string())?;
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        let number = |name: &str, default: &str, range: std::ops::RangeInclusive<u64>| {
+        let number = |name: &str, default: &str, range: std::ops::RangeInclusive<i64>| {
             let raw = var(name, default);
-            raw.parse::<u64>()
+            raw.parse::<i64>()
                 .ok()
                 .filter(|n| range.contains(n))
                 .ok_or(format!("{name}={raw} is not a whole number in {range:?}"))
         };
+        let flag = |name: &str, default: &str| match var(name, default).as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("{name}={other} is neither true nor false")),
+        };
+        let age = number("ESM_MAXIMUM_RECORD_AGE_SECONDS", "-1", -1..=604_800)?;
+        if (0..60).contains(&age) {
+            return Err("ESM_MAXIMUM_RECORD_AGE_SECONDS is -1 or 60 to 604800, as on AWS".into());
+        }
+        let on_failure = var("ESM_ON_FAILURE_TOPIC", &config.kafka.dead_letter_topic);
+        if on_failure == config.kafka.chat_topic {
+            return Err("the on-failure topic must not be the source topic (as on AWS)".into());
+        }
         Ok(Self {
             topic: config.kafka.chat_topic.clone(),
-            kafka: config.kafka,
             group_id: var("ESM_GROUP_ID", "chat-consumer"),
             function: var("ESM_FUNCTION", "kafka-consumer"),
             invoke_url: var("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000")
@@ -71,247 +111,40 @@ impl Settings {
                 "ESM_BATCHING_WINDOW_MS",
                 "0",
                 0..=300_000,
-            )?),
+            )? as u64),
             event_source: var("ESM_EVENT_SOURCE", "aws:kafka"),
             max_backoff: Duration::from_secs(10),
+            function_timeout: Duration::from_secs(number(
+                "ESM_FUNCTION_TIMEOUT_SECONDS",
+                "60",
+                1..=900,
+            )? as u64),
+            maximum_retry_attempts: number(
+                "ESM_MAXIMUM_RETRY_ATTEMPTS",
+                &MAXIMUM_RETRY_ATTEMPTS.to_string(),
+                -1..=10_000,
+            )?,
+            maximum_record_age: u64::try_from(age).ok().map(Duration::from_secs),
+            bisect_batch_on_function_error: flag("ESM_BISECT_BATCH_ON_FUNCTION_ERROR", "true")?,
+            report_batch_item_failures: var(
+                "ESM_FUNCTION_RESPONSE_TYPES",
+                "ReportBatchItemFailures",
+            )
+            .split(',')
+            .any(|t| t.trim() == "ReportBatchItemFailures"),
+            on_failure_topic: Some(on_failure).filter(|t| !t.is_empty()),
+            kafka: config.kafka,
         })
     }
-}
 
-/// The KafkaEvent JSON for a batch, as Lambda receives it.
-pub fn kafka_event(records: &[OwnedMessage], event_source: &str, bootstrap_servers: &str) -> Value {
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for m in records {
-        let (timestamp, timestamp_type) = match m.timestamp() {
-            Timestamp::CreateTime(t) => (t, "CREATE_TIME"),
-            Timestamp::LogAppendTime(t) => (t, "LOG_APPEND_TIME"),
-            Timestamp::NotAvailable => (0, "NO_TIMESTAMP_TYPE"),
-        };
-        let headers: Vec<Value> = m
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| {
-                        let bytes: Vec<i8> = h
-                            .value
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|b| *b as i8)
-                            .collect();
-                        json!({ h.key: bytes })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut record = json!({
-            "topic": m.topic(),
-            "partition": m.partition(),
-            "offset": m.offset(),
-            "timestamp": timestamp,
-            "timestampType": timestamp_type,
-            "value": m.payload().map(b64),
-            "headers": headers,
-        });
-        if let Some(key) = m.key() {
-            record["key"] = Value::from(b64(key));
-        }
-        grouped
-            .entry(format!("{}-{}", m.topic(), m.partition()))
-            .or_default()
-            .push(record);
-    }
-    let mut event = json!({
-        "eventSource": event_source,
-        "bootstrapServers": bootstrap_servers,
-        "records": grouped,
-    });
-    if event_source == "aws:kafka" {
-        event["eventSourceArn"] =
-            Value::from("arn:aws:kafka:us-east-1:000000000000:cluster/local/00000000-0000-0000-0000-000000000000-1");
-    }
-    event
-}
-
-/// Reads batches off the consumer. A record that would push a batch over
-/// [`MAX_BATCH_BYTES`] is kept back and opens the next batch.
-pub struct Batcher {
-    consumer: StreamConsumer<KafkaContext>,
-    held_back: Option<OwnedMessage>,
-    errors: ErrorLog,
-}
-
-impl Batcher {
-    pub fn new(consumer: StreamConsumer<KafkaContext>) -> Self {
-        Self {
-            consumer,
-            held_back: None,
-            errors: ErrorLog::default(),
+    /// Retries allowed after the first try; `None` is unbounded.
+    pub fn retry_limit(&self) -> Option<u32> {
+        match (self.maximum_retry_attempts, &self.on_failure_topic) {
+            (-1, Some(_)) => Some(10),
+            (-1, None) => None,
+            (n, _) => u32::try_from(n).ok(),
         }
     }
-
-    pub fn consumer(&self) -> &StreamConsumer<KafkaContext> {
-        &self.consumer
-    }
-
-    /// The next batch: waits for one record, then takes what else arrives within the batching
-    /// window (with a window of 0, what is already fetched), up to the size and byte limits.
-    pub async fn next_batch(&mut self, settings: &Settings) -> Vec<OwnedMessage> {
-        let first = match self.held_back.take() {
-            Some(record) => record,
-            None => self.next_record().await,
-        };
-        let mut bytes = size_of(&first);
-        let mut batch = vec![first];
-        let window_ends = Instant::now() + settings.batching_window;
-        while batch.len() < settings.batch_size {
-            let left = window_ends.saturating_duration_since(Instant::now());
-            let next = match tokio::time::timeout(left, self.consumer.recv()).await {
-                Ok(Ok(next)) => next.detach(),
-                Ok(Err(e)) => {
-                    self.errors.record(&e);
-                    break;
-                }
-                Err(_) => break,
-            };
-            bytes += size_of(&next);
-            if bytes > MAX_BATCH_BYTES {
-                self.held_back = Some(next);
-                break;
-            }
-            batch.push(next);
-        }
-        batch
-    }
-
-    /// Waits for a record. The consumer's errors (a broker down, a topic missing) are logged
-    /// and waited out: librdkafka reconnects and rejoins the group by itself.
-    async fn next_record(&mut self) -> OwnedMessage {
-        loop {
-            match self.consumer.recv().await {
-                Ok(record) => {
-                    self.errors.recovered();
-                    return record.detach();
-                }
-                Err(e) => self.errors.record(&e),
-            }
-        }
-    }
-}
-
-/// The consumer's errors come once per reconnection attempt while a broker is away: the first
-/// is logged, then one line every [`ErrorLog::EVERY`] with the count.
-#[derive(Default)]
-struct ErrorLog {
-    since_recovery: u64,
-    last_logged: Option<Instant>,
-}
-
-impl ErrorLog {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    fn record(&mut self, e: &KafkaError) {
-        self.since_recovery += 1;
-        if self
-            .last_logged
-            .is_none_or(|at| at.elapsed() >= Self::EVERY)
-        {
-            self.last_logged = Some(Instant::now());
-            tracing::warn!(error = %e, errors = self.since_recovery, "Kafka consumer error; waiting for the broker");
-        }
-    }
-
-    fn recovered(&mut self) {
-        if self.since_recovery > 0 {
-            tracing::info!(errors = self.since_recovery, "consuming again");
-        }
-        *self = Self::default();
-    }
-}
-
-fn size_of(m: &OwnedMessage) -> usize {
-    m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len)
-}
-
-/// Invokes the function until it succeeds, waiting longer after each failure.
-pub async fn invoke_until_success(
-    client: &reqwest::Client,
-    settings: &Settings,
-    event: &Value,
-) -> u32 {
-    let url = format!(
-        "{}/2015-03-31/functions/{}/invocations",
-        settings.invoke_url, settings.function
-    );
-    let mut failures = 0u32;
-    loop {
-        match client.post(&url).json(event).send().await {
-            Ok(reply)
-                if reply.status().is_success()
-                    && !reply.headers().contains_key("x-amz-function-error") =>
-            {
-                return failures;
-            }
-            Ok(reply) => {
-                let status = reply.status();
-                let body = reply.text().await.unwrap_or_default();
-                tracing::warn!(%status, reply = %body.chars().take(500).collect::<String>(), failures, "batch failed; retrying");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, failures, "could not invoke the function; retrying")
-            }
-        }
-        failures += 1;
-        let backoff = Duration::from_millis(100u64.saturating_mul(1 << failures.min(10)))
-            .min(settings.max_backoff);
-        tokio::time::sleep(backoff).await;
-    }
-}
-
-/// Commits, per partition, the offset after the batch's last record. The offsets are stored
-/// first, so that librdkafka commits them again if this commit fails (its periodic commit) and
-/// when the partitions are revoked; the commit itself is asynchronous and never blocks the
-/// loop while a broker is away. Failures are logged by [`KafkaContext`].
-pub fn commit(consumer: &StreamConsumer<KafkaContext>, batch: &[OwnedMessage]) {
-    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for m in batch {
-        let entry = next.entry((m.topic(), m.partition())).or_insert(0);
-        *entry = (*entry).max(m.offset() + 1);
-    }
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        if let Err(e) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            tracing::warn!(error = %e, topic, partition, "cannot name an offset to commit");
-        }
-    }
-    // Storing fails for a partition revoked meanwhile: its next owner delivers it again.
-    if let Err(e) = consumer.store_offsets(&list) {
-        tracing::warn!(error = %e, "could not store offsets (partitions revoked?); they may be delivered again");
-        return;
-    }
-    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-        tracing::warn!(error = %e, "could not request a commit; librdkafka retries it");
-    }
-}
-
-/// The consumer the mapping polls with: a member of the fixed group, subscribed to the topic.
-/// Where the group has committed no offset it starts at the beginning (AWS's `TRIM_HORIZON`).
-pub fn consumer(settings: &Settings) -> Result<StreamConsumer<KafkaContext>, String> {
-    let consumer: StreamConsumer<KafkaContext> =
-        consumer_config(&settings.kafka, &settings.group_id)
-            .map_err(|e| e.to_string())?
-            // Offsets are stored after each successful batch (never on receipt), and commits of
-            // stored offsets are retried every second and made on revocation.
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", "1000")
-            .create()
-            .map_err(|e| e.to_string())?;
-    consumer
-        .subscribe(&[&settings.topic])
-        .map_err(|e| format!("cannot subscribe to {}: {e}", settings.topic))?;
-    Ok(consumer)
 }
 
 /// Runs the mapping until Ctrl-C or SIGTERM.
@@ -325,28 +158,31 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     }
 }
 
-/// Runs the mapping until the process ends.
+/// Runs the mapping until the process ends. Only a setting it cannot use ends it early: Kafka
+/// errors are waited out.
 pub async fn run(settings: Settings) -> Result<(), String> {
     let mut batcher = Batcher::new(consumer(&settings)?);
+    let on_failure = match &settings.on_failure_topic {
+        Some(_) => Some(KafkaPublisher::new(&settings.kafka).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(120))
+        .timeout(settings.function_timeout)
         .build()
         .map_err(|e| e.to_string())?;
-    tracing::info!(topic = %settings.topic, group = %settings.group_id, function = %settings.function, "event source mapping started");
+    tracing::info!(topic = %settings.topic, group = %settings.group_id, function = %settings.function,
+        retries = ?settings.retry_limit(), on_failure = ?settings.on_failure_topic, "event source mapping started");
     loop {
         let batch = batcher.next_batch(&settings).await;
-        let event = kafka_event(
-            &batch,
-            &settings.event_source,
-            &settings.kafka.bootstrap_servers,
-        );
         let started = Instant::now();
-        let failures = invoke_until_success(&client, &settings, &event).await;
+        let delivered = deliver(&client, &settings, on_failure.as_ref(), batch.clone()).await;
         commit(batcher.consumer(), &batch);
         tracing::info!(
             records = batch.len(),
-            failures,
+            invocations = delivered.invocations,
+            failures = delivered.failures,
+            set_aside = delivered.set_aside,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch delivered"
         );

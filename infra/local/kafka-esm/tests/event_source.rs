@@ -1,143 +1,14 @@
 //! The event-source emulator against the real broker, invoking a stub in place of Lambda:
 //! AWS's event shape, retry of a failed batch without skipping, and commit only after success.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::kafka::KafkaEvent;
-use base64::Engine;
-use local_kafka_esm::Settings;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::TopicPartitionList;
-use serde_json::Value;
-use shared::config::Config;
-use shared::kafka::{self, KafkaContext};
+use common::*;
+use shared::kafka;
 use test_support::{kafka_config as config, unique};
-
-/// A stand-in for the Lambda Invoke API: records every event and fails the first `failures`.
-#[derive(Default)]
-struct Stub {
-    events: Mutex<Vec<(Value, bool)>>,
-    failures_left: Mutex<u32>,
-}
-
-async fn start_stub(failures: u32) -> (Arc<Stub>, String) {
-    let stub = Arc::new(Stub {
-        failures_left: Mutex::new(failures),
-        ..Stub::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = axum::Router::new()
-        .fallback(invoked)
-        .with_state(stub.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (stub, url)
-}
-
-/// The stub's Invoke API: records the event, and fails while failures are left.
-async fn invoked(
-    axum::extract::State(stub): axum::extract::State<Arc<Stub>>,
-    body: axum::body::Bytes,
-) -> (axum::http::StatusCode, &'static str) {
-    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let fail = {
-        let mut left = stub.failures_left.lock().expect("lock");
-        let fail = *left > 0;
-        *left = left.saturating_sub(1);
-        fail
-    };
-    stub.events.lock().expect("lock").push((event, !fail));
-    if fail {
-        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "{}")
-    } else {
-        (axum::http::StatusCode::OK, "{}")
-    }
-}
-
-async fn produce(config: &Config, topic: &str, partition: i32, value: &str) {
-    let producer: FutureProducer<KafkaContext> = kafka::client_config(&config.kafka)
-        .expect("kafka settings")
-        .create()
-        .expect("producer");
-    let headers = OwnedHeaders::new().insert(Header {
-        key: "trace",
-        value: Some(&[0xffu8, 0x01][..]),
-    });
-    producer
-        .send(
-            FutureRecord::to(topic)
-                .partition(partition)
-                .key("k")
-                .payload(value)
-                .headers(headers),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("produced");
-}
-
-fn settings(config: &Config, topic: &str, group: &str, url: &str) -> Settings {
-    Settings {
-        kafka: config.kafka.clone(),
-        topic: topic.to_owned(),
-        group_id: group.to_owned(),
-        function: "kafka-consumer".into(),
-        invoke_url: url.to_owned(),
-        batch_size: 100,
-        batching_window: Duration::from_millis(300),
-        event_source: "aws:kafka".into(),
-        max_backoff: Duration::from_millis(50),
-    }
-}
-
-async fn wait_for(stub: &Stub, what: &str, done: impl Fn(&[(Value, bool)]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done(&stub.events.lock().expect("lock")) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn values(event: &Value) -> Vec<String> {
-    let parsed: KafkaEvent = serde_json::from_value(event.clone()).expect("a KafkaEvent");
-    let mut records: Vec<_> = parsed.records.values().flatten().cloned().collect();
-    records.sort_by_key(|r| (r.partition, r.offset));
-    records
-        .iter()
-        .map(|r| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(r.value.as_deref().unwrap_or_default())
-                .expect("base64");
-            String::from_utf8(bytes).expect("utf-8")
-        })
-        .collect()
-}
-
-fn committed(config: &Config, topic: &str, group: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, group)
-        .expect("kafka settings")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for p in 0..partitions {
-        list.add_partition(topic, p);
-    }
-    let offsets = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed offsets");
-    (0..partitions)
-        .map(|p| {
-            offsets
-                .find_partition(topic, p)
-                .map_or(-1, |e| e.offset().to_raw().unwrap_or(-1))
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn a_batch_has_awss_shape_and_several_partitions() {

@@ -1,0 +1,157 @@
+//! The mapping's consumer: a member of the fixed group, reading batches and committing them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use shared::kafka::{consumer_config, KafkaContext};
+
+use crate::{Settings, MAX_BATCH_BYTES};
+
+/// Reads batches off the consumer. A record that would push a batch over
+/// [`MAX_BATCH_BYTES`] is kept back and opens the next batch.
+pub struct Batcher {
+    consumer: StreamConsumer<KafkaContext>,
+    held_back: Option<OwnedMessage>,
+    errors: ErrorLog,
+}
+
+impl Batcher {
+    pub fn new(consumer: StreamConsumer<KafkaContext>) -> Self {
+        Self {
+            consumer,
+            held_back: None,
+            errors: ErrorLog::default(),
+        }
+    }
+
+    pub fn consumer(&self) -> &StreamConsumer<KafkaContext> {
+        &self.consumer
+    }
+
+    /// The next batch: waits for one record, then takes what else arrives within the batching
+    /// window (with a window of 0, what is already fetched), up to the size and byte limits.
+    pub async fn next_batch(&mut self, settings: &Settings) -> Vec<OwnedMessage> {
+        let first = match self.held_back.take() {
+            Some(record) => record,
+            None => self.next_record().await,
+        };
+        let mut bytes = size_of(&first);
+        let mut batch = vec![first];
+        let window_ends = Instant::now() + settings.batching_window;
+        while batch.len() < settings.batch_size {
+            let left = window_ends.saturating_duration_since(Instant::now());
+            let next = match tokio::time::timeout(left, self.consumer.recv()).await {
+                Ok(Ok(next)) => next.detach(),
+                Ok(Err(e)) => {
+                    self.errors.record(&e);
+                    break;
+                }
+                Err(_) => break,
+            };
+            bytes += size_of(&next);
+            if bytes > MAX_BATCH_BYTES {
+                self.held_back = Some(next);
+                break;
+            }
+            batch.push(next);
+        }
+        batch
+    }
+
+    /// Waits for a record. The consumer's errors (a broker down, a topic missing) are logged
+    /// and waited out: librdkafka reconnects and rejoins the group by itself.
+    async fn next_record(&mut self) -> OwnedMessage {
+        loop {
+            match self.consumer.recv().await {
+                Ok(record) => {
+                    self.errors.recovered();
+                    return record.detach();
+                }
+                Err(e) => self.errors.record(&e),
+            }
+        }
+    }
+}
+
+/// The consumer's errors come once per reconnection attempt while a broker is away: the first
+/// is logged, then one line every [`ErrorLog::EVERY`] with the count.
+#[derive(Default)]
+struct ErrorLog {
+    since_recovery: u64,
+    last_logged: Option<Instant>,
+}
+
+impl ErrorLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn record(&mut self, e: &KafkaError) {
+        self.since_recovery += 1;
+        if self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= Self::EVERY)
+        {
+            self.last_logged = Some(Instant::now());
+            tracing::warn!(error = %e, errors = self.since_recovery, "Kafka consumer error; waiting for the broker");
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.since_recovery > 0 {
+            tracing::info!(errors = self.since_recovery, "consuming again");
+        }
+        *self = Self::default();
+    }
+}
+
+fn size_of(m: &OwnedMessage) -> usize {
+    m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len)
+}
+
+/// Commits, per partition, the offset after the batch's last record. The offsets are stored
+/// first, so that librdkafka commits them again if this commit fails (its periodic commit) and
+/// when the partitions are revoked; the commit itself is asynchronous and never blocks the
+/// loop while a broker is away. Failures are logged by [`KafkaContext`].
+pub fn commit(consumer: &StreamConsumer<KafkaContext>, batch: &[OwnedMessage]) {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for m in batch {
+        let entry = next.entry((m.topic(), m.partition())).or_insert(0);
+        *entry = (*entry).max(m.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(e) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(error = %e, topic, partition, "cannot name an offset to commit");
+        }
+    }
+    // Storing fails for a partition revoked meanwhile: its next owner delivers it again.
+    if let Err(e) = consumer.store_offsets(&list) {
+        tracing::warn!(error = %e, "could not store offsets (partitions revoked?); they may be delivered again");
+        return;
+    }
+    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+        tracing::warn!(error = %e, "could not request a commit; librdkafka retries it");
+    }
+}
+
+/// The consumer the mapping polls with: a member of the fixed group, subscribed to the topic.
+/// Where the group has committed no offset it starts at the beginning (AWS's `TRIM_HORIZON`).
+pub fn consumer(settings: &Settings) -> Result<StreamConsumer<KafkaContext>, String> {
+    let consumer: StreamConsumer<KafkaContext> =
+        consumer_config(&settings.kafka, &settings.group_id)
+            .map_err(|e| e.to_string())?
+            // Offsets are stored after each successful batch (never on receipt), and commits of
+            // stored offsets are retried every second and made on revocation.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .create()
+            .map_err(|e| e.to_string())?;
+    consumer
+        .subscribe(&[&settings.topic])
+        .map_err(|e| format!("cannot subscribe to {}: {e}", settings.topic))?;
+    Ok(consumer)
+}
