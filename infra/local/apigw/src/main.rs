@@ -15,6 +15,7 @@ mod http_api;
 mod invoke;
 mod management;
 mod routes;
+mod socket;
 mod websocket;
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! The API Gateway Management API that functions push through: `POST /@connections/{id}`
 //! (a frame, 128 KB at most), `GET` (the connection's status), `DELETE` (close it). An unknown
-//! or closed connection is `410 Gone`; a socket whose queue is full, `429`.
+//! or closed connection is `410 Gone`; a push that finds the socket's queue full closes it (410).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -8,7 +8,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::websocket::{Command, MAX_MESSAGE_BYTES};
+use crate::socket::Command;
+use crate::websocket::MAX_MESSAGE_BYTES;
 use crate::{json_error, Gateway};
 
 pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
@@ -29,10 +30,14 @@ pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
         match method {
             Method::POST => match live.sender.try_send(Command::Send(body)) {
                 Ok(()) => Response::new(Body::empty()),
-                Err(TrySendError::Full(_)) => json_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "the connection's queue is full",
-                ),
+                // A client that does not read costs only itself: it is closed, as API Gateway
+                // closes a connection it cannot deliver to, and this and later pushes are 410.
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!(connection = %id, "closing a socket whose queue is full");
+                    live.closer.notify_one();
+                    sockets.remove(id);
+                    gone()
+                }
                 Err(TrySendError::Closed(_)) => gone(),
             },
             Method::GET => {
@@ -53,7 +58,10 @@ pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
                 response
             }
             Method::DELETE => {
-                let _ = live.sender.try_send(Command::Close);
+                if live.sender.try_send(Command::Close(1000, "")).is_err() {
+                    live.closer.notify_one();
+                }
+                sockets.remove(id);
                 let mut response = Response::new(Body::empty());
                 *response.status_mut() = StatusCode::NO_CONTENT;
                 response

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayRequestIdentity, ApiGatewayWebsocketProxyRequest,
@@ -14,34 +13,26 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::query_map::QueryMap;
-use axum::body::{Body, Bytes};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify, Semaphore};
 
+use crate::socket::{serve, Command, MAX_DEFAULT_IN_FLIGHT, QUEUE_FRAMES};
 use crate::{json_error, Gateway};
 
 /// API Gateway's limits for WebSocket APIs.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-pub const MAX_CONNECTION: Duration = Duration::from_secs(2 * 60 * 60);
-/// Frames queued for one socket before pushes to it are refused (429).
-const QUEUE_FRAMES: usize = 1024;
-
-/// What the Management API asks a socket to do.
-pub enum Command {
-    Send(Bytes),
-    Close,
-}
-
 /// A live socket, as the Management API sees it.
 pub struct Live {
     pub sender: mpsc::Sender<Command>,
+    /// Closes the socket at once, whatever its queue holds.
+    pub closer: Arc<Notify>,
     pub connected_at: DateTime<Utc>,
     pub last_active_at: Arc<Mutex<DateTime<Utc>>>,
     pub source_ip: String,
@@ -125,6 +116,25 @@ pub async fn connect(
         headers: parts.headers.clone(),
         query,
     };
+    // The socket is known before `$connect` runs: a frame pushed to it between `$connect`
+    // storing the connection and the handshake's end is queued, not refused with 410.
+    let (sender, commands) = mpsc::channel(QUEUE_FRAMES);
+    let closer = Arc::new(Notify::new());
+    let last_active_at = Arc::new(Mutex::new(info.connected_at));
+    gateway.sockets.with(|sockets| {
+        sockets.insert(
+            info.connection_id.clone(),
+            Live {
+                sender: sender.clone(),
+                closer: closer.clone(),
+                connected_at: info.connected_at,
+                last_active_at: last_active_at.clone(),
+                source_ip: info.source_ip.clone(),
+                user_agent: info.user_agent.clone(),
+            },
+        )
+    });
+    let forget = |gateway: &Gateway, id: &str| gateway.sockets.with(|sockets| sockets.remove(id));
     let reply: ApiGatewayProxyResponse = match gateway
         .invoker
         .invoke(
@@ -134,9 +144,13 @@ pub async fn connect(
         .await
     {
         Ok(reply) => reply,
-        Err(failure) => return failure,
+        Err(failure) => {
+            forget(&gateway, &info.connection_id);
+            return failure;
+        }
     };
     if !(200..300).contains(&reply.status_code) {
+        forget(&gateway, &info.connection_id);
         let body = match reply.body {
             Some(EventBody::Text(text)) => text,
             _ => String::new(),
@@ -152,44 +166,43 @@ pub async fn connect(
         );
         return response;
     }
-    let (sender, commands) = mpsc::channel(QUEUE_FRAMES);
-    let last_active_at = Arc::new(Mutex::new(info.connected_at));
-    gateway.sockets.with(|sockets| {
-        sockets.insert(
-            info.connection_id.clone(),
-            Live {
-                sender,
-                connected_at: info.connected_at,
-                last_active_at: last_active_at.clone(),
-                source_ip: info.source_ip.clone(),
-                user_agent: info.user_agent.clone(),
-            },
-        )
-    });
+    let failed = (gateway.clone(), info.clone());
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_failed_upgrade(move |e| {
+            let (gateway, info) = failed;
+            tracing::warn!(error = %e, connection = %info.connection_id, "a WebSocket handshake failed after $connect");
+            forget(&gateway, &info.connection_id);
+            tokio::spawn(disconnected(gateway, info));
+        })
         .on_upgrade(move |socket| async move {
+            // `$default` calls in flight per socket are bounded, as API Gateway throttles them.
+            let in_flight = Arc::new(Semaphore::new(MAX_DEFAULT_IN_FLIGHT));
             let on_message = |bytes: Vec<u8>, binary: bool| {
                 let (gateway, info) = (gateway.clone(), info.clone());
-                async move {
+                let permit = in_flight.clone().try_acquire_owned().ok()?;
+                Some(async move {
                     let event = route_event(&info, "$default", Some((&bytes, binary)));
                     let _ = gateway
                         .invoker
                         .invoke::<_, serde_json::Value>(&gateway.websocket.default, &event)
                         .await;
-                }
+                    drop(permit);
+                })
             };
-            serve(socket, commands, last_active_at, on_message).await;
-            gateway
-                .sockets
-                .with(|sockets| sockets.remove(&info.connection_id));
-            let event = route_event(&info, "$disconnect", None);
-            let _ = gateway
-                .invoker
-                .invoke::<_, serde_json::Value>(&gateway.websocket.disconnect, &event)
-                .await;
+            serve(socket, sender, commands, closer, last_active_at, &info.connection_id, on_message).await;
+            forget(&gateway, &info.connection_id);
+            disconnected(gateway, info).await;
         })
+}
+
+async fn disconnected(gateway: Arc<Gateway>, info: SocketInfo) {
+    let event = route_event(&info, "$disconnect", None);
+    let _ = gateway
+        .invoker
+        .invoke::<_, serde_json::Value>(&gateway.websocket.disconnect, &event)
+        .await;
 }
 
 /// The event of a WebSocket route (`$connect`, `$disconnect`, `$default`).
@@ -252,85 +265,6 @@ pub fn route_event(
     }
     event.request_context = context;
     event
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// Whether a receive error is a frame over [`MAX_MESSAGE_BYTES`].
-fn too_large(e: axum::Error) -> bool {
-    e.into_inner()
-        .downcast::<tokio_tungstenite::tungstenite::Error>()
-        .is_ok_and(|e| matches!(*e, tokio_tungstenite::tungstenite::Error::Capacity(_)))
-}
-
-/// Serves one accepted socket until it closes, idles out or reaches its maximum age; every
-/// frame from the client goes to `on_message`.
-pub async fn serve<F, Fut>(
-    mut socket: WebSocket,
-    mut commands: mpsc::Receiver<Command>,
-    last_active_at: Arc<Mutex<DateTime<Utc>>>,
-    on_message: F,
-) where
-    F: Fn(Vec<u8>, bool) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    const GOING_AWAY: u16 = 1001;
-    const NORMAL: u16 = 1000;
-    const TOO_BIG: u16 = 1009;
-    let deadline = tokio::time::sleep(MAX_CONNECTION);
-    tokio::pin!(deadline);
-    loop {
-        let idle = tokio::time::sleep(IDLE_TIMEOUT);
-        tokio::select! {
-            _ = &mut deadline => {
-                let _ = socket.send(close(GOING_AWAY, "Going away")).await;
-                break;
-            }
-            _ = idle => {
-                let _ = socket.send(close(GOING_AWAY, "Going away")).await;
-                break;
-            }
-            command = commands.recv() => match command {
-                Some(Command::Send(bytes)) => {
-                    let frame = match String::from_utf8(bytes.to_vec()) {
-                        Ok(text) => Message::Text(text.into()),
-                        Err(_) => Message::Binary(bytes),
-                    };
-                    if socket.send(frame).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Command::Close) | None => {
-                    let _ = socket.send(close(NORMAL, "")).await;
-                    break;
-                }
-            },
-            incoming = socket.recv() => {
-                *last_active_at.lock().unwrap_or_else(|p| p.into_inner()) = Utc::now();
-                match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        tokio::spawn(on_message(text.as_bytes().to_vec(), false));
-                    }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        tokio::spawn(on_message(bytes.to_vec(), true));
-                    }
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        if too_large(e) {
-                            let _ = socket.send(close(TOO_BIG, "Message too big")).await;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
