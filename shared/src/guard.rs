@@ -1,8 +1,11 @@
 //! The checks several handlers share: a user or group that must exist, a user who must belong
 //! to a group, and who may change a message.
 
+use std::time::{Duration, Instant};
+
 use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
 use crate::error::ChatError;
+use crate::publish::Publisher;
 use crate::store::{Directory, Messages, StoredMessage};
 
 /// The user, or 404.
@@ -39,30 +42,63 @@ pub fn require_member(user: &User, group: GroupId) -> Result<(), ChatError> {
     }
 }
 
+/// How long an edit or delete waits for a message the log holds but the store does not yet
+/// (the stream processor is behind), before answering 409 with `Retry-After`.
+pub const STORE_WAIT: Duration = Duration::from_secs(3);
+const STORE_POLL: Duration = Duration::from_millis(100);
+
 /// The live message `user_id` may make `change` to, or why not: the user exists, the message
-/// exists and is live, the user is its author and has the flag for the change.
+/// exists and is live, the user is its author and has the flag for the change. An id the API
+/// just returned is never a 404: a message that is in the log but not stored yet is waited
+/// for, briefly, then a 409 to retry.
 pub async fn authorize_change<S: Directory + Messages + ?Sized>(
     store: &S,
+    log: &dyn Publisher,
+    topic: &str,
     message_id: MessageId,
     user_id: UserId,
     change: Change,
 ) -> Result<Message, ChatError> {
     let user = existing_user(store, user_id).await?;
-    let message = match store.get_message(message_id).await? {
-        Some(StoredMessage::Live(message)) => message,
-        Some(StoredMessage::Deleted { .. }) => {
-            return Err(ChatError::NotFound(format!(
-                "message {message_id} was deleted"
-            )))
-        }
-        None => {
-            return Err(ChatError::NotFound(format!(
-                "message {message_id} does not exist"
-            )))
-        }
-    };
+    let message = stored_message(store, log, topic, message_id).await?;
     match refusal(&user, message.user_id, message_id, change) {
         Some(reason) => Err(ChatError::Forbidden(reason)),
         None => Ok(message),
+    }
+}
+
+async fn stored_message<S: Messages + ?Sized>(
+    store: &S,
+    log: &dyn Publisher,
+    topic: &str,
+    id: MessageId,
+) -> Result<Message, ChatError> {
+    let mut give_up_at = None;
+    loop {
+        match store.get_message(id).await? {
+            Some(StoredMessage::Live(message)) => return Ok(message),
+            Some(StoredMessage::Deleted { .. }) => {
+                return Err(ChatError::NotFound(format!("message {id} was deleted")))
+            }
+            None => {}
+        }
+        let give_up_at = match give_up_at {
+            Some(at) => at,
+            None => {
+                // An id is its record's place in the log: past the end, it was never sent.
+                let at = id.coordinates();
+                let end = log.partition_end(topic, at.partition).await?;
+                if end.is_none_or(|end| at.offset >= end) {
+                    return Err(ChatError::NotFound(format!("message {id} does not exist")));
+                }
+                *give_up_at.insert(Instant::now() + STORE_WAIT)
+            }
+        };
+        if Instant::now() >= give_up_at {
+            return Err(ChatError::Conflict(format!(
+                "message {id} is not stored yet; retry shortly"
+            )));
+        }
+        tokio::time::sleep(STORE_POLL).await;
     }
 }

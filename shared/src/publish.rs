@@ -39,6 +39,16 @@ pub trait Publisher: Send + Sync {
         key: &str,
         payload: &[u8],
     ) -> Result<RecordCoordinates, PublishError>;
+
+    /// Where `partition` of `topic` ends (the offset its next record gets), or `None` when
+    /// this publisher cannot tell.
+    async fn partition_end(
+        &self,
+        _topic: &str,
+        _partition: i32,
+    ) -> Result<Option<i64>, PublishError> {
+        Ok(None)
+    }
 }
 
 /// Publishes a chat event to the chat topic, keyed by its group so that a group's events stay
@@ -101,6 +111,11 @@ mod memory {
             self.failure.set(Some(error));
         }
 
+        /// Publishes succeed again.
+        pub fn fail_with_nothing(&self) {
+            self.failure.set(None);
+        }
+
         pub fn records(&self) -> Vec<PublishedRecord> {
             self.records
                 .lock()
@@ -132,6 +147,20 @@ mod memory {
                 at,
             });
             Ok(at)
+        }
+
+        async fn partition_end(
+            &self,
+            topic: &str,
+            partition: i32,
+        ) -> Result<Option<i64>, PublishError> {
+            self.failure.check()?;
+            let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            let end = records
+                .iter()
+                .filter(|r| r.topic == topic && r.at.partition == partition)
+                .count() as i64;
+            Ok(Some(end))
         }
     }
 }

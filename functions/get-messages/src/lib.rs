@@ -5,13 +5,17 @@
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::context::AppContext;
-use shared::domain::{GroupId, MessageId, ValidationError};
+use shared::domain::{GroupId, Message, MessageId, ValidationError};
 use shared::guard::existing_group;
 use shared::http::{json, parse_query, path_param, query_param, require_method};
-use shared::store::{Cursor, PageRequest, MAX_PAGE_SIZE};
+use shared::store::{Cursor, Page, PageRequest, MAX_PAGE_SIZE};
 use shared::ChatError;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// A page's JSON stays under this many bytes (Lambda's response limit is 6 MB; 1,000 messages
+/// of 4,096 four-byte characters would be 16 MB): the messages beyond it are left to the next
+/// page, which the `Link` header points at.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
     let request = &request;
@@ -31,10 +35,11 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         (None, None) => Cursor::Latest,
     };
     existing_group(ctx.store.as_ref(), group_id).await?;
-    let page = ctx
+    let mut page = ctx
         .store
         .list_messages(group_id, PageRequest { limit, cursor })
         .await?;
+    bound_bytes(&mut page, matches!(cursor, Cursor::After(_)));
     let next = match (page.more, cursor) {
         (false, _) => None,
         (true, Cursor::After(_)) => page.messages.last().map(|m| ("after", m.id)),
@@ -48,6 +53,36 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         }
     }
     Ok(response)
+}
+
+/// Cuts the page to [`MAX_PAGE_BYTES`], keeping the messages next to the cursor: the oldest
+/// when reading forward (`after`), else the newest. Always keeps one message, so that a reader
+/// moves on.
+fn bound_bytes(page: &mut Page, forward: bool) {
+    let size = |m: &Message| serde_json::to_vec(m).map_or(0, |v| v.len()) + 1;
+    let mut total = 2;
+    let mut keep = 0;
+    let order: Box<dyn Iterator<Item = &Message>> = if forward {
+        Box::new(page.messages.iter())
+    } else {
+        Box::new(page.messages.iter().rev())
+    };
+    for m in order {
+        total += size(m);
+        if keep > 0 && total > MAX_PAGE_BYTES {
+            break;
+        }
+        keep += 1;
+    }
+    let cut = page.messages.len() - keep;
+    if cut > 0 {
+        page.more = true;
+        if forward {
+            page.messages.truncate(keep);
+        } else {
+            page.messages.drain(..cut);
+        }
+    }
 }
 
 fn limit(raw: Option<String>) -> Result<u32, ChatError> {
@@ -74,13 +109,22 @@ mod tests {
     use shared::testing::{context, parts, request};
 
     async fn fill(store: &dyn Store, group: u64, ids: impl IntoIterator<Item = u64>) {
+        fill_with(store, group, ids, |id| format!("m{id}")).await;
+    }
+
+    async fn fill_with(
+        store: &dyn Store,
+        group: u64,
+        ids: impl IntoIterator<Item = u64>,
+        text: impl Fn(u64) -> String,
+    ) {
         for id in ids {
             let message = Message {
                 id: MessageId::new(i128::from(id)).expect("id"),
                 user_id: UserId::new(1).expect("id"),
                 name: "Alice".into(),
                 group_id: GroupId::new(i128::from(group)).expect("id"),
-                message: MessageText::new(format!("m{id}")).expect("text"),
+                message: MessageText::new(text(id)).expect("text"),
                 can_edit: true,
                 can_delete: false,
                 created_at: Utc::now(),
@@ -129,6 +173,49 @@ mod tests {
             assert!(first.get(field).is_some(), "{field} missing in {first}");
         }
         assert!(first.get("edited_at").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_page_of_long_messages_stays_under_the_byte_bound_and_links_the_rest() {
+        let t = context();
+        // 600 messages of 4,096 two-byte characters: about 5 MB in all.
+        fill_with(t.store.as_ref(), 1, 1..=600, |id| {
+            format!("{id}{}", "é".repeat(4090))
+        })
+        .await;
+        let mut seen = Vec::new();
+        let mut query = vec![("limit".to_owned(), "1000".to_owned())];
+        for _ in 0..10 {
+            let q: Vec<(&str, &str)> = query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let response = get(&t.ctx, "1", &q).await;
+            let bytes = match response.body() {
+                Body::Text(text) => text.len(),
+                Body::Binary(bytes) => bytes.len(),
+                Body::Empty => 0,
+                _ => 0,
+            };
+            assert!(bytes <= MAX_PAGE_BYTES, "{bytes} bytes");
+            let page = ids(&parts(&response).1);
+            assert!(!page.is_empty());
+            seen.splice(0..0, page);
+            let Some(link) = response.headers().get("link") else {
+                break;
+            };
+            let link = link.to_str().expect("ascii");
+            let before = link
+                .split("before=")
+                .nth(1)
+                .and_then(|rest| rest.split('&').next())
+                .expect("a before cursor");
+            query = vec![
+                ("limit".to_owned(), "1000".to_owned()),
+                ("before".to_owned(), before.to_owned()),
+            ];
+        }
+        assert_eq!(seen, (1..=600).collect::<Vec<u64>>());
     }
 
     #[tokio::test]

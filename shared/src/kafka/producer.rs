@@ -68,6 +68,24 @@ impl Publisher for KafkaPublisher {
             offset: delivery.offset,
         })
     }
+
+    async fn partition_end(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, PublishError> {
+        let (producer, topic, timeout) = (self.producer.clone(), topic.to_owned(), self.timeout);
+        // librdkafka's call blocks: off the runtime's threads.
+        let (_, high) = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_watermarks(&topic, partition, Timeout::After(timeout))
+        })
+        .await
+        .map_err(|e| PublishError::Unavailable(e.to_string()))?
+        .map_err(classify)?;
+        Ok(Some(high))
+    }
 }
 
 pub(super) fn classify(e: KafkaError) -> PublishError {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use shared::config::Config;
-use shared::domain::{seed_groups, seed_users};
+use shared::domain::{seed_groups, seed_users, PARTITION_SLOTS};
 use shared::kafka::{self, KafkaContext};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::{Cursor, Directory, Messages, PageRequest};
@@ -30,6 +30,7 @@ async fn store(config: &Config) -> Result<DynamoStore, String> {
 
 pub async fn setup(config: &Config, partitions: i32) -> Result<(), String> {
     let started = Instant::now();
+    check_partition_count(partitions)?;
     kafka::check_broker(&config.kafka, Duration::from_secs(5))
         .map_err(|e| kafka_unreachable(config, e))?;
     let store = store(config).await?;
@@ -47,6 +48,7 @@ pub async fn setup(config: &Config, partitions: i32) -> Result<(), String> {
     }
     let chat_partitions =
         kafka::partition_count(k, &k.chat_topic, k.timeout).map_err(|e| e.to_string())?;
+    check_partition_count(i32::try_from(chat_partitions).unwrap_or(i32::MAX))?;
     let t = store.tables();
     println!(
         "ready in {:.1}s: topics {} ({chat_partitions} partitions) and {}; tables {}, {}, {}; {} users",
@@ -138,6 +140,17 @@ pub async fn users(config: &Config) -> Result<(), String> {
             "{}",
             serde_json::to_string(&user).map_err(|e| e.to_string())?
         );
+    }
+    Ok(())
+}
+
+/// Message ids hold the partition in [`PARTITION_SLOTS`] slots: a topic with more partitions
+/// would give two messages one id, so it is refused before anything is written.
+fn check_partition_count(partitions: i32) -> Result<(), String> {
+    if !(1..=PARTITION_SLOTS as i32).contains(&partitions) {
+        return Err(format!(
+            "the chat topic has {partitions} partitions; message ids allow 1 to {PARTITION_SLOTS}"
+        ));
     }
     Ok(())
 }
