@@ -13,8 +13,9 @@
 #   stack.sh kafka TOOL ARGS...
 #                           one of Kafka's own command-line tools (topics, console-producer,
 #                           console-consumer, consumer-groups, ...), as kafka-TOOL.sh runs it
-#   stack.sh restart-kafka DIR
-#                           stops the broker whose data is in DIR and starts it again (for tests)
+#   stack.sh restart DIR NAME
+#                           stops the service NAME whose pid file is in DIR (Kafka, DynamoDB,
+#                           event-source) and starts it again as it was started (for tests)
 #
 # The work is in stack/install.sh (tools), stack/services.sh (processes) and stack/build.sh.
 set -euo pipefail
@@ -117,7 +118,8 @@ cmd_test() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-test.XXXXXX")
-  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
+  # DynamoDB Local on disk: the fault tests stop and restart it.
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" yes
   export CHAT_TEST_DATA=$data
   if (($#)); then "$@"; return; fi
   chatctl setup --partitions "$CHAT_PARTITIONS"
@@ -148,7 +150,8 @@ cmd_services() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-services.XXXXXX")
-  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
+  # DynamoDB Local on disk: the fault tests stop and restart it.
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" yes
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" prebuilt
   echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL LAMBDA_INVOKE_URL=$LAMBDA_INVOKE_URL${CHAT_KAFKA_DIR:+ CHAT_KAFKA_DIR=$CHAT_KAFKA_DIR}"
@@ -156,19 +159,21 @@ cmd_services() {
   watch_services "$data"
 }
 
-# Stops the broker whose data is in DIR (SIGTERM: a controlled shutdown) and starts it again on
-# the same ports and data, detached, so that it outlives the caller; the run that started it
-# first still stops it, through its pid file.
-cmd_restart_kafka() { # dir
-  local dir=${1:?usage: stack.sh restart-kafka DIR}
-  [[ -f $dir/server.properties && -f $dir/Kafka.pid ]] || die "no broker of ours in $dir"
-  local port; port=$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")
-  stop_pid "$(cat "$dir/Kafka.pid")" 30
-  kafka_command "$dir"
-  (cd "$dir" && exec setsid "${KAFKA_COMMAND[@]}") >>"$dir/Kafka.log" 2>&1 </dev/null &
+# Stops the service NAME whose pid file, command and log are in DIR, and starts it again the
+# same way, detached, so that it outlives the caller (a test); the run that started it first
+# still stops it, through its pid file. Environment variables come from the caller.
+cmd_restart() { # dir name
+  local dir=${1:?usage: stack.sh restart DIR NAME} name=${2:?usage: stack.sh restart DIR NAME}
+  [[ -f $dir/$name.pid && -f $dir/$name.cmd ]] || die "no service $name of ours in $dir"
+  stop_pid "$(cat "$dir/$name.pid")" 30
+  local command; command=$(cat "$dir/$name.cmd")
+  (cd "$dir" && eval "exec setsid $command") >>"$dir/$name.log" 2>&1 </dev/null &
   local pid=$!
-  echo "$pid" >"$dir/Kafka.pid"
-  wait_for_port "Kafka" "$port" "$pid" "$dir/Kafka.log" 60
+  echo "$pid" >"$dir/$name.pid"
+  local port; port=$(cat "$dir/$name.port" 2>/dev/null || true)
+  if [[ -n $port ]]; then
+    wait_for_port "$name" "$port" "$pid" "$dir/$name.log" 60
+  fi
 }
 
 # Kafka's command-line tools, by the name of their kafka-TOOL.sh script.
@@ -200,6 +205,6 @@ case ${1:-} in
   build) cmd_build ;;
   sam) shift; cmd_sam "$@" ;;
   kafka) shift; cmd_kafka_tool "$@" ;;
-  restart-kafka) shift; cmd_restart_kafka "$@" ;;
-  *) die "usage: $0 install | check | dev | test [CMD...] | services | build | sam ARGS... | kafka TOOL ARGS... | restart-kafka DIR" ;;
+  restart) shift; cmd_restart "$@" ;;
+  *) die "usage: $0 install | check | dev | test [CMD...] | services | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME" ;;
 esac

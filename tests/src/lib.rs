@@ -1,7 +1,11 @@
 //! Helpers for end-to-end tests over the running local stack (`make test` starts it and
 //! exports where it is). A missing service fails the test with what to start.
 
+pub mod load;
 pub mod template;
+pub mod topics;
+
+pub use topics::topic_records;
 
 use shared::store::Directory;
 use shared::store::Messages;
@@ -56,6 +60,32 @@ pub async fn fresh_group(store: &DynamoStore) -> GroupId {
         .await
         .expect("put group");
     group_id
+}
+
+/// A group's whole stored history, oldest first, page by page.
+pub async fn full_history(group: GroupId) -> Vec<Message> {
+    let store = store().await;
+    let mut all: Vec<Message> = Vec::new();
+    let mut cursor = Cursor::Latest;
+    loop {
+        let page = store
+            .list_messages(
+                group,
+                PageRequest {
+                    limit: 1000,
+                    cursor,
+                },
+            )
+            .await
+            .expect("history");
+        let more = page.more;
+        let first = page.messages.first().map(|m| m.id);
+        all.splice(0..0, page.messages);
+        match (more, first) {
+            (true, Some(id)) => cursor = Cursor::Before(id),
+            _ => return all,
+        }
+    }
 }
 
 /// A group's stored history, oldest first (up to 1,000 messages, as the store holds them).

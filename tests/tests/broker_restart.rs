@@ -29,9 +29,9 @@ fn restart_broker() -> Duration {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack.sh");
     let started = Instant::now();
     let status = std::process::Command::new(script)
-        .args(["restart-kafka", &dir])
+        .args(["restart", &dir, "Kafka"])
         .status()
-        .expect("run stack.sh restart-kafka");
+        .expect("run stack.sh restart");
     assert!(status.success(), "restarting the broker failed: {status}");
     started.elapsed()
 }

@@ -40,9 +40,18 @@ start_service() { # name port dir cmd... (runs in dir, which holds its pid file 
   (cd "$dir" && exec "$@") >>"$log" 2>&1 &
   local pid=$!
   echo "$pid" >"$pidfile"
+  remember_command "$dir/${name%% *}" "$port" "$@"
   STARTED_PIDS+=("$pid")
   STARTED_PIDFILES+=("$pidfile")
   wait_for_port "$name" "$port" "$pid" "$log" 60
+}
+
+# How a service was started (command and port, beside its pid file), so that `stack.sh restart`
+# can start it again the same way: the fault tests stop and restart services under load.
+remember_command() { # path_without_extension port cmd...
+  local base=$1 port=$2; shift 2
+  printf '%q ' "$@" >"$base.cmd"
+  echo "$port" >"$base.port"
 }
 
 # The broker's settings: one KRaft node that is both broker and controller, on loopback.
@@ -225,7 +234,7 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
       || die "the function $function did not start (logs: $dir)"
   done
   # The other make dev's event source already feeds its functions.
-  ((REUSED)) || start_background "Kafka event source" "$dir" "$CARGO_TARGET_DIR/debug/local-kafka-esm"
+  ((REUSED)) || start_tracked "event-source" "$dir" "$CARGO_TARGET_DIR/debug/local-kafka-esm"
 }
 
 # LAMBDA_CONCURRENCY instances of every function, each polling the Runtime API that cargo
@@ -244,6 +253,19 @@ start_functions() { # lambda_port dir
 }
 
 # A service without a port of its own (the event source): started, watched, stopped.
+# A process without a port, with a pid file and its command, so that it can be restarted.
+start_tracked() { # name dir cmd...
+  local name=$1 dir=$2; shift 2
+  (cd "$dir" && exec "$@") >>"$dir/$name.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/$name.pid"
+  remember_command "$dir/$name" "" "$@"
+  STARTED_PIDS+=("$pid")
+  STARTED_PIDFILES+=("$dir/$name.pid")
+  sleep 0.1
+  kill -0 "$pid" 2>/dev/null || { tail -15 "$dir/$name.log" >&2; die "$name exited at start (log: $dir/$name.log)"; }
+}
+
 start_background() { # name dir cmd...
   local name=$1 dir=$2; shift 2
   local log=$dir/${name%% *}.log

@@ -1,0 +1,314 @@
+//! A steady load of sends with `client_message_id`, each retried until it gets a 2xx (as a
+//! careful client does), with sockets reading the group, and the checks every fault test makes
+//! afterwards: each acknowledged send is stored exactly once and in order, each reading socket
+//! got every message of its group in order (repeats only of the same id with the same content),
+//! and the stack still works.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use shared::domain::{GroupId, User};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{api_url, full_history, http, subscribe};
+
+/// How long a send is retried before the test gives up on it.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+
+/// One send and what it took.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub k: u64,
+    pub text: String,
+    pub message_id: Option<u64>,
+    pub attempts: u32,
+    pub sent_at: Duration,
+    pub acked_at: Duration,
+}
+
+/// Sends `text` with `client_message_id` until the API answers 2xx.
+pub async fn send_until_acked(
+    user_id: u64,
+    text: &str,
+    client_message_id: &str,
+) -> (Option<u64>, u32) {
+    let deadline = Instant::now() + GIVE_UP_AFTER;
+    let mut attempts = 0;
+    while Instant::now() < deadline {
+        attempts += 1;
+        let reply = http()
+            .post(format!("{}/send-message/", api_url()))
+            .json(&json!({"user_id": user_id, "message": text, "client_message_id": client_message_id}))
+            .send()
+            .await;
+        if let Ok(reply) = reply {
+            let status = reply.status();
+            let body: Value = reply.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return (body["message_id"].as_u64(), attempts);
+            }
+            assert!(
+                status.as_u16() == 503 || status.as_u16() == 504,
+                "send {client_message_id} got {status}: {body}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    (None, attempts)
+}
+
+/// A socket reading a group's frames in the background.
+pub struct Reader {
+    pub frames: Arc<Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reader {
+    pub async fn open(group: GroupId) -> Reader {
+        let mut socket = subscribe(&format!("/subscribe/{group}")).await;
+        let frames: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let task = {
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(frame)) = socket.next().await {
+                    if let Message::Text(text) = frame {
+                        if let Ok(value) = serde_json::from_str::<Value>(text.as_str()) {
+                            frames.lock().expect("lock").push(value);
+                        }
+                    }
+                }
+            })
+        };
+        Reader { frames, task }
+    }
+
+    pub fn is_open(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// The ids of the created frames, in arrival order, with repeats.
+    pub fn created(&self) -> Vec<(u64, String)> {
+        self.frames
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|f| f["event"] == "created")
+            .filter_map(|f| Some((f["id"].as_u64()?, f["message"].as_str()?.to_owned())))
+            .collect()
+    }
+}
+
+/// Sends `count` messages at `rate` a second, each until acknowledged, while `fault` runs.
+pub async fn load_with_fault<F>(user: &User, tag: &str, count: u64, rate: u64, fault: F) -> Vec<Ack>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let fault = tokio::spawn(fault);
+    let mut sends = Vec::new();
+    for k in 0..count {
+        tokio::time::sleep_until((start + Duration::from_millis(k * 1000 / rate)).into()).await;
+        let user_id = user.user_id.get();
+        let tag = tag.to_owned();
+        sends.push(tokio::spawn(async move {
+            let text = format!("{tag}-{k}");
+            let sent_at = start.elapsed();
+            let (message_id, attempts) =
+                send_until_acked(user_id, &text, &format!("{tag}:{k}")).await;
+            Ack {
+                k,
+                text,
+                message_id,
+                attempts,
+                sent_at,
+                acked_at: start.elapsed(),
+            }
+        }));
+    }
+    let mut acks = Vec::new();
+    for send in sends {
+        acks.push(send.await.expect("send task"));
+    }
+    fault.await.expect("fault task");
+    acks
+}
+
+/// What a fault test saw, printed for the closing notes.
+#[derive(Debug)]
+pub struct Seen {
+    pub sent: usize,
+    pub acked: usize,
+    pub retried: usize,
+    pub max_attempts: u32,
+    pub stored: usize,
+    pub delivered: Vec<usize>,
+    pub duplicates: Vec<usize>,
+    pub recovered_in: Duration,
+}
+
+/// The checks after a fault: every send acknowledged, stored once in order, delivered to every
+/// reader in order; `since` is when the fault began (for the recovery time).
+pub async fn check(
+    name: &str,
+    user: &User,
+    acks: &[Ack],
+    readers: &[&Reader],
+    since: Duration,
+) -> Seen {
+    let unacked: Vec<&Ack> = acks.iter().filter(|a| a.message_id.is_none()).collect();
+    assert!(
+        unacked.is_empty(),
+        "{name}: sends never acknowledged: {unacked:?}"
+    );
+    let by_id: BTreeMap<u64, &Ack> = acks
+        .iter()
+        .map(|a| (a.message_id.unwrap_or_default(), a))
+        .collect();
+    assert_eq!(by_id.len(), acks.len(), "{name}: two sends got one id");
+    // Stored exactly once, with the acknowledged id, in order of id (the log's order).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let stored = loop {
+        let stored: Vec<(u64, String)> = full_history(user.group_id)
+            .await
+            .into_iter()
+            .map(|m| (m.id.get(), m.message.as_str().to_owned()))
+            .collect();
+        let ids: BTreeSet<u64> = stored.iter().map(|(id, _)| *id).collect();
+        if by_id.keys().all(|id| ids.contains(id)) || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let tag_prefix = acks
+        .first()
+        .map(|a| a.text.rsplit_once('-').map_or("", |(t, _)| t).to_owned())
+        .unwrap_or_default();
+    let ours: Vec<&(u64, String)> = stored
+        .iter()
+        .filter(|(_, t)| t.starts_with(&tag_prefix))
+        .collect();
+    for (id, text) in &ours {
+        let ack = by_id.get(id).unwrap_or_else(|| {
+            panic!("{name}: stored {id} ({text}) was never acknowledged: a duplicate")
+        });
+        assert_eq!(&ack.text, text, "{name}: message {id} holds another text");
+    }
+    assert_eq!(
+        ours.len(),
+        acks.len(),
+        "{name}: {} sends, {} stored",
+        acks.len(),
+        ours.len()
+    );
+    // Every reader got every message, each id's first arrival in id order.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut recovered_in = Duration::ZERO;
+    let started = Instant::now();
+    loop {
+        let complete = readers.iter().all(|r| {
+            let got: BTreeSet<u64> = r.created().iter().map(|(id, _)| *id).collect();
+            by_id.keys().all(|id| got.contains(id))
+        });
+        if complete {
+            recovered_in = recovered_in.max(started.elapsed());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: a reader misses messages: {:?}",
+            readers
+                .iter()
+                .map(|r| {
+                    let got: BTreeSet<u64> = r.created().iter().map(|(id, _)| *id).collect();
+                    by_id.keys().filter(|id| !got.contains(id)).count()
+                })
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut delivered = Vec::new();
+    let mut duplicates = Vec::new();
+    for reader in readers {
+        let created = reader.created();
+        let mut first_seen: Vec<u64> = Vec::new();
+        let mut repeats = 0;
+        for (id, text) in &created {
+            if let Some(ack) = by_id.get(id) {
+                assert_eq!(&ack.text, text, "{name}: frame {id} with another text");
+            }
+            if first_seen.contains(id) {
+                repeats += 1;
+            } else {
+                first_seen.push(*id);
+            }
+        }
+        let mut sorted = first_seen.clone();
+        sorted.sort_unstable();
+        assert_eq!(first_seen, sorted, "{name}: frames out of order");
+        delivered.push(
+            first_seen
+                .iter()
+                .filter(|id| by_id.contains_key(id))
+                .count(),
+        );
+        duplicates.push(repeats);
+    }
+    let last_ack = acks.iter().map(|a| a.acked_at).max().unwrap_or_default();
+    let seen = Seen {
+        sent: acks.len(),
+        acked: acks.len() - unacked.len(),
+        retried: acks.iter().filter(|a| a.attempts > 1).count(),
+        max_attempts: acks.iter().map(|a| a.attempts).max().unwrap_or(0),
+        stored: ours.len(),
+        delivered,
+        duplicates,
+        recovered_in: last_ack.saturating_sub(since) + recovered_in,
+    };
+    println!("FAULT {name}: {seen:?}");
+    seen
+}
+
+/// The stack's service directories, from `make test`.
+pub fn service_dir(what: &str) -> PathBuf {
+    let data = std::env::var("CHAT_TEST_DATA").unwrap_or_else(|_| {
+        panic!("CHAT_TEST_DATA is not set: run the fault tests with `make test`, which starts services of its own to break")
+    });
+    Path::new(&data).join(what)
+}
+
+/// The pid a service of the stack runs as (its pid file).
+pub fn service_pid(dir: &Path, name: &str) -> i32 {
+    let file = dir.join(format!("{name}.pid"));
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("no pid file {}: {e}", file.display()))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("pid file {}: {e}", file.display()))
+}
+
+/// Sends `signal` (STOP, CONT, KILL, TERM) to a pid.
+pub fn signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Restarts a service of the stack on its data, through `stack.sh restart DIR NAME`.
+pub fn restart_service(dir: &Path, name: &str) -> Duration {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack.sh");
+    let started = Instant::now();
+    let status = std::process::Command::new(script)
+        .arg("restart")
+        .arg(dir)
+        .arg(name)
+        .status()
+        .expect("run stack.sh restart");
+    assert!(status.success(), "restarting {name} failed: {status}");
+    started.elapsed()
+}

@@ -1,0 +1,250 @@
+//! Fault injection under a steady load of sends, each retried with its `client_message_id`
+//! until it gets a 2xx: the broker paused and restarted, DynamoDB Local stopped and restarted
+//! and paused (the stream processor then fails mid-batch), the event source killed and
+//! restarted, a socket that never reads, and poison records of every kind. After each, every
+//! acknowledged send is stored exactly once and in order, every reading socket got every
+//! message in order, and the stack works on without a restart (see `e2e_tests::load`).
+//!
+//! One test binary, one fault at a time: the tests take a lock, since each breaks the stack
+//! every other test uses.
+
+use std::time::Duration;
+
+use base64::Engine;
+use e2e_tests::load::{
+    check, load_with_fault, restart_service, service_dir, service_pid, signal, Reader,
+};
+use e2e_tests::{fresh_user, subscribe};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+use shared::kafka::{self, KafkaContext};
+use test_support::kafka_config;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Sends per test, per second, and when into the load the fault begins.
+const SENDS: u64 = 120;
+const RATE: u64 = 10;
+const FAULT_AT: Duration = Duration::from_secs(2);
+
+fn tag(name: &str) -> String {
+    format!("{name}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_paused_for_10_seconds() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let pid = service_pid(&service_dir("kafka"), "Kafka");
+    let acks = load_with_fault(&user, &tag("pause"), SENDS, RATE, async move {
+        tokio::time::sleep(FAULT_AT).await;
+        signal(pid, "STOP");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        signal(pid, "CONT");
+    })
+    .await;
+    check("broker paused 10 s", &user, &acks, &[&reader], FAULT_AT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_restarted() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let acks = load_with_fault(&user, &tag("restart"), SENDS, RATE, async move {
+        tokio::time::sleep(FAULT_AT).await;
+        tokio::task::spawn_blocking(|| restart_service(&service_dir("kafka"), "Kafka"))
+            .await
+            .expect("restart");
+    })
+    .await;
+    check("broker restarted", &user, &acks, &[&reader], FAULT_AT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_stopped_and_restarted() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let acks = load_with_fault(&user, &tag("dynamodb"), SENDS, RATE, async move {
+        tokio::time::sleep(FAULT_AT).await;
+        tokio::task::spawn_blocking(|| restart_service(&service_dir("dynamodb"), "DynamoDB"))
+            .await
+            .expect("restart");
+    })
+    .await;
+    check("DynamoDB restarted", &user, &acks, &[&reader], FAULT_AT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_paused_so_the_processor_fails_mid_batch() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let pid = service_pid(&service_dir("dynamodb"), "DynamoDB");
+    let acks = load_with_fault(&user, &tag("ddbpause"), SENDS, RATE, async move {
+        tokio::time::sleep(FAULT_AT).await;
+        signal(pid, "STOP");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        signal(pid, "CONT");
+    })
+    .await;
+    check("DynamoDB paused 6 s", &user, &acks, &[&reader], FAULT_AT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_source_killed_and_restarted() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let dir = service_dir("api");
+    let acks = load_with_fault(&user, &tag("esm"), SENDS, RATE, async move {
+        tokio::time::sleep(FAULT_AT).await;
+        signal(service_pid(&dir, "event-source"), "KILL");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::task::spawn_blocking(move || restart_service(&dir, "event-source"))
+            .await
+            .expect("restart");
+    })
+    .await;
+    check("event source killed", &user, &acks, &[&reader], FAULT_AT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_never_reads_costs_only_itself() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let other_group = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let elsewhere = Reader::open(other_group.group_id).await;
+    // Handshakes, then never reads: its frames pile up in the emulator and the kernel.
+    let stuck = subscribe(&format!("/subscribe/{}", user.group_id)).await;
+    // 1,400 messages of 12 KB straight into the log, in the group's partition.
+    let config = kafka_config();
+    let producer: FutureProducer<KafkaContext> = kafka::client_config(&config.kafka)
+        .expect("kafka settings")
+        .create()
+        .expect("producer");
+    let flood_tag = tag("flood");
+    let group = user.group_id.to_string();
+    let user_id = user.user_id.get();
+    let flood = async move {
+        for k in 0..1400 {
+            let text = format!("{flood_tag}-{k}-{}", "€".repeat(4000));
+            let value = json!({"user_id": user_id, "message": text}).to_string();
+            producer
+                .send(
+                    FutureRecord::to(&config.kafka.chat_topic)
+                        .key(&group)
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("flood record");
+        }
+    };
+    let acks = load_with_fault(&user, &tag("stuck"), SENDS, RATE, flood).await;
+    let mut other_acks = load_with_fault(&other_group, &tag("other"), 20, RATE, async {}).await;
+    check(
+        "socket that never reads (its group)",
+        &user,
+        &acks,
+        &[&reader],
+        Duration::ZERO,
+    )
+    .await;
+    check(
+        "socket that never reads (another group)",
+        &other_group,
+        &other_acks.split_off(0),
+        &[&elsewhere],
+        Duration::ZERO,
+    )
+    .await;
+    let flooded = reader
+        .created()
+        .iter()
+        .filter(|(_, t)| t.contains("flood-"))
+        .count();
+    assert!(
+        flooded >= 1400,
+        "the reading socket got {flooded} of the 1,400 flood messages"
+    );
+    drop(stuck);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_of_every_kind_never_block_a_partition() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let config = kafka_config();
+    let group = user.group_id.to_string();
+    let user_id = user.user_id.get();
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("not JSON", b"{{{ not json".to_vec()),
+        ("unknown shape", br#"{"type": "message_exploded", "x": 1}"#.to_vec()),
+        ("invalid fields", json!({"type": "message_sent", "group_id": user.group_id, "user_id": user_id, "message": "", "sent_at": "2026-01-01T00:00:00Z"}).to_string().into_bytes()),
+        ("unknown user", json!({"user_id": 999_999_999_999u64, "message": "who?"}).to_string().into_bytes()),
+        ("too large", json!({"user_id": user_id, "message": "x".repeat(760 * 1024)}).to_string().into_bytes()),
+        ("timestamp out of range", json!({"type": "message_sent", "group_id": user.group_id, "user_id": user_id, "message": "when?", "sent_at": "+275760-09-13T00:00:00Z"}).to_string().into_bytes()),
+        ("wrong group", json!({"type": "message_sent", "group_id": 1, "user_id": user_id, "message": "not mine", "sent_at": "2026-01-01T00:00:00Z"}).to_string().into_bytes()),
+    ];
+    let kinds = poison.len();
+    let acks = load_with_fault(&user, &tag("poison"), SENDS, RATE, async move {
+        let producer: FutureProducer<KafkaContext> = kafka::client_config(&config.kafka)
+            .expect("kafka settings")
+            .set("message.max.bytes", "2000000")
+            .create()
+            .expect("producer");
+        tokio::time::sleep(FAULT_AT).await;
+        for (kind, value) in poison {
+            producer
+                .send(
+                    FutureRecord::to(&config.kafka.chat_topic)
+                        .key(&group)
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("producing the {kind} record: {e}"));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    check("poison records", &user, &acks, &[&reader], FAULT_AT).await;
+    let letters = dead_letters_for(&user.group_id.to_string(), kinds).await;
+    assert_eq!(letters.len(), kinds, "{letters:?}");
+    for letter in &letters {
+        assert!(letter["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(letter["offset"].as_i64().is_some() && letter["partition"].as_i64().is_some());
+        let value = letter["value"].as_str().unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .unwrap_or_default();
+        assert!(bytes.len() <= 256 * 1024);
+    }
+    assert!(
+        letters.iter().any(|l| l["truncated"] == true),
+        "the large record's letter is cut"
+    );
+}
+
+/// The dead letters keyed by `key`, waiting until `count` are there.
+async fn dead_letters_for(key: &str, count: usize) -> Vec<Value> {
+    let config = kafka_config();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let letters: Vec<Value> =
+            e2e_tests::topic_records(&config, &config.kafka.dead_letter_topic)
+                .into_iter()
+                .filter(|(k, _)| k == key)
+                .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+                .collect();
+        if letters.len() >= count || std::time::Instant::now() > deadline {
+            return letters;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
