@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::context::AppContext;
 use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
 use crate::error::ChatError;
 use crate::publish::Publisher;
@@ -51,16 +52,16 @@ const STORE_POLL: Duration = Duration::from_millis(100);
 /// exists and is live, the user is its author and has the flag for the change. An id the API
 /// just returned is never a 404: a message that is in the log but not stored yet is waited
 /// for, briefly, then a 409 to retry.
-pub async fn authorize_change<S: Directory + Messages + ?Sized>(
-    store: &S,
-    log: &dyn Publisher,
-    topic: &str,
+pub async fn authorize_change(
+    ctx: &AppContext,
     message_id: MessageId,
     user_id: UserId,
     change: Change,
 ) -> Result<Message, ChatError> {
+    let store = ctx.store.as_ref();
     let user = existing_user(store, user_id).await?;
-    let message = stored_message(store, log, topic, message_id).await?;
+    let log = ctx.publisher.as_ref();
+    let message = stored_message(store, log, &ctx.config.kafka.chat_topic, message_id).await?;
     match refusal(&user, message.user_id, message_id, change) {
         Some(reason) => Err(ChatError::Forbidden(reason)),
         None => Ok(message),

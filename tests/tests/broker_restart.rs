@@ -4,13 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e_tests::{api_url, fresh_user, history, http, subscribe};
-use futures_util::StreamExt;
+use e2e_tests::load::Reader;
+use e2e_tests::{api_url, fresh_user, history, http};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Sends per second, and for how long.
 const RATE: u64 = 20;
@@ -47,19 +45,8 @@ struct Send {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_sends_survive_a_broker_restart_stored_and_pushed_once() {
     let user = fresh_user(false).await;
-    let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
-    let frames: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let reader = {
-        let frames = frames.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = socket.next().await {
-                if let Message::Text(text) = frame {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
-                    frames.lock().expect("lock").push(value);
-                }
-            }
-        })
-    };
+    let reader = Reader::open(user.group_id).await;
+    let frames = reader.frames.clone();
 
     let tag = format!("restart-{}", uuid::Uuid::new_v4().simple());
     let start = Instant::now();
@@ -159,7 +146,7 @@ async fn acknowledged_sends_survive_a_broker_restart_stored_and_pushed_once() {
     }
     // Frames still in flight for sends that were refused but written all the same.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    reader.abort();
+    drop(reader);
 
     // History holds each acknowledged message once, with its text, and nothing we did not send.
     let history = history(user.group_id).await;

@@ -31,84 +31,69 @@ fn tag(name: &str) -> String {
     format!("{name}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A fresh user and a socket on its group, a load of sends while `fault` runs, then the checks.
+async fn under_load<F>(name: &str, fault: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let user = fresh_user(false).await;
+    let reader = Reader::open(user.group_id).await;
+    let acks = load_with_fault(&user, &tag(name), SENDS, RATE, async move {
+        tokio::time::sleep(FAULT_AT).await;
+        fault.await;
+    })
+    .await;
+    check(name, &user, &acks, &[&reader], FAULT_AT).await;
+}
+
+/// Pauses a process (SIGSTOP) for `how_long`.
+async fn pause(pid: i32, how_long: Duration) {
+    signal(pid, "STOP");
+    tokio::time::sleep(how_long).await;
+    signal(pid, "CONT");
+}
+
+async fn restart(dir: &'static str, name: &'static str) {
+    tokio::task::spawn_blocking(move || restart_service(&service_dir(dir), name))
+        .await
+        .expect("restart");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_paused_for_10_seconds() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let user = fresh_user(false).await;
-    let reader = Reader::open(user.group_id).await;
     let pid = service_pid(&service_dir("kafka"), "Kafka");
-    let acks = load_with_fault(&user, &tag("pause"), SENDS, RATE, async move {
-        tokio::time::sleep(FAULT_AT).await;
-        signal(pid, "STOP");
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        signal(pid, "CONT");
-    })
-    .await;
-    check("broker paused 10 s", &user, &acks, &[&reader], FAULT_AT).await;
+    under_load("broker-paused", pause(pid, Duration::from_secs(10))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_restarted() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let user = fresh_user(false).await;
-    let reader = Reader::open(user.group_id).await;
-    let acks = load_with_fault(&user, &tag("restart"), SENDS, RATE, async move {
-        tokio::time::sleep(FAULT_AT).await;
-        tokio::task::spawn_blocking(|| restart_service(&service_dir("kafka"), "Kafka"))
-            .await
-            .expect("restart");
-    })
-    .await;
-    check("broker restarted", &user, &acks, &[&reader], FAULT_AT).await;
+    under_load("broker-restarted", restart("kafka", "Kafka")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_stopped_and_restarted() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let user = fresh_user(false).await;
-    let reader = Reader::open(user.group_id).await;
-    let acks = load_with_fault(&user, &tag("dynamodb"), SENDS, RATE, async move {
-        tokio::time::sleep(FAULT_AT).await;
-        tokio::task::spawn_blocking(|| restart_service(&service_dir("dynamodb"), "DynamoDB"))
-            .await
-            .expect("restart");
-    })
-    .await;
-    check("DynamoDB restarted", &user, &acks, &[&reader], FAULT_AT).await;
+    under_load("dynamodb-restarted", restart("dynamodb", "DynamoDB")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_paused_so_the_processor_fails_mid_batch() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let user = fresh_user(false).await;
-    let reader = Reader::open(user.group_id).await;
     let pid = service_pid(&service_dir("dynamodb"), "DynamoDB");
-    let acks = load_with_fault(&user, &tag("ddbpause"), SENDS, RATE, async move {
-        tokio::time::sleep(FAULT_AT).await;
-        signal(pid, "STOP");
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        signal(pid, "CONT");
-    })
-    .await;
-    check("DynamoDB paused 6 s", &user, &acks, &[&reader], FAULT_AT).await;
+    under_load("dynamodb-paused", pause(pid, Duration::from_secs(6))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_source_killed_and_restarted() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let user = fresh_user(false).await;
-    let reader = Reader::open(user.group_id).await;
-    let dir = service_dir("api");
-    let acks = load_with_fault(&user, &tag("esm"), SENDS, RATE, async move {
-        tokio::time::sleep(FAULT_AT).await;
-        signal(service_pid(&dir, "event-source"), "KILL");
+    under_load("event-source-killed", async {
+        signal(service_pid(&service_dir("api"), "event-source"), "KILL");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        tokio::task::spawn_blocking(move || restart_service(&dir, "event-source"))
-            .await
-            .expect("restart");
+        restart("api", "event-source").await;
     })
     .await;
-    check("event source killed", &user, &acks, &[&reader], FAULT_AT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

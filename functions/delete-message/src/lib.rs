@@ -27,15 +27,7 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: DeleteRequest = json_body(request)?.unwrap_or_default();
     let user_id = query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
-    let message = authorize_change(
-        ctx.store.as_ref(),
-        ctx.publisher.as_ref(),
-        &ctx.config.kafka.chat_topic,
-        message_id,
-        user_id,
-        Change::Delete,
-    )
-    .await?;
+    let message = authorize_change(ctx, message_id, user_id, Change::Delete).await?;
     let event = ChatEvent::MessageDeleted {
         message_id,
         group_id: message.group_id,

@@ -34,15 +34,7 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         .map(MessageText::new)
         .transpose()?;
     let new_text = query_or_body("new_text", query_text, body.new_text)?;
-    let message = authorize_change(
-        ctx.store.as_ref(),
-        ctx.publisher.as_ref(),
-        &ctx.config.kafka.chat_topic,
-        message_id,
-        user_id,
-        Change::Edit,
-    )
-    .await?;
+    let message = authorize_change(ctx, message_id, user_id, Change::Edit).await?;
     let event = ChatEvent::MessageEdited {
         message_id,
         group_id: message.group_id,

@@ -55,20 +55,7 @@ impl DynamoStore {
 #[async_trait]
 impl Messages for DynamoStore {
     async fn insert_message(&self, message: &Message) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.messages)
-            .set_item(Some(message_to_item(message)))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", "message_id")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(classify("PutItem", e)),
-        }
+        Ok(self.put_new(message).await?.is_none())
     }
 
     /// Conditional puts, concurrently: two runs of one batch (a retry while the first still
