@@ -115,10 +115,15 @@ cmd_test() {
   lint_in_builds
   build_workspace
   check_lean_functions
-  trap 'stop_started' EXIT
+  # The services' data in memory where the machine has a tmpfs, so that DynamoDB Local can keep
+  # its tables in files (the fault tests stop and restart it) at in-memory speed. Removed when
+  # the run passes; kept, with the services' logs, when it fails.
+  local tmp=${TMPDIR:-/tmp}
+  [[ -d /dev/shm && -w /dev/shm ]] && tmp=/dev/shm
+  TEST_DATA=$(mktemp -d "$tmp/chat-test.XXXXXX")
+  local data=$TEST_DATA
+  trap 'status=$?; stop_started; clean_test_data "$status"' EXIT
   trap 'exit 130' INT TERM
-  local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-test.XXXXXX")
-  # DynamoDB Local on disk: the fault tests stop and restart it.
   bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" yes
   export CHAT_TEST_DATA=$data
   if (($#)); then "$@"; return; fi
@@ -129,6 +134,14 @@ cmd_test() {
     || die "cfn-lint found problems in infra/template.yaml"
   say "cargo test --workspace --all-targets"
   run_tests --workspace --all-targets
+}
+
+clean_test_data() { # exit status
+  if [[ $1 == 0 ]]; then
+    rm -rf "$TEST_DATA"
+  else
+    say "the services' data and logs are kept in $TEST_DATA"
+  fi
 }
 
 # cargo test, with one closing line for the whole run (cargo prints a summary per binary).
@@ -150,8 +163,7 @@ cmd_services() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-services.XXXXXX")
-  # DynamoDB Local on disk: the fault tests stop and restart it.
-  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" yes
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" prebuilt
   echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL LAMBDA_INVOKE_URL=$LAMBDA_INVOKE_URL${CHAT_KAFKA_DIR:+ CHAT_KAFKA_DIR=$CHAT_KAFKA_DIR}"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::context::AppContext;
 use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
 use crate::error::ChatError;
-use crate::publish::Publisher;
+use crate::publish::{PublishError, Publisher};
 use crate::store::{Directory, Messages, StoredMessage};
 
 /// The user, or 404.
@@ -88,7 +88,12 @@ async fn stored_message<S: Messages + ?Sized>(
             None => {
                 // An id is its record's place in the log: past the end, it was never sent.
                 let at = id.coordinates();
-                let end = log.partition_end(topic, at.partition).await?;
+                let end = match log.partition_end(topic, at.partition).await {
+                    Ok(end) => end,
+                    // No such partition: nothing was ever sent there.
+                    Err(PublishError::Rejected(_)) => Some(0),
+                    Err(e) => return Err(e.into()),
+                };
                 if end.is_none_or(|end| at.offset >= end) {
                     return Err(ChatError::NotFound(format!("message {id} does not exist")));
                 }

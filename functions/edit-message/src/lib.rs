@@ -227,4 +227,33 @@ mod tests {
         let (status, _) = put(&t.ctx, "10", &[("user_id", "1"), ("new_text", "x")], None).await;
         assert_eq!(status, 503);
     }
+
+    #[tokio::test]
+    async fn a_message_in_the_log_but_not_yet_stored_is_a_409_to_retry_not_a_404() {
+        use shared::publish::Publisher;
+        let t = context();
+        // A send the stream processor has not stored yet: in the log, not in the table.
+        let at = t
+            .publisher
+            .publish("chat-events", "1", b"{}")
+            .await
+            .expect("publish");
+        let id = MessageId::from_coordinates(at).expect("id").to_string();
+        let started = std::time::Instant::now();
+        let response = shared::http::reply(
+            handle(
+                &t.ctx,
+                request(
+                    Method::PUT,
+                    &[("message_id", &id)],
+                    &[("user_id", "1"), ("new_text", "x")],
+                    None,
+                ),
+            )
+            .await,
+        );
+        assert_eq!(response.status(), 409);
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert!(started.elapsed() >= shared::guard::STORE_WAIT);
+    }
 }
