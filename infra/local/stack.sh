@@ -132,8 +132,10 @@ cmd_test() {
   say "cfn-lint infra/template.yaml, before and after the SAM transform"
   "$CFN_LINT_VENV/bin/python" "$ROOT/infra/local/check_template.py" "$ROOT/infra/template.yaml" \
     || die "cfn-lint found problems in infra/template.yaml"
-  say "cargo test --workspace --all-targets"
-  run_tests --workspace --all-targets
+  # CARGO_TEST_ARGS picks some tests (e.g. '-p e2e-tests --test faults'); default: all.
+  local args; read -r -a args <<<"${CARGO_TEST_ARGS:---workspace --all-targets}"
+  say "cargo test ${args[*]}"
+  run_tests "${args[@]}"
 }
 
 clean_test_data() { # exit status

@@ -257,6 +257,7 @@ pub async fn check(
         );
         duplicates.push(repeats);
     }
+    healthy_after(name, user).await;
     let last_ack = acks.iter().map(|a| a.acked_at).max().unwrap_or_default();
     let seen = Seen {
         sent: acks.len(),
@@ -322,4 +323,27 @@ pub fn restart_service(dir: &Path, name: &str) -> Duration {
         .expect("run stack.sh restart");
     assert!(status.success(), "restarting {name} failed: {status}");
     started.elapsed()
+}
+
+/// The stack works on by itself after a fault: a burst of sends, more than there are
+/// instances of a function, each accepted at its first try (a client of a producer that a
+/// fault left stuck would get 503s long after the fault).
+pub async fn healthy_after(name: &str, user: &User) {
+    let user_id = user.user_id.get();
+    let replies = futures_util::future::join_all((0..16).map(|i| async move {
+        let reply = http()
+            .post(format!("{}/send-message/", api_url()))
+            .json(&json!({"user_id": user_id, "message": format!("after {i}")}))
+            .send()
+            .await;
+        match reply {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }))
+    .await;
+    assert!(
+        replies.iter().all(|s| *s == 202),
+        "{name}: after the fault, sends answered {replies:?}"
+    );
 }
