@@ -147,18 +147,15 @@ pub struct Seen {
     pub stored: usize,
     pub delivered: Vec<usize>,
     pub duplicates: Vec<usize>,
-    pub recovered_in: Duration,
+    /// The longest a send took from its first try to its 2xx (what the fault cost a client).
+    pub worst_send: Duration,
+    /// How long after the history check the readers still waited for messages.
+    pub delivery_wait: Duration,
 }
 
 /// The checks after a fault: every send acknowledged, stored once in order, delivered to every
-/// reader in order; `since` is when the fault began (for the recovery time).
-pub async fn check(
-    name: &str,
-    user: &User,
-    acks: &[Ack],
-    readers: &[&Reader],
-    since: Duration,
-) -> Seen {
+/// reader in order, and the stack takes sends at once afterwards.
+pub async fn check(name: &str, user: &User, acks: &[Ack], readers: &[&Reader]) -> Seen {
     let unacked: Vec<&Ack> = acks.iter().filter(|a| a.message_id.is_none()).collect();
     assert!(
         unacked.is_empty(),
@@ -206,7 +203,6 @@ pub async fn check(
     );
     // Every reader got every message, each id's first arrival in id order.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut recovered_in = Duration::ZERO;
     let started = Instant::now();
     loop {
         let complete = readers.iter().all(|r| {
@@ -214,7 +210,6 @@ pub async fn check(
             by_id.keys().all(|id| got.contains(id))
         });
         if complete {
-            recovered_in = recovered_in.max(started.elapsed());
             break;
         }
         assert!(
@@ -258,7 +253,7 @@ pub async fn check(
         duplicates.push(repeats);
     }
     healthy_after(name, user).await;
-    let last_ack = acks.iter().map(|a| a.acked_at).max().unwrap_or_default();
+    let delivery_wait = started.elapsed();
     let seen = Seen {
         sent: acks.len(),
         acked: acks.len() - unacked.len(),
@@ -267,7 +262,12 @@ pub async fn check(
         stored: ours.len(),
         delivered,
         duplicates,
-        recovered_in: last_ack.saturating_sub(since) + recovered_in,
+        worst_send: acks
+            .iter()
+            .map(|a| a.acked_at.saturating_sub(a.sent_at))
+            .max()
+            .unwrap_or_default(),
+        delivery_wait,
     };
     println!("FAULT {name}: {seen:?}");
     // The numbers for a report: CHAT_FAULT_REPORT=file make test.
