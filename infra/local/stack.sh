@@ -139,7 +139,7 @@ cmd_test() {
 }
 
 clean_test_data() { # exit status
-  if [[ $1 == 0 ]]; then
+  if [[ $1 == 0 && -z ${CHAT_KEEP_TEST_DATA:-} ]]; then
     rm -rf "$TEST_DATA"
   else
     say "the services' data and logs are kept in $TEST_DATA"

@@ -1,5 +1,7 @@
 //! The producer every publishing function creates once per process.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,9 +14,20 @@ use crate::config::KafkaConfig;
 use crate::domain::RecordCoordinates;
 use crate::publish::{PublishError, Publisher};
 
+/// Publishes that time out in a row before the producer is replaced by a new one.
+pub const REPLACE_AFTER_TIMEOUTS: u32 = 2;
+
 /// The one producer of a process: idempotent, acknowledged by all replicas, bounded in time.
+///
+/// After a broker pause or restart, librdkafka's idempotent producer can stay wedged (every
+/// record times out, long after the broker is back: seen in the fault tests), so a producer
+/// whose publishes time out [`REPLACE_AFTER_TIMEOUTS`] times in a row is replaced by a fresh
+/// one (a new producer id). The records it may have written are covered as any unknown outcome
+/// is: the send keeps its claim, and the stream processor stores a send once.
 pub struct KafkaPublisher {
-    producer: FutureProducer<KafkaContext>,
+    config: KafkaConfig,
+    producer: RwLock<FutureProducer<KafkaContext>>,
+    timeouts_in_a_row: AtomicU32,
     timeout: Duration,
 }
 
@@ -22,7 +35,16 @@ impl KafkaPublisher {
     /// Creates the producer. It connects lazily: an unreachable broker shows up as
     /// [`PublishError::Unavailable`] on the first publish, after at most `config.timeout`.
     pub fn new(config: &KafkaConfig) -> Result<Self, PublishError> {
-        let producer = client_config(config)?
+        Ok(Self {
+            producer: RwLock::new(Self::producer(config)?),
+            config: config.clone(),
+            timeouts_in_a_row: AtomicU32::new(0),
+            timeout: config.timeout,
+        })
+    }
+
+    fn producer(config: &KafkaConfig) -> Result<FutureProducer<KafkaContext>, PublishError> {
+        client_config(config)?
             // Durability: a record counts as sent only once every in-sync replica has it.
             .set("acks", "all")
             // No duplicates or reordering from librdkafka's own retries.
@@ -33,16 +55,48 @@ impl KafkaPublisher {
             // A short linger lets concurrent sends share a request without adding latency.
             .set("linger.ms", "2")
             .create::<FutureProducer<KafkaContext>>()
-            .map_err(|e| PublishError::Rejected(e.to_string()))?;
-        Ok(Self {
-            producer,
-            timeout: config.timeout,
-        })
+            .map_err(|e| PublishError::Rejected(e.to_string()))
+    }
+
+    fn current(&self) -> FutureProducer<KafkaContext> {
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a publish's outcome; replaces the producer after too many timeouts in a row.
+    fn settle(&self, outcome: &Result<RecordCoordinates, PublishError>) {
+        match outcome {
+            Err(PublishError::Unavailable(_)) => {
+                let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+                if in_a_row < REPLACE_AFTER_TIMEOUTS {
+                    return;
+                }
+                match Self::producer(&self.config) {
+                    Ok(fresh) => {
+                        let old = std::mem::replace(
+                            &mut *self.producer.write().unwrap_or_else(|p| p.into_inner()),
+                            fresh,
+                        );
+                        self.timeouts_in_a_row.store(0, Ordering::SeqCst);
+                        tracing::warn!(
+                            in_a_row,
+                            "replaced a Kafka producer whose publishes kept timing out"
+                        );
+                        // Destroying a librdkafka client blocks: off the runtime's threads.
+                        tokio::task::spawn_blocking(move || drop(old));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not create a new Kafka producer"),
+                }
+            }
+            _ => self.timeouts_in_a_row.store(0, Ordering::SeqCst),
+        }
     }
 
     /// Waits until queued records are delivered (or `timeout` passes); for process exit.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer
+        self.current()
             .flush(Timeout::After(timeout))
             .map_err(classify)
     }
@@ -56,17 +110,23 @@ impl Publisher for KafkaPublisher {
         key: &str,
         payload: &[u8],
     ) -> Result<RecordCoordinates, PublishError> {
+        let producer = self.current();
         let record = FutureRecord::to(topic).key(key).payload(payload);
-        let send = self.producer.send(record, Timeout::After(self.timeout));
+        let send = producer.send(record, Timeout::After(self.timeout));
         // message.timeout.ms bounds delivery; this outer bound guards against anything else.
-        let delivery = tokio::time::timeout(self.timeout + Duration::from_secs(1), send)
-            .await
-            .map_err(|_| PublishError::Unavailable("no delivery report in time".into()))?
-            .map_err(|(e, _)| classify(e))?;
-        Ok(RecordCoordinates {
-            partition: delivery.partition,
-            offset: delivery.offset,
-        })
+        let outcome = match tokio::time::timeout(self.timeout + Duration::from_secs(1), send).await
+        {
+            Err(_) => Err(PublishError::Unavailable(
+                "no delivery report in time".into(),
+            )),
+            Ok(Err((e, _))) => Err(classify(e)),
+            Ok(Ok(delivery)) => Ok(RecordCoordinates {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+        };
+        self.settle(&outcome);
+        outcome
     }
 
     async fn partition_end(
@@ -74,7 +134,7 @@ impl Publisher for KafkaPublisher {
         topic: &str,
         partition: i32,
     ) -> Result<Option<i64>, PublishError> {
-        let (producer, topic, timeout) = (self.producer.clone(), topic.to_owned(), self.timeout);
+        let (producer, topic, timeout) = (self.current(), topic.to_owned(), self.timeout);
         // librdkafka's call blocks: off the runtime's threads.
         let (_, high) = tokio::task::spawn_blocking(move || {
             producer
