@@ -129,6 +129,8 @@ impl KafkaClientConfig {
         self.config.create_with_context(self.context.clone())
     }
 
+    /// Only topic administration needs to know (functions built without `admin` do not).
+    #[cfg(any(test, feature = "admin"))]
     pub(super) fn uses_msk_iam(&self) -> bool {
         self.context.tokens.is_some()
     }
