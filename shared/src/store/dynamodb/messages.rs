@@ -7,7 +7,6 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::item::{message_to_item, n, s, stored_message_from_item, Item};
 use super::{classify, DynamoStore, MESSAGE_ID_INDEX};
@@ -16,9 +15,6 @@ use crate::store::{
     Cursor, DeleteOutcome, EditOutcome, MessageEdit, Messages, Page, PageRequest, StoreError,
     StoredMessage, MAX_PAGE_SIZE,
 };
-
-/// Inserts in flight at once: each is one conditional PutItem.
-const INSERT_CONCURRENCY: usize = 16;
 
 impl DynamoStore {
     /// Puts `message` unless its id exists: `None` when it was new, else what is stored (live,
@@ -58,25 +54,39 @@ impl Messages for DynamoStore {
         Ok(self.put_new(message).await?.is_none())
     }
 
-    /// Conditional puts, concurrently: two runs of one batch (a retry while the first still
-    /// writes) cannot overwrite each other's newer state, unlike a read then a batch write.
+    /// Conditional puts, in transactions of 100 (see `inserts.rs`): two runs of one batch (a
+    /// retry while the first still writes) cannot overwrite each other's newer state, unlike a
+    /// read then a batch write.
     async fn insert_messages(
         &self,
         messages: &[Message],
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
-        // Owned items: a borrowed one trips the compiler's higher-ranked check in async_trait.
-        let mut outcomes: Vec<Option<StoredMessage>> = stream::iter(messages.to_vec())
-            .map(|m| async move { self.put_new(&m).await })
-            .buffered(INSERT_CONCURRENCY)
-            .try_collect()
-            .await?;
-        // A repeat of an id earlier in this call: the first one stored it.
-        for (i, m) in messages.iter().enumerate() {
-            if outcomes[i].is_none() && messages[..i].iter().any(|other| other.id == m.id) {
-                outcomes[i] = Some(StoredMessage::Live(m.clone()));
+        // A transaction takes an item once: a repeat of an id earlier in this call is the
+        // message that first one stored.
+        let mut first_of: Vec<usize> = Vec::with_capacity(messages.len());
+        let mut unique: Vec<Message> = Vec::new();
+        for m in messages {
+            match unique.iter().position(|u| u.id == m.id) {
+                Some(at) => first_of.push(at),
+                None => {
+                    first_of.push(unique.len());
+                    unique.push(m.clone());
+                }
             }
         }
-        Ok(outcomes)
+        let stored = self.insert_new(&unique).await?;
+        let mut seen = vec![false; unique.len()];
+        Ok(first_of
+            .iter()
+            .map(|&at| {
+                let repeat = std::mem::replace(&mut seen[at], true);
+                match (&stored[at], repeat) {
+                    (Some(existing), _) => Some(existing.clone()),
+                    (None, true) => Some(StoredMessage::Live(unique[at].clone())),
+                    (None, false) => None,
+                }
+            })
+            .collect())
     }
 
     async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {

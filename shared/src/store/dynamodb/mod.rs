@@ -14,6 +14,7 @@
 mod connections;
 mod directory;
 mod idempotency;
+mod inserts;
 mod item;
 mod messages;
 pub mod schema;
