@@ -247,15 +247,6 @@ impl SendClaims for MemoryStore {
         }
     }
 
-    async fn complete_send(
-        &self,
-        key: &SendKey,
-        group_id: GroupId,
-        message_id: MessageId,
-    ) -> Result<AppliedSend, StoreError> {
-        self.record_send(key, group_id, message_id)
-    }
-
     async fn record_applied_send(
         &self,
         key: &SendKey,

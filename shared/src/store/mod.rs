@@ -212,13 +212,15 @@ pub trait SendClaims: Send + Sync {
         lease: chrono::Duration,
     ) -> Result<SendClaim, StoreError>;
     /// Records the message a claimed send produced, unless the send already is another one
-    /// (which the caller then answers with).
+    /// (which the caller then answers with): the same rule as the stream processor's side.
     async fn complete_send(
         &self,
         key: &SendKey,
         group_id: GroupId,
         message_id: MessageId,
-    ) -> Result<AppliedSend, StoreError>;
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_applied_send(key, group_id, message_id).await
+    }
     /// The stream processor's side: records the message it applies for a send, unless the
     /// send already is another message (the record at hand is then a duplicate, not stored).
     async fn record_applied_send(
