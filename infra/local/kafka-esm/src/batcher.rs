@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use shared::kafka::{consumer_config, KafkaContext};
@@ -37,7 +37,7 @@ impl Batcher {
     pub async fn next_batch(&mut self, settings: &Settings) -> Vec<OwnedMessage> {
         let first = match self.held_back.take() {
             Some(record) => record,
-            None => self.next_record().await,
+            None => self.next_record(settings).await,
         };
         let mut bytes = size_of(&first);
         let mut batch = vec![first];
@@ -63,19 +63,55 @@ impl Batcher {
     }
 
     /// Waits for a record. The consumer's errors (a broker down, a topic missing) are logged
-    /// and waited out: librdkafka reconnects and rejoins the group by itself.
-    async fn next_record(&mut self) -> OwnedMessage {
+    /// and waited out: librdkafka reconnects by itself. After every broker connection was
+    /// down, though, its group membership may never come back (seen in the fault tests: commits
+    /// "waiting for coordinator" and no record for minutes after a broker restart), so once the
+    /// broker answers again the consumer is replaced by a fresh member of the group, which
+    /// resumes from the committed offsets (records after them come again: at-least-once).
+    async fn next_record(&mut self, settings: &Settings) -> OwnedMessage {
+        let mut lost_brokers = false;
         loop {
-            match self.consumer.recv().await {
-                Ok(record) => {
+            let next = tokio::time::timeout(REJOIN_CHECK, self.consumer.recv()).await;
+            match next {
+                Ok(Ok(record)) => {
                     self.errors.recovered();
                     return record.detach();
                 }
-                Err(e) => self.errors.record(&e),
+                Ok(Err(e)) => {
+                    lost_brokers |= matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::AllBrokersDown)
+                    );
+                    self.errors.record(&e);
+                }
+                Err(_) if lost_brokers && self.broker_answers(settings) => {
+                    match consumer(settings) {
+                        Ok(fresh) => {
+                            tracing::warn!("the broker is back after all connections were down: rejoining the group with a new consumer");
+                            let old = std::mem::replace(&mut self.consumer, fresh);
+                            // Closing a consumer that lost its coordinator can block: elsewhere.
+                            tokio::task::spawn_blocking(move || drop(old));
+                            lost_brokers = false;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not create a new consumer"),
+                    }
+                }
+                Err(_) => {}
             }
         }
     }
+
+    /// Whether the broker answers a metadata request for the topic now (a blocking call of
+    /// at most 2 s, made only while nothing is consumed anyway).
+    fn broker_answers(&self, settings: &Settings) -> bool {
+        self.consumer
+            .fetch_metadata(Some(&settings.topic), Duration::from_secs(2))
+            .is_ok()
+    }
 }
+
+/// How often a consumer that lost every broker checks whether it can rejoin.
+const REJOIN_CHECK: Duration = Duration::from_secs(5);
 
 /// The consumer's errors come once per reconnection attempt while a broker is away: the first
 /// is logged, then one line every [`ErrorLog::EVERY`] with the count.
