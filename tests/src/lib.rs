@@ -188,37 +188,12 @@ pub fn record_at(config: &Config, at: RecordCoordinates) -> (String, Vec<u8>) {
 
 /// Every record of one partition of the chat topic, from the start to its current end.
 pub fn partition_records(config: &Config, partition: i32) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, "e2e-reader")
-        .expect("kafka settings")
-        .create()
-        .expect("consumer");
-    let topic = &config.kafka.chat_topic;
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, Duration::from_secs(5))
-        .expect("watermarks");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, Offset::Offset(low))
-        .expect("partition");
-    consumer.assign(&assignment).expect("assign");
-    let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (records.len() as i64) < high - low {
-        assert!(
-            Instant::now() < deadline,
-            "partition {partition}: read {} of {}",
-            records.len(),
-            high - low
-        );
-        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
-            records.push(
-                result
-                    .expect("record")
-                    .payload()
-                    .unwrap_or_default()
-                    .to_vec(),
-            );
-        }
-    }
-    records
+    let (records, expected) = topics::read_records(config, &config.kafka.chat_topic, &[partition]);
+    assert_eq!(
+        records.len() as i64,
+        expected,
+        "partition {partition}: read {} of {expected}",
+        records.len()
+    );
+    records.into_iter().map(|(_, value)| value).collect()
 }

@@ -9,15 +9,26 @@ use shared::kafka::{self, KafkaContext};
 
 /// Every record of `topic`, all partitions, from the start to their current ends: key and value.
 pub fn topic_records(config: &Config, topic: &str) -> Vec<(String, Vec<u8>)> {
+    let partitions = kafka::partition_count(&config.kafka, topic, Duration::from_secs(10))
+        .expect("partition count");
+    let partitions: Vec<i32> = (0..partitions as i32).collect();
+    read_records(config, topic, &partitions).0
+}
+
+/// The records of `partitions` of `topic` from their starts to their current ends (what was
+/// read within 30 s), and how many there are.
+pub fn read_records(
+    config: &Config,
+    topic: &str,
+    partitions: &[i32],
+) -> (Vec<(String, Vec<u8>)>, i64) {
     let consumer: BaseConsumer<KafkaContext> = kafka::consumer_config(&config.kafka, "e2e-reader")
         .expect("kafka settings")
         .create()
         .expect("consumer");
-    let partitions = kafka::partition_count(&config.kafka, topic, Duration::from_secs(10))
-        .expect("partition count");
     let mut assignment = TopicPartitionList::new();
     let mut expected = 0;
-    for partition in 0..partitions as i32 {
+    for &partition in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(5))
             .expect("watermarks");
@@ -37,5 +48,5 @@ pub fn topic_records(config: &Config, topic: &str) -> Vec<(String, Vec<u8>)> {
             ));
         }
     }
-    records
+    (records, expected)
 }

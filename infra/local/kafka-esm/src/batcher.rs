@@ -152,13 +152,29 @@ fn size_of(m: &OwnedMessage) -> usize {
 /// when the partitions are revoked; the commit itself is asynchronous and never blocks the
 /// loop while a broker is away. Failures are logged by [`KafkaContext`].
 pub fn commit(consumer: &StreamConsumer<KafkaContext>, batch: &[OwnedMessage]) {
-    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    commit_offsets(consumer, &next_offsets(batch));
+}
+
+/// Per partition, the offset after the batch's last record: what committing the batch commits.
+pub fn next_offsets(batch: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for m in batch {
-        let entry = next.entry((m.topic(), m.partition())).or_insert(0);
+        let entry = next
+            .entry((m.topic().to_owned(), m.partition()))
+            .or_insert(0);
         *entry = (*entry).max(m.offset() + 1);
     }
+    next
+}
+
+/// Commits offsets from [`next_offsets`] (see [`commit`]).
+pub fn commit_offsets(
+    consumer: &StreamConsumer<KafkaContext>,
+    next: &BTreeMap<(String, i32), i64>,
+) {
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
+    for ((topic, partition), &offset) in next {
+        let (topic, partition) = (topic.as_str(), *partition);
         if let Err(e) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
             tracing::warn!(error = %e, topic, partition, "cannot name an offset to commit");
         }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use shared::config::KafkaConfig;
 use shared::kafka::KafkaPublisher;
 
-pub use batcher::{commit, consumer, Batcher};
+pub use batcher::{commit, commit_offsets, consumer, next_offsets, Batcher};
 pub use delivery::{deliver, Delivered};
 pub use event::kafka_event;
 
@@ -176,10 +176,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     loop {
         let batch = batcher.next_batch(&settings).await;
         let started = Instant::now();
-        let delivered = deliver(&client, &settings, on_failure.as_ref(), batch.clone()).await;
-        commit(batcher.consumer(), &batch);
+        // What to commit is known up front, so the batch itself moves into the delivery.
+        let (records, offsets) = (batch.len(), next_offsets(&batch));
+        let delivered = deliver(&client, &settings, on_failure.as_ref(), batch).await;
+        commit_offsets(batcher.consumer(), &offsets);
         tracing::info!(
-            records = batch.len(),
+            records,
             invocations = delivered.invocations,
             failures = delivered.failures,
             set_aside = delivered.set_aside,
