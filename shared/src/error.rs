@@ -28,6 +28,9 @@ impl std::fmt::Display for Service {
 pub enum ChatError {
     #[error("{0}")]
     BadRequest(String),
+    /// No verified caller where one is required (401).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -59,6 +62,7 @@ impl ChatError {
     pub fn status(&self) -> u16 {
         match self {
             ChatError::BadRequest(_) => 400,
+            ChatError::Unauthorized(_) => 401,
             ChatError::Forbidden(_) => 403,
             ChatError::NotFound(_) => 404,
             ChatError::MethodNotAllowed(_) => 405,
@@ -118,6 +122,7 @@ mod tests {
     fn statuses_are_mapped_in_one_place() {
         let cases = [
             (ChatError::BadRequest("x".into()), 400),
+            (ChatError::Unauthorized("x".into()), 401),
             (ChatError::Forbidden("x".into()), 403),
             (ChatError::NotFound("x".into()), 404),
             (ChatError::MethodNotAllowed("x".into()), 405),

@@ -43,6 +43,21 @@ pub fn require_member(user: &User, group: GroupId) -> Result<(), ChatError> {
     }
 }
 
+/// Nothing, or 403 when `user_id` is not a member of `group` (or is no user at all: a verified
+/// token may name a user the directory does not have).
+pub async fn require_membership<S: Directory + ?Sized>(
+    store: &S,
+    user_id: UserId,
+    group: GroupId,
+) -> Result<User, ChatError> {
+    match store.get_user(user_id).await? {
+        Some(user) => require_member(&user, group).map(|()| user),
+        None => Err(ChatError::Forbidden(format!(
+            "user {user_id} is not a member of group {group}"
+        ))),
+    }
+}
+
 /// How long an edit or delete waits for a message the log holds but the store does not yet
 /// (the stream processor is behind), before answering 409 with `Retry-After`.
 pub const STORE_WAIT: Duration = Duration::from_secs(3);
@@ -51,7 +66,8 @@ const STORE_POLL: Duration = Duration::from_millis(100);
 /// The live message `user_id` may make `change` to, or why not: the user exists, the message
 /// exists and is live, the user is its author and has the flag for the change. An id the API
 /// just returned is never a 404: a message that is in the log but not stored yet is waited
-/// for, briefly, then a 409 to retry.
+/// for, briefly, then a 409 to retry. A message of a group the user is not in is a 404, as if
+/// it did not exist: ids of other groups' messages tell a caller nothing.
 pub async fn authorize_change(
     ctx: &AppContext,
     message_id: MessageId,
@@ -62,6 +78,11 @@ pub async fn authorize_change(
     let user = existing_user(store, user_id).await?;
     let log = ctx.publisher.as_ref();
     let message = stored_message(store, log, &ctx.config.kafka.chat_topic, message_id).await?;
+    if !user.belongs_to(message.group_id) {
+        return Err(ChatError::NotFound(format!(
+            "message {message_id} does not exist"
+        )));
+    }
     match refusal(&user, message.user_id, message_id, change) {
         Some(reason) => Err(ChatError::Forbidden(reason)),
         None => Ok(message),

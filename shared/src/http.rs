@@ -119,14 +119,23 @@ pub fn query_or_body<T: PartialEq>(
     from_query: Option<T>,
     from_body: Option<T>,
 ) -> Result<T, ChatError> {
+    optional_query_or_body(name, from_query, from_body)?.ok_or_else(|| {
+        ChatError::BadRequest(format!("{name} is required (query parameter or JSON body)"))
+    })
+}
+
+/// As [`query_or_body`], for a value that may be absent from both.
+pub fn optional_query_or_body<T: PartialEq>(
+    name: &str,
+    from_query: Option<T>,
+    from_body: Option<T>,
+) -> Result<Option<T>, ChatError> {
     match (from_query, from_body) {
         (Some(q), Some(b)) if q != b => Err(ChatError::BadRequest(format!(
             "{name} differs between the query string and the body; give it once"
         ))),
-        (Some(v), _) | (None, Some(v)) => Ok(v),
-        (None, None) => Err(ChatError::BadRequest(format!(
-            "{name} is required (query parameter or JSON body)"
-        ))),
+        (Some(v), _) | (None, Some(v)) => Ok(Some(v)),
+        (None, None) => Ok(None),
     }
 }
 

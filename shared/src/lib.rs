@@ -8,6 +8,7 @@
 //! `admin` (creating tables and topics) only for set-up and tests, and `testing` (in-memory
 //! fakes) only for unit tests.
 
+pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod context;

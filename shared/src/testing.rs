@@ -44,10 +44,22 @@ pub struct TestContext {
     pub publisher: Arc<MemoryPublisher>,
 }
 
+/// A context in `trust-client` mode, where requests in the original app's shape (no token)
+/// name their user; see [`jwt_context`] for the mode the template deploys.
 pub fn context() -> TestContext {
+    context_in("trust-client")
+}
+
+/// A context in `jwt` mode: only requests with claims ([`signed_in`]) have a caller.
+pub fn jwt_context() -> TestContext {
+    context_in("jwt")
+}
+
+fn context_in(mode: &'static str) -> TestContext {
     let store = Arc::new(MemoryStore::seeded());
     let publisher = Arc::new(MemoryPublisher::new());
-    let config = Config::from_lookup(|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::from_lookup(|name| (name == "AUTH_MODE").then(|| mode.to_owned()))
+        .unwrap_or_else(|e| panic!("{e}"));
     TestContext {
         ctx: AppContext {
             config: Arc::new(config),
@@ -82,6 +94,33 @@ pub fn request(
         .unwrap_or_else(|e| panic!("{e}"))
         .with_path_parameters(to_map(path))
         .with_query_string_parameters(to_map(query))
+}
+
+/// `request` as API Gateway's JWT authorizer passes it on: with the verified token's claims,
+/// here only the user-id claim (`claim`, as the token carries it).
+pub fn signed_in(request: Request, claim: &str) -> Request {
+    use aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+        ApiGatewayV2httpRequestContext,
+    };
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims
+        .insert(crate::auth::USER_ID_CLAIM.to_owned(), claim.to_owned());
+    jwt.claims
+        .insert("iss".into(), "https://issuer.test".into());
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.authorizer = Some(authorizer);
+    request.with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(context))
+}
+
+/// `request` signed in as `claim`'s user, or as it is when `claim` is `None`.
+pub fn maybe_signed_in(request: Request, claim: Option<&str>) -> Request {
+    match claim {
+        Some(claim) => signed_in(request, claim),
+        None => request,
+    }
 }
 
 /// The status and JSON body a handler's result is answered with.

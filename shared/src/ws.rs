@@ -37,3 +37,12 @@ pub fn connection_id(request: &ApiGatewayWebsocketProxyRequest) -> Result<&str, 
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ChatError::BadRequest("the event has no connection id".into()))
 }
+
+/// How logs name a connection: a connection id lets whoever holds it push to or close the
+/// socket through the Management API, so logs carry a tag that correlates lines, not the id.
+pub fn log_tag(connection_id: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    connection_id.hash(&mut hasher);
+    format!("{:08x}", hasher.finish() as u32)
+}

@@ -9,6 +9,7 @@ fn connection(id: &str, group: i128, lifetime: Duration) -> Connection {
     Connection {
         connection_id: id.to_owned(),
         group_id: GroupId::new(group).expect("group"),
+        user_id: None,
         // Whole seconds: the expiry is stored as epoch seconds (the TTL attribute's format).
         connected_at: chrono::DateTime::from_timestamp(now.timestamp(), 0).expect("time"),
         expires_at: chrono::DateTime::from_timestamp((now + lifetime).timestamp(), 0)
@@ -31,6 +32,15 @@ async fn a_connection_is_stored_read_back_and_deleted() {
     let c = connection("Abc123=", 1, Duration::hours(2));
     store.put_connection(&c).await.expect("put");
     assert_eq!(store.get_connection("Abc123=").await.expect("get"), Some(c));
+    // A verified user's socket keeps its user, for the per-user limit.
+    let mut owned = connection("Own456=", 1, Duration::hours(2));
+    owned.user_id = Some(shared::domain::UserId::new(2).expect("user"));
+    store.put_connection(&owned).await.expect("put");
+    assert_eq!(
+        store.get_connection("Own456=").await.expect("get"),
+        Some(owned)
+    );
+    store.delete_connection("Own456=").await.expect("delete");
     store.delete_connection("Abc123=").await.expect("delete");
     assert_eq!(store.get_connection("Abc123=").await.expect("get"), None);
     // Deleting again (a late $disconnect after a 410 clean-up) is not an error.

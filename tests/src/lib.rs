@@ -28,11 +28,16 @@ use test_support::{reachable, require_env, HOW_TO_START};
 
 /// Base URL of the API (the API Gateway emulator), checked to be reachable.
 pub fn api_url() -> String {
-    let url = require_env("CHAT_API_URL");
+    reachable_url("CHAT_API_URL", "the chat API")
+}
+
+/// The base URL in `var`, checked to be reachable.
+fn reachable_url(var: &str, what: &str) -> String {
+    let url = require_env(var);
     let host = url.trim_start_matches("http://").trim_end_matches('/');
     assert!(
         reachable(host),
-        "the chat API is not reachable at {url}: {HOW_TO_START}"
+        "{what} is not reachable at {url}: {HOW_TO_START}"
     );
     url.trim_end_matches('/').to_owned()
 }
@@ -196,4 +201,55 @@ pub fn partition_records(config: &Config, partition: i32) -> Vec<Vec<u8>> {
         records.len()
     );
     records.into_iter().map(|(_, value)| value).collect()
+}
+
+/// A Management API call signed with SigV4 (made-up local credentials), as the AWS SDK signs
+/// the stream processor's calls; the emulator refuses unsigned ones.
+pub async fn management(method: reqwest::Method, url: &str, body: Vec<u8>) -> reqwest::Response {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let identity =
+        aws_credential_types::Credentials::new("AKIDLOCAL", "local", None, None, "test").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("execute-api")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let signable = SignableRequest::new(
+        method.as_str(),
+        url,
+        std::iter::empty(),
+        SignableBody::Bytes(&body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    let mut request = http().request(method, url).body(body.clone());
+    for (name, value) in instructions.headers() {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("Management API call")
+}
+
+/// Base URL of the emulator's address that verifies tokens (`APIGW_JWT_LISTEN`), whatever
+/// mode the main address runs in.
+pub fn jwt_api_url() -> String {
+    reachable_url("CHAT_API_URL_JWT", "the token-verifying API")
+}
+
+/// The local issuer the stack trusts (its keys in `AUTH_KEY_DIR`, made by `chatctl`).
+pub fn local_issuer() -> shared::auth::jwt::LocalIssuer {
+    let dir = require_env("AUTH_KEY_DIR");
+    assert!(
+        std::path::Path::new(&dir).join("jwks.json").exists(),
+        "no local issuer keys in {dir}: {HOW_TO_START}"
+    );
+    shared::auth::jwt::LocalIssuer::open_or_create(
+        std::path::Path::new(&dir),
+        &require_env("AUTH_ISSUER"),
+        &require_env("AUTH_AUDIENCE"),
+    )
+    .expect("the local issuer")
 }

@@ -5,7 +5,9 @@
 use shared::store::Connections;
 use std::time::{Duration, Instant};
 
-use e2e_tests::{api_url, config, fresh_id, fresh_user, http, store, subscribe, ws_url, Socket};
+use e2e_tests::{
+    api_url, config, fresh_id, fresh_user, http, management, store, subscribe, ws_url, Socket,
+};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -185,6 +187,7 @@ async fn a_connection_that_is_gone_is_removed_by_the_next_push() {
         .put_connection(&Connection {
             connection_id: stale.clone(),
             group_id: user.group_id,
+            user_id: None,
             connected_at: chrono::Utc::now(),
             expires_at: chrono::Utc::now() + chrono::Duration::hours(2),
         })
@@ -249,15 +252,8 @@ async fn the_management_api_answers_410_for_unknown_connections_and_enforces_the
         reqwest::Method::GET,
         reqwest::Method::DELETE,
     ] {
-        let response = http()
-            .request(
-                method.clone(),
-                format!("{}/@connections/nobody%3D%3D", api_url()),
-            )
-            .body("{}")
-            .send()
-            .await
-            .expect("request");
+        let url = format!("{}/@connections/nobody%3D%3D", api_url());
+        let response = management(method.clone(), &url, b"{}".to_vec()).await;
         assert_eq!(response.status().as_u16(), 410, "{method}");
     }
     let user = fresh_user(false).await;
@@ -269,21 +265,27 @@ async fn the_management_api_answers_410_for_unknown_connections_and_enforces_the
         .expect("query");
     let id = &connection[0].connection_id;
     let url = format!("{}/@connections/{id}", api_url());
-    let status = http().get(&url).send().await.expect("status");
+    // Knowing a connection id is not enough: unsigned calls are refused, the socket untouched.
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+        let forged = http()
+            .request(method.clone(), &url)
+            .header("authorization", "Bearer whatever")
+            .body(r#"{"forged":true}"#)
+            .send()
+            .await
+            .expect("unsigned call");
+        assert_eq!(forged.status().as_u16(), 403, "unsigned {method}");
+    }
+    let status = management(reqwest::Method::GET, &url, Vec::new()).await;
     assert_eq!(status.status().as_u16(), 200);
-    let too_big = http()
-        .post(&url)
-        .body(vec![b'x'; 128 * 1024 + 1])
-        .send()
-        .await
-        .expect("push");
+    let too_big = management(reqwest::Method::POST, &url, vec![b'x'; 128 * 1024 + 1]).await;
     assert_eq!(too_big.status().as_u16(), 413);
-    let pushed = http()
-        .post(&url)
-        .body(r#"{"hello":"socket"}"#)
-        .send()
-        .await
-        .expect("push");
+    let pushed = management(
+        reqwest::Method::POST,
+        &url,
+        br#"{"hello":"socket"}"#.to_vec(),
+    )
+    .await;
     assert_eq!(pushed.status().as_u16(), 200);
     assert_eq!(frames(&mut socket, 1).await[0], json!({"hello": "socket"}));
     // A client frame over 128 KB closes the socket, as API Gateway does.

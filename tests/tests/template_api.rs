@@ -185,6 +185,8 @@ impl Deployment {
         match name {
             "UseMsk" => self.kafka_source == "msk",
             "UseSelfManagedKafka" => self.kafka_source == "self-managed",
+            // No AuthIssuer given: the stack's own user pool.
+            "CreateUserPool" => true,
             other => panic!("unknown condition {other}"),
         }
     }
@@ -202,6 +204,7 @@ impl Deployment {
                 None if name.ends_with("Table") => format!("chat-{name}-1X2Y3Z4W5V6U"),
                 None if name.ends_with("Api") => "a1b2c3d4e5".into(),
                 None if name.ends_with("Stage") => self.parameters["WebSocketStageName"].clone(),
+                None if name == "UserPoolClient" => "4m9kq1example0client0id0".into(),
                 None => panic!("no stand-in for !Ref {name}"),
             },
         }
@@ -234,6 +237,9 @@ impl Deployment {
                 }
                 out.push_str(rest);
                 Some(out)
+            }
+            Some(("GetAtt", name)) if str_of(name) == "UserPool.ProviderURL" => {
+                Some("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123".into())
             }
             Some((tag, _)) => panic!("no stand-in for !{tag} in an environment variable"),
         }
@@ -330,4 +336,67 @@ fn the_template_sets_only_variables_config_reads_and_every_one_it_needs() {
             }
         }
     }
+}
+
+#[test]
+fn identity_is_verified_on_every_route_and_trust_client_cannot_be_deployed() {
+    let t = template();
+    // Every function runs in jwt mode; none may switch it off.
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(globals["AUTH_MODE"].as_str(), Some("jwt"));
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let mode = &f["Properties"]["Environment"]["Variables"]["AUTH_MODE"];
+        assert!(
+            mode.is_null() || mode.as_str() == Some("jwt"),
+            "{id} sets AUTH_MODE {mode:?}"
+        );
+    }
+    // The HTTP API: a JWT authorizer on the Authorization header is every route's default,
+    // and no route opts out.
+    let api = &resources(&t)["HttpApi"]["Properties"]["Auth"];
+    let default = str_of(&api["DefaultAuthorizer"]);
+    let authorizer = &api["Authorizers"][default];
+    assert_eq!(
+        str_of(&authorizer["IdentitySource"]),
+        "$request.header.Authorization"
+    );
+    assert!(!authorizer["JwtConfiguration"]["issuer"].is_null());
+    assert!(!authorizer["JwtConfiguration"]["audience"].is_null());
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        if let Some(events) = f["Properties"]["Events"].as_mapping() {
+            for (_, event) in events {
+                assert!(
+                    event["Properties"]["Auth"].is_null(),
+                    "{id} overrides the authorizer"
+                );
+            }
+        }
+    }
+    // $connect: the ws-authorize function as a REQUEST authorizer on ?token=.
+    let routes = of_type(&t, "AWS::ApiGatewayV2::Route");
+    let connect = routes
+        .values()
+        .find(|r| r["Properties"]["RouteKey"].as_str() == Some("$connect"))
+        .expect("$connect route");
+    assert_eq!(
+        connect["Properties"]["AuthorizationType"].as_str(),
+        Some("CUSTOM")
+    );
+    let (_, id) = tagged(&connect["Properties"]["AuthorizerId"]).expect("an authorizer");
+    let authorizer = &resources(&t)[str_of(id)]["Properties"];
+    assert_eq!(authorizer["AuthorizerType"].as_str(), Some("REQUEST"));
+    assert_eq!(
+        authorizer["IdentitySource"][0].as_str(),
+        Some("route.request.querystring.token")
+    );
+    let (_, uri) = tagged(&authorizer["AuthorizerUri"]).expect("a !Sub");
+    let function = str_of(uri)
+        .split("functions/${")
+        .nth(1)
+        .and_then(|s| s.split(".Arn}").next())
+        .expect("a function");
+    assert_eq!(
+        Some(functions(&t)[function].as_str()),
+        route_file()["websocket_authorizer"].as_str()
+    );
 }

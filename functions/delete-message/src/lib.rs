@@ -6,12 +6,13 @@ use chrono::Utc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
+use shared::auth::acting_user;
 use shared::context::AppContext;
 use shared::domain::{Change, MessageId, UserId};
 use shared::events::ChatEvent;
 use shared::guard::authorize_change;
 use shared::http::{
-    json_body, parse_query, path_param, publish_accepted, query_or_body, require_method,
+    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, require_method,
 };
 use shared::ChatError;
 
@@ -26,7 +27,8 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
     require_method(request, &Method::DELETE)?;
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: DeleteRequest = json_body(request)?.unwrap_or_default();
-    let user_id = query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
+    let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
+    let user_id = acting_user(&ctx.config.auth, request, named)?;
     let message = authorize_change(ctx, message_id, user_id, Change::Delete).await?;
     let event = ChatEvent::MessageDeleted {
         message_id,
@@ -105,10 +107,13 @@ mod tests {
                 )
                 .await;
                 let may_delete = deleter == 2 || deleter == 4;
+                let same_group = deleter.div_ceil(2) == author.div_ceil(2);
                 let expected = if deleter == author && may_delete {
                     202
-                } else {
+                } else if same_group {
                     403
+                } else {
+                    404
                 };
                 assert_eq!(
                     status, expected,
@@ -160,5 +165,21 @@ mod tests {
             cause: "down".into(),
         });
         assert_eq!(delete(&t.ctx, "20", &[("user_id", "2")], None).await.0, 503);
+    }
+
+    #[tokio::test]
+    async fn with_identity_only_the_tokens_user_deletes_and_other_groups_see_nothing() {
+        let t = shared::testing::jwt_context();
+        seed_messages(t.store.as_ref()).await;
+        let delete = |claim: Option<&str>, id: &str, query: &[(&str, &str)]| {
+            let r = request(Method::DELETE, &[("message_id", id)], query, None);
+            let r = shared::testing::maybe_signed_in(r, claim);
+            let ctx = &t.ctx;
+            async move { reply(handle(ctx, r).await).0 }
+        };
+        assert_eq!(delete(None, "20", &[("user_id", "2")]).await, 401);
+        assert_eq!(delete(Some("1"), "20", &[("user_id", "2")]).await, 403);
+        assert_eq!(delete(Some("4"), "20", &[]).await, 404);
+        assert_eq!(delete(Some("2"), "20", &[]).await, 202);
     }
 }

@@ -6,13 +6,14 @@ use chrono::Utc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
+use shared::auth::acting_user;
 use shared::context::AppContext;
 use shared::domain::{Change, MessageId, MessageText, UserId};
 use shared::events::ChatEvent;
 use shared::guard::authorize_change;
 use shared::http::{
-    json_body, parse_query, path_param, publish_accepted, query_or_body, query_param,
-    require_method,
+    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, query_or_body,
+    query_param, require_method,
 };
 use shared::ChatError;
 
@@ -29,7 +30,8 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
     require_method(request, &Method::PUT)?;
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: EditRequest = json_body(request)?.unwrap_or_default();
-    let user_id = query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
+    let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
+    let user_id = acting_user(&ctx.config.auth, request, named)?;
     let query_text = query_param(request, "new_text")
         .map(MessageText::new)
         .transpose()?;
@@ -141,7 +143,13 @@ mod tests {
                     None,
                 )
                 .await;
-                let expected = if editor == author { 202 } else { 403 };
+                // Another group's message is not there, for this user.
+                let same_group = editor.div_ceil(2) == author.div_ceil(2);
+                let expected = match (editor == author, same_group) {
+                    (true, _) => 202,
+                    (false, true) => 403,
+                    (false, false) => 404,
+                };
                 assert_eq!(
                     status, expected,
                     "user {editor} editing {author}'s message: {body}"
@@ -255,5 +263,30 @@ mod tests {
         assert_eq!(response.status(), 409);
         assert_eq!(response.headers()["retry-after"], "1");
         assert!(started.elapsed() >= shared::guard::STORE_WAIT);
+    }
+
+    #[tokio::test]
+    async fn with_identity_only_the_tokens_user_edits_and_other_groups_see_nothing() {
+        let t = shared::testing::jwt_context();
+        seed_messages(t.store.as_ref()).await;
+        let edit = |claim: Option<&str>, id: &str, query: &[(&str, &str)]| {
+            let r = request(Method::PUT, &[("message_id", id)], query, None);
+            let r = shared::testing::maybe_signed_in(r, claim);
+            let ctx = &t.ctx;
+            async move { reply(handle(ctx, r).await) }
+        };
+        let text = ("new_text", "x");
+        assert_eq!(edit(None, "10", &[("user_id", "1"), text]).await.0, 401);
+        assert_eq!(edit(Some("1"), "10", &[text]).await.0, 202);
+        assert_eq!(
+            edit(Some("2"), "10", &[("user_id", "1"), text]).await.0,
+            403
+        );
+        assert_eq!(edit(Some("2"), "10", &[text]).await.0, 403);
+        let (status, body) = edit(Some("3"), "10", &[text]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("message 10 does not exist"))
+        );
     }
 }

@@ -4,9 +4,10 @@
 
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use shared::auth::reader;
 use shared::context::AppContext;
 use shared::domain::{GroupId, Message, MessageId, ValidationError};
-use shared::guard::existing_group;
+use shared::guard::{existing_group, require_membership};
 use shared::http::{json, parse_query, path_param, query_param, require_method};
 use shared::store::{Cursor, Page, PageRequest, MAX_PAGE_SIZE};
 use shared::ChatError;
@@ -34,7 +35,11 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         (None, Some(id)) => Cursor::After(id),
         (None, None) => Cursor::Latest,
     };
+    let reader = reader(&ctx.config.auth, request, parse_query(request, "user_id")?)?;
     existing_group(ctx.store.as_ref(), group_id).await?;
+    if let Some(user_id) = reader {
+        require_membership(ctx.store.as_ref(), user_id, group_id).await?;
+    }
     let mut page = ctx
         .store
         .list_messages(group_id, PageRequest { limit, cursor })
@@ -287,5 +292,33 @@ mod tests {
             cause: "timeout".into(),
         });
         assert_eq!(get(&t.ctx, "1", &[]).await.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn only_members_read_a_group() {
+        let t = shared::testing::jwt_context();
+        let read = |claim: Option<&str>, group: &str, query: &[(&str, &str)]| {
+            let r = request(Method::GET, &[("group_id", group)], query, None);
+            let r = shared::testing::maybe_signed_in(r, claim);
+            let ctx = &t.ctx;
+            async move { parts(&reply(handle(ctx, r).await)).0 }
+        };
+        assert_eq!(read(None, "1", &[]).await, 401);
+        assert_eq!(read(Some("1"), "1", &[]).await, 200);
+        assert_eq!(read(Some("3"), "1", &[]).await, 403);
+        assert_eq!(read(Some("1"), "1", &[("user_id", "3")]).await, 403);
+        // A token naming a user the directory lacks.
+        assert_eq!(read(Some("99"), "1", &[]).await, 403);
+        // Trust-client mode: the original app's open read, or the member check when named.
+        let open = context();
+        assert_eq!(parts(&get(&open.ctx, "1", &[]).await).0, 200);
+        assert_eq!(
+            parts(&get(&open.ctx, "1", &[("user_id", "3")]).await).0,
+            403
+        );
+        assert_eq!(
+            parts(&get(&open.ctx, "1", &[("user_id", "2")]).await).0,
+            200
+        );
     }
 }

@@ -106,14 +106,14 @@ impl Processor {
     async fn settle(&self, pusher: &dyn Pusher, connection: &Connection, delivery: &Delivery) {
         let id = &connection.connection_id;
         if let Delivery::CutOff(_, why) = delivery {
-            tracing::warn!(connection = %id, %why, "cutting off a connection that does not take its frames");
+            tracing::warn!(connection = %shared::ws::log_tag(id), %why, "cutting off a connection that does not take its frames");
             if let Err(e) = pusher.disconnect(id).await {
-                tracing::warn!(connection = %id, error = %e, "could not close a connection");
+                tracing::warn!(connection = %shared::ws::log_tag(id), error = %e, "could not close a connection");
             }
         }
         if matches!(delivery, Delivery::Gone(_) | Delivery::CutOff(..)) {
             if let Err(e) = self.store.delete_connection(id).await {
-                tracing::warn!(connection = %id, error = %e, "could not forget a connection");
+                tracing::warn!(connection = %shared::ws::log_tag(id), error = %e, "could not forget a connection");
             }
         }
     }

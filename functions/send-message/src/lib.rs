@@ -6,6 +6,7 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
+use shared::auth::acting_user;
 use shared::context::AppContext;
 use shared::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
 use shared::events::ChatEvent;
@@ -21,7 +22,9 @@ pub const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 128;
 
 #[derive(Deserialize)]
 struct SendRequest {
-    user_id: UserId,
+    /// Optional with a token (it must then name the caller); required without one.
+    #[serde(default)]
+    user_id: Option<UserId>,
     message: MessageText,
     #[serde(default)]
     group_id: Option<GroupId>,
@@ -34,8 +37,9 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
     let body: SendRequest = json_body(&request)?.ok_or_else(|| {
         ChatError::BadRequest("a JSON body with user_id and message is required".into())
     })?;
+    let user_id = acting_user(&ctx.config.auth, &request, body.user_id)?;
     let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
-    let user = existing_user(ctx.store.as_ref(), body.user_id).await?;
+    let user = existing_user(ctx.store.as_ref(), user_id).await?;
     let group_id = match body.group_id {
         None => user.group_id,
         Some(group_id) => existing_group(ctx.store.as_ref(), group_id).await?.group_id,
@@ -172,7 +176,7 @@ mod tests {
             ("", "JSON body with user_id and message is required"),
             ("{", "invalid JSON body"),
             ("[]", "invalid JSON body"),
-            (r#"{"message": "hi"}"#, "missing field `user_id`"),
+            (r#"{"message": "hi"}"#, "user_id is required"),
             (r#"{"user_id": 1}"#, "missing field `message`"),
             (r#"{"user_id": "1", "message": "hi"}"#, "user_id"),
             (r#"{"user_id": 0, "message": "hi"}"#, "user_id must be"),
@@ -339,5 +343,32 @@ mod tests {
             lambda_http::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         assert_eq!(reply(handle(&t.ctx, form).await).status(), 415);
+    }
+
+    #[tokio::test]
+    async fn with_identity_on_the_token_decides_who_sends() {
+        let t = shared::testing::jwt_context();
+        let send = |claim: Option<&str>, body: &str| {
+            let r = request(Method::POST, &[], &[], Some(body));
+            let r = shared::testing::maybe_signed_in(r, claim);
+            let ctx = &t.ctx;
+            async move { parts(&reply(handle(ctx, r).await)) }
+        };
+        let (status, body) = send(None, r#"{"user_id": 1, "message": "x"}"#).await;
+        assert_eq!(status, 401, "{body}");
+        let (status, body) = send(Some("3"), r#"{"message": "hi"}"#).await;
+        assert_eq!(
+            (status, body["group_id"].as_u64()),
+            (202, Some(2)),
+            "{body}"
+        );
+        let (status, body) = send(Some("3"), r#"{"user_id": 3, "message": "hi"}"#).await;
+        assert_eq!(status, 202, "{body}");
+        // Posting as Bob with Charlie's token.
+        let (status, body) = send(Some("3"), r#"{"user_id": 2, "message": "x"}"#).await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = send(Some("3"), r#"{"message": "x", "group_id": 1}"#).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(t.publisher.records().len(), 2);
     }
 }

@@ -1,38 +1,125 @@
 //! WebSocket `$connect`: the group comes as `?group_id=` (API Gateway WebSocket routes have no
 //! path parameters; the local emulator maps `/subscribe/{group_id}` onto it). An unknown or
-//! malformed group refuses the socket; otherwise the connection is stored with its group and
-//! an expiry of two hours, when API Gateway closes it anyway.
+//! malformed group refuses the socket; otherwise the connection is stored with its group, its
+//! user and an expiry of two hours, when API Gateway closes it anyway.
+//!
+//! With identity on, `ws-authorize` has verified the token and the membership before this
+//! runs and passes the user in its context; the membership is checked again here, so that a
+//! route deployed without the authorizer cannot subscribe anyone anywhere. A user holds at most
+//! `MAX_SOCKETS_PER_USER` sockets: opening one more closes their oldest (a new tab or device
+//! wins; an abandoned one does not lock its user out until it expires).
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chrono::Utc;
+use shared::auth::connecting_user;
 use shared::context::AppContext;
-use shared::domain::{Connection, GroupId};
-use shared::guard::existing_group;
+use shared::domain::{Connection, GroupId, UserId};
+use shared::guard::{existing_group, require_membership};
+use shared::push::{ApiGatewayPusher, Pusher};
 use shared::ws::{connection_id, MAX_CONNECTION_SECONDS};
 use shared::ChatError;
+use tokio::sync::OnceCell;
+
+/// The Management API client, made on first use and kept for the process.
+static PUSHER: OnceCell<Option<ApiGatewayPusher>> = OnceCell::const_new();
 
 pub async fn handle(
     ctx: &AppContext,
     request: ApiGatewayWebsocketProxyRequest,
 ) -> Result<(), ChatError> {
+    let pusher = PUSHER
+        .get_or_init(|| async {
+            match &ctx.config.ws_management_endpoint {
+                Some(endpoint) => Some(
+                    ApiGatewayPusher::new(
+                        endpoint,
+                        &ctx.config.dynamodb.region,
+                        ctx.config.push_timeout,
+                    )
+                    .await,
+                ),
+                None => None,
+            }
+        })
+        .await;
+    handle_with(ctx, pusher.as_ref().map(|p| p as &dyn Pusher), request).await
+}
+
+/// [`handle`], closing surplus sockets through `pusher` (none: their rows are only deleted).
+pub async fn handle_with(
+    ctx: &AppContext,
+    pusher: Option<&dyn Pusher>,
+    request: ApiGatewayWebsocketProxyRequest,
+) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
+    let user_id = connecting_user(&ctx.config.auth, &request)?;
     let group_id: GroupId = request
         .query_string_parameters
         .first("group_id")
         .ok_or_else(|| ChatError::BadRequest("group_id is required (?group_id=)".into()))?
         .parse()?;
     existing_group(ctx.store.as_ref(), group_id).await?;
+    if let Some(user_id) = user_id {
+        require_membership(ctx.store.as_ref(), user_id, group_id).await?;
+    }
     let now = Utc::now();
     ctx.store
         .put_connection(&Connection {
             connection_id: connection_id.to_owned(),
             group_id,
+            user_id,
             connected_at: now,
             expires_at: now + chrono::Duration::seconds(MAX_CONNECTION_SECONDS),
         })
         .await?;
-    tracing::info!(connection_id, %group_id, "connected");
+    tracing::debug!(connection_id, "connected");
+    tracing::info!(%group_id, user_id = user_id.map(UserId::get), "subscribed");
+    if let Some(user_id) = user_id {
+        close_surplus(ctx, pusher, user_id, group_id, connection_id).await;
+    }
     Ok(())
+}
+
+/// Closes the user's oldest sockets beyond the limit. A user belongs to one group, so their
+/// sockets are all in its index. Best effort: the limit bounds cost, and a failure here must
+/// not refuse the socket that was just accepted.
+async fn close_surplus(
+    ctx: &AppContext,
+    pusher: Option<&dyn Pusher>,
+    user_id: UserId,
+    group_id: GroupId,
+    keep: &str,
+) {
+    let mut mine = match ctx.store.connections_for_group(group_id).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|c| c.user_id == Some(user_id))
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the user's sockets; the limit is not applied");
+            return;
+        }
+    };
+    // Newest first; the socket being opened stays whatever the clocks say.
+    mine.sort_by(|a, b| {
+        (b.connection_id == keep, b.connected_at).cmp(&(a.connection_id == keep, a.connected_at))
+    });
+    for surplus in mine.iter().skip(ctx.config.auth.max_sockets_per_user) {
+        let id = surplus.connection_id.as_str();
+        if let Some(pusher) = pusher {
+            if let Err(e) = pusher.disconnect(id).await {
+                tracing::warn!(error = %e, "cannot close a socket over the per-user limit");
+                continue;
+            }
+        }
+        if let Err(e) = ctx.store.delete_connection(id).await {
+            tracing::warn!(error = %e, "cannot forget a socket over the per-user limit");
+        }
+        tracing::info!(
+            user_id = user_id.get(),
+            "closed the user's oldest socket (over the limit)"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +172,71 @@ mod tests {
             .await
             .expect_err("unavailable");
         assert_eq!(err.status(), 503);
+    }
+
+    fn as_user(
+        mut event: ApiGatewayWebsocketProxyRequest,
+        user: &str,
+    ) -> ApiGatewayWebsocketProxyRequest {
+        event.request_context.authorizer.fields.insert(
+            shared::auth::CONTEXT_USER_ID.into(),
+            serde_json::json!(user),
+        );
+        event
+    }
+
+    #[tokio::test]
+    async fn with_identity_only_members_subscribe_and_the_user_is_stored() {
+        let t = shared::testing::jwt_context();
+        let group = |g: &str| serde_json::json!({ "group_id": g });
+        let err = handle_with(&t.ctx, None, event("a", group("1")))
+            .await
+            .expect_err("no authorizer context");
+        assert_eq!(err.status(), 401);
+        let err = handle_with(&t.ctx, None, as_user(event("b", group("1")), "3"))
+            .await
+            .expect_err("not a member");
+        assert_eq!(err.status(), 403);
+        handle_with(&t.ctx, None, as_user(event("c", group("1")), "1"))
+            .await
+            .expect("a member");
+        let stored = t
+            .store
+            .get_connection("c")
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(stored.user_id.map(UserId::get), Some(1));
+        assert!(t.store.get_connection("b").await.expect("get").is_none());
+    }
+
+    #[tokio::test]
+    async fn one_socket_over_the_limit_closes_the_users_oldest() {
+        let t = shared::testing::jwt_context();
+        let pusher = shared::push::MemoryPusher::new();
+        let limit = t.ctx.config.auth.max_sockets_per_user;
+        for n in 0..=limit {
+            let id = format!("s{n}");
+            pusher.open(&id);
+            let e = as_user(event(&id, serde_json::json!({"group_id": "1"})), "2");
+            handle_with(&t.ctx, Some(&pusher), e)
+                .await
+                .expect("connect");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Alice's socket in the same group is not Bob's to lose.
+        pusher.open("alice");
+        let e = as_user(event("alice", serde_json::json!({"group_id": "1"})), "1");
+        handle_with(&t.ctx, Some(&pusher), e)
+            .await
+            .expect("connect");
+        assert_eq!(pusher.disconnected(), ["s0"]);
+        let left = t
+            .store
+            .connections_for_group(GroupId::new(1).expect("id"))
+            .await
+            .expect("query");
+        assert_eq!(left.len(), limit + 1);
+        assert!(left.iter().all(|c| c.connection_id != "s0"));
     }
 }

@@ -34,6 +34,7 @@ mod tests {
         let connection = Connection {
             connection_id: "c1".into(),
             group_id: GroupId::new(1).expect("id"),
+            user_id: None,
             connected_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::hours(2),
         };

@@ -12,7 +12,7 @@ pub async fn handle(
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
     ctx.store.delete_connection(connection_id).await?;
-    tracing::info!(connection_id, "disconnected");
+    tracing::debug!(connection_id, "disconnected");
     Ok(())
 }
 
@@ -30,6 +30,7 @@ mod tests {
         let connection = Connection {
             connection_id: "x1".into(),
             group_id: GroupId::new(1).expect("id"),
+            user_id: None,
             connected_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::hours(2),
         };

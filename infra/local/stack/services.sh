@@ -208,6 +208,14 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
   mkdir -p "$dir"
   # Functions inherit this: the stream processor pushes through the emulator's Management API.
   export WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:$api_port
+  # Identity: a local issuer stands in for Cognito (its key pair made once, kept with the data).
+  # trust-client unless asked otherwise: the original app's clients send no token.
+  export AUTH_MODE=${AUTH_MODE:-trust-client}
+  export AUTH_ISSUER=http://127.0.0.1:$api_port/auth AUTH_AUDIENCE=chat-local AUTH_KEY_DIR=$3/auth
+  chatctl issuer-keys || die "cannot make the local issuer's keys in $AUTH_KEY_DIR"
+  # make test also verifies tokens on a second address of the same gateway (the identity tests).
+  local jwt_port=""
+  [[ $mode == prebuilt ]] && jwt_port=$(free_port)
   if [[ $mode == watch ]]; then
     start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
       PATH="$CARGO_LAMBDA_VENV/bin:$PATH" cargo lambda watch --quiet \
@@ -220,8 +228,10 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
   fi
   start_service "API-Gateway emulator" "$api_port" "$dir" env \
     APIGW_LISTEN="127.0.0.1:$api_port" LAMBDA_INVOKE_URL="http://127.0.0.1:$lambda_port" \
+    APIGW_JWT_LISTEN="${jwt_port:+127.0.0.1:$jwt_port}" \
     "$CARGO_TARGET_DIR/debug/local-apigw"
   export CHAT_API_URL=http://127.0.0.1:$api_port
+  [[ -n $jwt_port ]] && export CHAT_API_URL_JWT=http://127.0.0.1:$jwt_port
   export LAMBDA_INVOKE_URL=http://127.0.0.1:$lambda_port
   # With `watch`, cargo lambda compiles each function on its first call: make that call now,
   # not in a test. Either way, each function must answer before the stack counts as up.

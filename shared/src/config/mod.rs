@@ -52,8 +52,44 @@ pub struct DynamoConfig {
     pub timeout: Duration,
 }
 
+/// Who the caller is taken to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// The caller comes from a verified token's claims (API Gateway's JWT authorizer, or the
+    /// `$connect` authorizer's context); a request without them is refused with 401.
+    Jwt,
+    /// Local development only: without claims, the `user_id` a request names is believed, as
+    /// the original app did. The template cannot deploy it.
+    TrustClient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// The token issuer (`iss`), e.g. a Cognito user pool's URL. Needed by `ws-authorize`.
+    pub issuer: Option<String>,
+    /// The app client id tokens must be for (`aud`, or `client_id` of an access token).
+    pub audience: Option<String>,
+    /// Where the issuer's signing keys are; `{issuer}/.well-known/jwks.json` when unset.
+    pub jwks_url: Option<String>,
+    /// Open sockets a user may hold; opening one more closes their oldest.
+    pub max_sockets_per_user: usize,
+}
+
+impl AuthConfig {
+    /// The JWKS location: the one configured, else where Cognito (and OIDC issuers) put it.
+    pub fn jwks_url(&self) -> Option<String> {
+        self.jwks_url.clone().or_else(|| {
+            self.issuer
+                .as_ref()
+                .map(|i| format!("{}/.well-known/jwks.json", i.trim_end_matches('/')))
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    pub auth: AuthConfig,
     pub kafka: KafkaConfig,
     pub dynamodb: DynamoConfig,
     /// Base URL of the API Gateway Management API (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
@@ -128,6 +164,12 @@ pub const VARIABLES: &[Variable] = &[
     // Required by the stream processor only (without it events are stored, not pushed).
     var("WS_MANAGEMENT_ENDPOINT", None, OnAws::Optional),
     var("PUSH_TIMEOUT_MS", Some("3000"), OnAws::Optional),
+    var("AUTH_MODE", Some("jwt"), OnAws::Required),
+    // Required by ws-authorize only (the HTTP API's JWT authorizer has its own copy).
+    var("AUTH_ISSUER", None, OnAws::Optional),
+    var("AUTH_AUDIENCE", None, OnAws::Optional),
+    var("AUTH_JWKS_URL", None, OnAws::Optional),
+    var("MAX_SOCKETS_PER_USER", Some("5"), OnAws::Optional),
 ];
 
 impl Config {
@@ -175,7 +217,17 @@ impl Config {
         let ws_management_endpoint = get("WS_MANAGEMENT_ENDPOINT")
             .map(|v| http_url("WS_MANAGEMENT_ENDPOINT", v))
             .transpose()?;
+        let auth = AuthConfig {
+            mode: auth_mode(get("AUTH_MODE"))?,
+            issuer: get("AUTH_ISSUER"),
+            audience: get("AUTH_AUDIENCE"),
+            jwks_url: get("AUTH_JWKS_URL")
+                .map(|v| http_url("AUTH_JWKS_URL", v))
+                .transpose()?,
+            max_sockets_per_user: count("MAX_SOCKETS_PER_USER", get("MAX_SOCKETS_PER_USER"))?,
+        };
         Ok(Config {
+            auth,
             kafka,
             dynamodb,
             ws_management_endpoint,
@@ -274,6 +326,28 @@ fn region(value: Option<String>) -> Result<String, ConfigError> {
             "AWS_REGION",
             format!("`{value}` is not a region name like us-east-1"),
         ))
+    }
+}
+
+fn auth_mode(value: Option<String>) -> Result<AuthMode, ConfigError> {
+    match required("AUTH_MODE", value)?.as_str() {
+        "jwt" => Ok(AuthMode::Jwt),
+        "trust-client" => Ok(AuthMode::TrustClient),
+        other => Err(invalid(
+            "AUTH_MODE",
+            format!("`{other}` is neither `jwt` nor `trust-client`"),
+        )),
+    }
+}
+
+fn count(var: &'static str, value: Option<String>) -> Result<usize, ConfigError> {
+    let value = required(var, value)?;
+    match value.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            var,
+            format!("`{value}` is not a whole number between 1 and 1000"),
+        )),
     }
 }
 

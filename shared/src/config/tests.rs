@@ -77,3 +77,33 @@ fn every_variable_with_a_default_has_a_valid_default() {
         }
     }
 }
+
+#[test]
+fn identity_is_verified_unless_trust_is_asked_for() {
+    let c = config(&[]).expect("defaults are valid");
+    assert_eq!(c.auth.mode, AuthMode::Jwt);
+    assert_eq!(c.auth.max_sockets_per_user, 5);
+    assert_eq!(c.auth.jwks_url(), None);
+    let c = config(&[
+        ("AUTH_MODE", "trust-client"),
+        (
+            "AUTH_ISSUER",
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/",
+        ),
+    ])
+    .expect("valid");
+    assert_eq!(c.auth.mode, AuthMode::TrustClient);
+    assert_eq!(
+        c.auth.jwks_url().as_deref(),
+        Some("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/.well-known/jwks.json")
+    );
+    for (var, value) in [
+        ("AUTH_MODE", "none"),
+        ("AUTH_MODE", "JWT"),
+        ("MAX_SOCKETS_PER_USER", "0"),
+        ("AUTH_JWKS_URL", "file:///keys.json"),
+    ] {
+        let err = config(&[(var, value)]).expect_err(value);
+        assert_eq!(err.var, var);
+    }
+}

@@ -277,6 +277,9 @@ pub struct Message {
 pub struct Connection {
     pub connection_id: String,
     pub group_id: GroupId,
+    /// The verified user who opened it; `None` for the original app's anonymous subscriptions
+    /// (`trust-client` mode only).
+    pub user_id: Option<UserId>,
     pub connected_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }

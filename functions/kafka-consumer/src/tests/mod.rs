@@ -118,6 +118,7 @@ async fn connect_at(
         .put_connection(&Connection {
             connection_id: connection_id.into(),
             group_id: GroupId::new(i128::from(group)).expect("id"),
+            user_id: None,
             connected_at,
             expires_at: Utc::now() + chrono::Duration::hours(2),
         })

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
     ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
     ApiGatewayV2httpRequestContextHttpDescription, ApiGatewayV2httpResponse,
 };
@@ -25,7 +26,12 @@ use crate::{json_error, Gateway};
 /// API Gateway's HTTP API payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 
-pub async fn handle(gateway: &Gateway, request: Request, peer: SocketAddr) -> Response {
+pub async fn handle(
+    gateway: &Gateway,
+    request: Request,
+    peer: SocketAddr,
+    verify: bool,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let (route, path_parameters) = match find(&gateway.routes, method.as_str(), &path) {
@@ -48,6 +54,14 @@ pub async fn handle(gateway: &Gateway, request: Request, peer: SocketAddr) -> Re
             )
         }
     };
+    // As on AWS, the authorizer runs once a route matched, before the body is read.
+    let claims = match (&gateway.auth, verify) {
+        (Some(auth), true) => match auth.bearer(request.headers()).await {
+            Ok(claims) => Some(claims),
+            Err(refusal) => return refusal,
+        },
+        _ => None,
+    };
     let raw_query = request.uri().query().unwrap_or_default().to_owned();
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
@@ -59,7 +73,7 @@ pub async fn handle(gateway: &Gateway, request: Request, peer: SocketAddr) -> Re
             )
         }
     };
-    let event = http_api_event(&Incoming {
+    let mut event = http_api_event(&Incoming {
         method: &parts.method,
         path: &path,
         raw_query: &raw_query,
@@ -69,6 +83,13 @@ pub async fn handle(gateway: &Gateway, request: Request, peer: SocketAddr) -> Re
         path_parameters,
         source_ip: peer.ip().to_string(),
     });
+    if let Some(claims) = claims {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = claims;
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        event.request_context.authorizer = Some(authorizer);
+    }
     match gateway
         .invoker
         .invoke::<_, ApiGatewayV2httpResponse>(&route.function, &event)

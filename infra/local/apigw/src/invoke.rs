@@ -51,6 +51,25 @@ impl Invoker {
         function: &str,
         event: &E,
     ) -> Result<R, InvokeFailure> {
+        match self.call(function, event).await? {
+            Ok(reply) => Ok(reply),
+            Err(error) => {
+                tracing::error!(function, reply = %error, "function error");
+                Err(json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                ))
+            }
+        }
+    }
+
+    /// Calls `function`; its reply, or the function's own error (its `errorMessage`), or the
+    /// response to give when it could not be called at all.
+    pub async fn call<E: Serialize, R: DeserializeOwned>(
+        &self,
+        function: &str,
+        event: &E,
+    ) -> Result<Result<R, String>, InvokeFailure> {
         let slots = self
             .in_flight
             .lock()
@@ -94,13 +113,13 @@ impl Invoker {
             !reply.status().is_success() || reply.headers().contains_key("x-amz-function-error");
         let text = reply.text().await.unwrap_or_default();
         if failed {
-            tracing::error!(function, reply = %text, "function error");
-            return Err(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ));
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            return Ok(Err(message));
         }
-        serde_json::from_str(&text).map_err(|e| {
+        serde_json::from_str(&text).map(Ok).map_err(|e| {
             tracing::error!(function, error = %e, reply = %text, "malformed function reply");
             json_error(
                 StatusCode::BAD_GATEWAY,

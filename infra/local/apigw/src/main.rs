@@ -6,11 +6,19 @@
 //!   client frames go to `$default`, a closed socket to `$disconnect`, with API Gateway's limits
 //!   ([`websocket`]). `ws://.../?group_id=` is AWS's shape; `ws://.../subscribe/{group_id}` is
 //!   the one route AWS has no equivalent of, kept for the original app's clients.
-//! - The Management API that functions push through, `/@connections/{id}` ([`management`]).
+//! - The Management API that functions push through, `/@connections/{id}` ([`management`]),
+//!   for SigV4-signed requests only.
+//! - Identity ([`auth`]): with `AUTH_MODE=jwt` (the default) the HTTP API verifies bearer
+//!   tokens as AWS's JWT authorizer does and `$connect` runs the `ws-authorize` function; with
+//!   `AUTH_MODE=trust-client` neither happens and the functions believe the requests' `user_id`
+//!   (the original app's clients, local development only). `APIGW_JWT_LISTEN` adds a second
+//!   address that always verifies, sharing the sockets (tests use both modes on one stack).
 //!
 //! Configuration: `APIGW_LISTEN` (default `127.0.0.1:8000`), `LAMBDA_INVOKE_URL` (default
-//! `http://127.0.0.1:9000`).
+//! `http://127.0.0.1:9000`), `AUTH_MODE`, `APIGW_JWT_LISTEN`, and for verifying tokens
+//! `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_KEY_DIR` (the local issuer's keys, made by `chatctl`).
 
+mod auth;
 mod http_api;
 mod invoke;
 mod management;
@@ -35,6 +43,17 @@ pub struct Gateway {
     websocket: WebSocketRoutes,
     sockets: websocket::Registry,
     invoker: Invoker,
+    /// The function run as the `$connect` authorizer.
+    websocket_authorizer: String,
+    /// The issuer tokens are verified against, when some address verifies them.
+    auth: Option<auth::Auth>,
+}
+
+/// One listening address: the gateway, and whether it verifies identity there.
+#[derive(Clone)]
+struct Front {
+    gateway: Arc<Gateway>,
+    verify: bool,
 }
 
 #[tokio::main]
@@ -57,15 +76,63 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let verify = match std::env::var("AUTH_MODE").as_deref() {
+        Ok("jwt") | Err(_) => true,
+        Ok("trust-client") => false,
+        Ok(other) => {
+            eprintln!("local-apigw: AUTH_MODE is `{other}`; use `jwt` or `trust-client`");
+            std::process::exit(1);
+        }
+    };
+    let jwt_listen = std::env::var("APIGW_JWT_LISTEN")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let auth = if verify || jwt_listen.is_some() {
+        match auth::Auth::from_env() {
+            Ok(auth) => Some(auth),
+            Err(e) => {
+                eprintln!("local-apigw: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        tracing::warn!(
+            "AUTH_MODE=trust-client: identity is NOT verified; any request may act as any \
+             user. For local development only."
+        );
+        None
+    };
     let file = routes::route_file();
     let gateway = Arc::new(Gateway {
         routes: file.routes,
         websocket: file.websocket,
         sockets: websocket::Registry::default(),
         invoker,
+        websocket_authorizer: file.websocket_authorizer,
+        auth,
     });
-    tracing::info!(%listen, invoke = %invoke_url, "local API Gateway listening");
-    let app = Router::new().fallback(route).with_state(gateway);
+    tracing::info!(%listen, invoke = %invoke_url, verify, "local API Gateway listening");
+    let mut servers = vec![tokio::spawn(serve(listener, gateway.clone(), verify))];
+    if let Some(jwt_listen) = jwt_listen {
+        let listener = match tokio::net::TcpListener::bind(&jwt_listen).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("local-apigw: cannot listen on {jwt_listen}: {e}");
+                std::process::exit(1);
+            }
+        };
+        tracing::info!(listen = %jwt_listen, "verifying tokens on a second address");
+        servers.push(tokio::spawn(serve(listener, gateway, true)));
+    }
+    for server in servers {
+        let _ = server.await;
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, verify: bool) {
+    let app = Router::new()
+        .fallback(route)
+        .with_state(Front { gateway, verify });
     if let Err(e) = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -79,7 +146,7 @@ async fn main() {
 
 /// Every request: the Management API, a WebSocket handshake, or an HTTP API route.
 async fn route(
-    State(gateway): State<Arc<Gateway>>,
+    State(Front { gateway, verify }): State<Front>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
@@ -87,17 +154,23 @@ async fn route(
         .decode_utf8_lossy()
         .into_owned();
     if let Some((_, id)) = path.split_once("@connections/") {
+        if !auth::is_signed(request.headers()) {
+            return auth::message(StatusCode::FORBIDDEN, "Missing Authentication Token");
+        }
         return management::handle(&gateway, request, id).await;
+    }
+    if let (Some(auth), true) = (&gateway.auth, path.ends_with("/.well-known/jwks.json")) {
+        return auth.jwks();
     }
     if is_websocket_upgrade(&request) {
         let (mut parts, _body) = request.into_parts();
         return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await
         {
-            Ok(upgrade) => websocket::connect(gateway, upgrade, &parts, peer).await,
+            Ok(upgrade) => websocket::connect(gateway, upgrade, &parts, peer, verify).await,
             Err(rejection) => rejection.into_response(),
         };
     }
-    http_api::handle(&gateway, request, peer).await
+    http_api::handle(&gateway, request, peer, verify).await
 }
 
 fn is_websocket_upgrade(request: &Request) -> bool {

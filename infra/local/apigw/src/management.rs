@@ -33,7 +33,7 @@ pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
                 // A client that does not read costs only itself: it is closed, as API Gateway
                 // closes a connection it cannot deliver to, and this and later pushes are 410.
                 Err(TrySendError::Full(_)) => {
-                    tracing::warn!(connection = %id, "closing a socket whose queue is full");
+                    tracing::warn!(connection = %shared::ws::log_tag(id), "closing a socket whose queue is full");
                     live.closer.notify_one();
                     sockets.remove(id);
                     gone()

@@ -26,6 +26,8 @@ pub struct WebSocketRoutes {
 pub struct RouteFile {
     pub routes: Vec<Route>,
     pub websocket: WebSocketRoutes,
+    /// The `$connect` authorizer's function.
+    pub websocket_authorizer: String,
 }
 
 /// The routes compiled into this binary.

@@ -98,7 +98,7 @@ pub async fn serve<F, Fut>(
             ended = &mut writer => {
                 let why = ended.unwrap_or("writer failed");
                 if why != "closed" {
-                    tracing::warn!(connection = %connection_id, why, "closing a socket that does not take its frames");
+                    tracing::warn!(connection = %shared::ws::log_tag(connection_id), why, "closing a socket that does not take its frames");
                 }
                 break None;
             }

@@ -67,6 +67,8 @@ pub struct SocketInfo {
     pub user_agent: String,
     pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
+    /// What the `$connect` authorizer returned; API Gateway passes it to every route.
+    pub authorizer: HashMap<String, serde_json::Value>,
 }
 
 /// A handshake: the group comes from `?group_id=` (API Gateway's shape) or from
@@ -77,6 +79,7 @@ pub async fn connect(
     upgrade: WebSocketUpgrade,
     parts: &Parts,
     peer: SocketAddr,
+    verify: bool,
 ) -> Response {
     let path = parts.uri.path();
     let mut query: Vec<(String, String)> =
@@ -107,7 +110,7 @@ pub async fn connect(
             .unwrap_or_default()
             .to_owned()
     };
-    let info = SocketInfo {
+    let mut info = SocketInfo {
         connection_id: new_connection_id(),
         connected_at: Utc::now(),
         domain_name: header(header::HOST),
@@ -115,7 +118,14 @@ pub async fn connect(
         user_agent: header(header::USER_AGENT),
         headers: parts.headers.clone(),
         query,
+        authorizer: HashMap::new(),
     };
+    if verify {
+        match crate::auth::authorize_connect(&gateway, &info).await {
+            Ok(context) => info.authorizer = context,
+            Err(refusal) => return refusal,
+        }
+    }
     // The socket is known before `$connect` runs: a frame pushed to it between `$connect`
     // storing the connection and the handshake's end is queued, not refused with 410.
     let (sender, commands) = mpsc::channel(QUEUE_FRAMES);
@@ -172,7 +182,7 @@ pub async fn connect(
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |e| {
             let (gateway, info) = failed;
-            tracing::warn!(error = %e, connection = %info.connection_id, "a WebSocket handshake failed after $connect");
+            tracing::warn!(error = %e, connection = %shared::ws::log_tag(&info.connection_id), "a WebSocket handshake failed after $connect");
             forget(&gateway, &info.connection_id);
             tokio::spawn(disconnected(gateway, info));
         })
@@ -237,6 +247,7 @@ pub fn route_event(
     context.domain_name = Some(info.domain_name.clone());
     context.connection_id = Some(info.connection_id.clone());
     context.apiid = Some("local".into());
+    context.authorizer.fields = info.authorizer.clone();
     if route == "$disconnect" {
         context.disconnect_status_code = Some(1000);
         context.disconnect_reason = Some(String::new());
@@ -282,6 +293,7 @@ mod tests {
             user_agent: "test".into(),
             headers,
             query: vec![("group_id".into(), "2".into())],
+            authorizer: [("user_id".to_owned(), serde_json::json!("3"))].into(),
         }
     }
 
@@ -298,6 +310,8 @@ mod tests {
             assert_eq!(ctx["eventType"], event_type);
             assert_eq!(ctx["connectionId"], "abcDEF123=");
             assert_eq!(ctx["identity"]["sourceIp"], "127.0.0.1");
+            // The authorizer's context reaches every route, as on AWS.
+            assert_eq!(ctx["authorizer"]["user_id"], "3");
             // The functions read it back as the same type.
             let parsed: ApiGatewayWebsocketProxyRequest =
                 serde_json::from_value(event.clone()).unwrap_or_else(|e| panic!("{route}: {e}"));

@@ -66,6 +66,16 @@ enum Command {
         idle_ms: Option<u64>,
     },
     /// Subscribe to a group over WebSocket and print every frame until Ctrl-C.
+    /// Prints a token of the local issuer for a user (for `Authorization: Bearer` and
+    /// `?token=`), making the issuer's key pair first if there is none.
+    Token {
+        user_id: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        ttl: u64,
+    },
+    /// Makes the local issuer's key pair if there is none (the stack does, on first run).
+    IssuerKeys,
     Watch {
         group_id: String,
         #[arg(long, default_value = "ws://127.0.0.1:8000")]
@@ -108,10 +118,30 @@ async fn run(command: Command) -> Result<(), String> {
             url,
             count,
         } => watch::watch(&group_id, &url, count).await,
+        Command::Token { user_id, ttl } => {
+            let user_id = user_id.parse().map_err(|e| format!("{e}"))?;
+            let token = local_issuer(&config)?.token(user_id, std::time::Duration::from_secs(ttl));
+            println!("{token}");
+            Ok(())
+        }
+        Command::IssuerKeys => local_issuer(&config).map(|_| ()),
     }
 }
 
 /// Why Kafka could not be used, and what to start.
+/// The local issuer: its keys in `AUTH_KEY_DIR` (default `.data/dev/auth`, where `make dev`
+/// keeps them), its name and audience those of `make dev` unless set.
+fn local_issuer(config: &Config) -> Result<shared::auth::jwt::LocalIssuer, String> {
+    let dir = std::env::var("AUTH_KEY_DIR").unwrap_or_else(|_| ".data/dev/auth".into());
+    let issuer = config.auth.issuer.as_deref().unwrap_or(LOCAL_ISSUER);
+    let audience = config.auth.audience.as_deref().unwrap_or(LOCAL_AUDIENCE);
+    shared::auth::jwt::LocalIssuer::open_or_create(std::path::Path::new(&dir), issuer, audience)
+}
+
+/// `make dev`'s issuer and audience.
+const LOCAL_ISSUER: &str = "http://127.0.0.1:8000/auth";
+const LOCAL_AUDIENCE: &str = "chat-local";
+
 fn kafka_unreachable(config: &Config, e: impl std::fmt::Display) -> String {
     format!(
         "Kafka is not reachable at {} ({e}); start the local stack with `make dev`, or set \

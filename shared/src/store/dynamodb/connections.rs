@@ -11,16 +11,18 @@ use crate::store::{Connections, StoreError};
 #[async_trait]
 impl Connections for DynamoStore {
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.tables.connections)
             .item("connection_id", s(&connection.connection_id))
             .item("group_id", n(connection.group_id))
             .item("connected_at", s(connection.connected_at.to_rfc3339()))
-            .item("expires_at", n(connection.expires_at.timestamp()))
-            .send()
-            .await
-            .map_err(|e| classify("PutItem", e))?;
+            .item("expires_at", n(connection.expires_at.timestamp()));
+        if let Some(user_id) = connection.user_id {
+            put = put.item("user_id", n(user_id));
+        }
+        put.send().await.map_err(|e| classify("PutItem", e))?;
         Ok(())
     }
 

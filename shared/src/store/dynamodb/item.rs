@@ -138,6 +138,10 @@ pub(super) fn connection_from_item(item: &Item) -> Result<Connection, StoreError
     Ok(Connection {
         connection_id: get_s(item, "connection_id")?.to_owned(),
         group_id: get_id(item, "group_id")?,
+        user_id: item
+            .contains_key("user_id")
+            .then(|| get_id(item, "user_id"))
+            .transpose()?,
         connected_at: get_time(item, "connected_at")?,
         expires_at: DateTime::from_timestamp(expires_at, 0)
             .ok_or_else(|| corrupt("expires_at", "is out of range"))?,

@@ -1,0 +1,251 @@
+//! Identity at the gateway, as AWS does it:
+//! - the HTTP API's JWT authorizer: a bearer token in `Authorization` verified against the
+//!   issuer's keys (RSA only, `iss`, `aud`/`client_id`, `exp`, `nbf`), refused with API
+//!   Gateway's own 401 (`{"message":"Unauthorized"}`), its claims handed to the function;
+//! - the WebSocket `$connect` REQUEST authorizer: `ws-authorize` is invoked with `?token=` and
+//!   `?group_id=`; no token is a 401 without invoking it, its `Unauthorized` error a 401, a Deny
+//!   a 403, an Allow lets `$connect` run with the authorizer's context;
+//! - the Management API takes only SigV4-signed requests (its form is checked, standing in
+//!   for IAM): a connection id alone does not let anyone push to or close a socket.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequestContext, ApiGatewayCustomAuthorizerResponse,
+};
+use aws_lambda_events::iam::IamPolicyEffect;
+use aws_lambda_events::query_map::QueryMap;
+use axum::body::Body;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+use shared::auth::jwt::{flatten_claims, KeySource, TokenError, Verifier, JWKS_FILE};
+
+use crate::websocket::SocketInfo;
+use crate::Gateway;
+
+/// The local issuer the gateway trusts.
+pub struct Auth {
+    pub verifier: Verifier,
+    pub jwks_file: PathBuf,
+}
+
+impl Auth {
+    /// From `AUTH_ISSUER`, `AUTH_AUDIENCE` and `AUTH_KEY_DIR` (where `chatctl` keeps the local
+    /// issuer's keys).
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("{name} must be set to verify tokens (AUTH_MODE=jwt)"))
+        };
+        let (issuer, audience) = (var("AUTH_ISSUER")?, var("AUTH_AUDIENCE")?);
+        let jwks_file = PathBuf::from(var("AUTH_KEY_DIR")?).join(JWKS_FILE);
+        Ok(Self {
+            verifier: Verifier::new(&issuer, &audience, KeySource::File(jwks_file.clone())),
+            jwks_file,
+        })
+    }
+
+    /// The issuer's public keys, as Cognito serves them at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> Response {
+        match std::fs::read(&self.jwks_file) {
+            Ok(bytes) => {
+                let mut response = Response::new(Body::from(bytes));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(_) => crate::json_error(StatusCode::NOT_FOUND, "no keys"),
+        }
+    }
+
+    /// The claims of the request's bearer token, flattened to strings as API Gateway passes
+    /// them, or API Gateway's 401.
+    pub async fn bearer(&self, headers: &HeaderMap) -> Result<HashMap<String, String>, Response> {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Err(unauthorized(None));
+        };
+        // API Gateway takes the token with or without the `Bearer` scheme.
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+            .trim();
+        match self.verifier.verify(token).await {
+            Ok(claims) => Ok(flatten_claims(&claims)),
+            Err(e @ TokenError::KeysUnavailable(_)) => {
+                tracing::error!(error = %e, "cannot verify tokens");
+                Err(crate::json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                ))
+            }
+            Err(e) => Err(unauthorized(Some(&e))),
+        }
+    }
+}
+
+/// API Gateway's answer to a missing or invalid token: its body, and the reason in
+/// `WWW-Authenticate` as AWS gives it.
+pub fn unauthorized(why: Option<&TokenError>) -> Response {
+    let mut response = message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let challenge = match why {
+        None => "Bearer".to_owned(),
+        Some(e) => format!(
+            "Bearer error=\"invalid_token\" error_description=\"{}\"",
+            e.to_string().replace('"', "'")
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// `{"message": text}`: the shape of API Gateway's own refusals.
+pub fn message(status: StatusCode, text: &str) -> Response {
+    let mut response = Response::new(Body::from(
+        serde_json::json!({ "message": text }).to_string(),
+    ));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Runs the `$connect` authorizer for a handshake: its context (`principalId` and what it
+/// returned), or the refusal to answer the handshake with.
+pub async fn authorize_connect(
+    gateway: &Gateway,
+    info: &SocketInfo,
+) -> Result<HashMap<String, Value>, Response> {
+    let has_token = info
+        .query
+        .iter()
+        .any(|(k, v)| k == "token" && !v.is_empty());
+    if !has_token {
+        // The identity source is missing: API Gateway refuses without calling the authorizer.
+        return Err(unauthorized(None));
+    }
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in &info.query {
+        query.entry(k.clone()).or_default().push(v.clone());
+    }
+    let mut context = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
+    context.request_id = Some(uuid::Uuid::new_v4().to_string());
+    context.stage = Some("local".into());
+    let mut event = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
+    event.type_ = Some("REQUEST".into());
+    event.method_arn = Some("arn:aws:execute-api:local:000000000000:local/local/$connect".into());
+    event.headers = info.headers.clone();
+    event.query_string_parameters = QueryMap::from(query.clone());
+    event.multi_value_query_string_parameters = QueryMap::from(query);
+    event.request_context = context;
+    let function = &gateway.websocket_authorizer;
+    let reply: ApiGatewayCustomAuthorizerResponse =
+        match gateway.invoker.call(function, &event).await {
+            Err(failure) => return Err(failure),
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) if error == "Unauthorized" => return Err(unauthorized(None)),
+            Ok(Err(error)) => {
+                tracing::error!(function, %error, "the authorizer failed");
+                return Err(message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                ));
+            }
+        };
+    let allowed = !reply.policy_document.statement.is_empty()
+        && reply
+            .policy_document
+            .statement
+            .iter()
+            .all(|s| s.effect == IamPolicyEffect::Allow);
+    if !allowed {
+        return Err(message(StatusCode::FORBIDDEN, "Forbidden"));
+    }
+    let mut fields: HashMap<String, Value> = match reply.context {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => HashMap::new(),
+    };
+    if let Some(principal) = reply.principal_id {
+        fields.insert("principalId".into(), Value::String(principal));
+    }
+    Ok(fields)
+}
+
+/// Whether a Management API request carries a SigV4 signature of the right form:
+/// `AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/execute-api/aws4_request,
+/// SignedHeaders=..., Signature=<64 hex>` and an `X-Amz-Date`. Any local credentials do.
+pub fn is_signed(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(authorization), Some(_date)) = (text("authorization"), text("x-amz-date")) else {
+        return false;
+    };
+    let Some(rest) = authorization.strip_prefix("AWS4-HMAC-SHA256 ") else {
+        return false;
+    };
+    let parts: HashMap<&str, &str> = rest
+        .split(',')
+        .filter_map(|p| p.trim().split_once('='))
+        .collect();
+    let scope_ok = parts.get("Credential").is_some_and(|c| {
+        let scope: Vec<&str> = c.split('/').collect();
+        scope.len() == 5
+            && !scope[0].is_empty()
+            && scope[1].len() == 8
+            && scope[3] == "execute-api"
+            && scope[4] == "aws4_request"
+    });
+    let signature_ok = parts
+        .get("Signature")
+        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    scope_ok && signature_ok && parts.contains_key("SignedHeaders")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        map
+    }
+
+    #[test]
+    fn only_sigv4_signed_management_calls_pass() {
+        let good = "AWS4-HMAC-SHA256 Credential=AKIDLOCAL/20261127/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert!(is_signed(&headers(&[
+            ("authorization", good),
+            ("x-amz-date", "20261127T120000Z")
+        ])));
+        assert!(!is_signed(&headers(&[("authorization", good)])));
+        assert!(!is_signed(&headers(&[("x-amz-date", "20261127T120000Z")])));
+        for bad in [
+            "Bearer abc",
+            "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=xyz",
+            "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/execute-api/aws4_request, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            let h = headers(&[("authorization", bad), ("x-amz-date", "20261127T120000Z")]);
+            assert!(!is_signed(&h), "{bad}");
+        }
+    }
+}
