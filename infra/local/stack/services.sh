@@ -213,6 +213,8 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
   export AUTH_MODE=${AUTH_MODE:-trust-client}
   export AUTH_ISSUER=http://127.0.0.1:$api_port/auth AUTH_AUDIENCE=chat-local AUTH_KEY_DIR=$3/auth
   chatctl issuer-keys || die "cannot make the local issuer's keys in $AUTH_KEY_DIR"
+  [[ $AUTH_MODE == trust-client ]] \
+    && say "AUTH_MODE=trust-client: requests are believed about who sends them (AUTH_MODE=jwt verifies tokens)"
   # make test also verifies tokens on a second address of the same gateway (the identity tests).
   local jwt_port=""
   [[ $mode == prebuilt ]] && jwt_port=$(free_port)
