@@ -46,6 +46,7 @@ LAMBDA_CONCURRENCY=${LAMBDA_CONCURRENCY:-4}
 CHAT_PARTITIONS=${CHAT_PARTITIONS:-4}
 
 STARTED_PIDS=()
+STOP_HOOKS=()         # commands run once the started services stopped (saving data)
 STARTED_PIDFILES=()   # per started pid: its pid file (a restarted broker writes its new pid there)
 REUSED=0   # set when a service of another make dev was reused
 

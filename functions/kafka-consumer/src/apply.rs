@@ -6,6 +6,8 @@
 //! the ones after it are retried; the ones before it are done.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use shared::domain::{
@@ -23,6 +25,9 @@ use crate::{ProcessError, Processor, Report};
 
 /// Sends whose `client_message_id` is recorded at once.
 const RECORD_CONCURRENCY: usize = 16;
+/// How long a user read from the directory is believed by later batches: a change of name or
+/// flags reaches the stream processor within this time.
+pub const KNOWN_USER_TTL: Duration = Duration::from_secs(30);
 
 /// What one partition did: the frames of what it applied, and where it stopped, if it did.
 pub(crate) struct PartitionOutcome {
@@ -53,7 +58,10 @@ impl From<StoreError> for Refused {
 impl Processor {
     pub(crate) async fn apply_partition(&self, records: &[Record]) -> PartitionOutcome {
         let mut state = PartitionState {
-            users: UserCache::default(),
+            users: UserCache {
+                batch: HashMap::new(),
+                known: &self.users,
+            },
             frames: Vec::new(),
             report: Report::default(),
             pending: Vec::new(),
@@ -153,7 +161,7 @@ impl Processor {
     /// The message a send creates, or why the send is invalid (unknown user, wrong group).
     async fn new_message(
         &self,
-        users: &mut UserCache,
+        users: &mut UserCache<'_>,
         id: MessageId,
         user_id: UserId,
         group_id: Option<GroupId>,
@@ -238,7 +246,7 @@ impl Processor {
     /// `None` when it was dropped.
     async fn apply_change(
         &self,
-        users: &mut UserCache,
+        users: &mut UserCache<'_>,
         change: ChatEvent,
         version: MessageId,
     ) -> Result<Option<Frame>, StoreError> {
@@ -323,21 +331,54 @@ impl Processor {
 }
 
 struct PartitionState<'a> {
-    users: UserCache,
+    users: UserCache<'a>,
     frames: Vec<Frame>,
     report: Report,
     pending: Vec<PendingSend<'a>>,
 }
 
 /// Users looked up once per batch.
+/// Users the process read recently, with when (only users that exist: an unknown id is asked
+/// again, so that a user created meanwhile is found).
 #[derive(Default)]
-struct UserCache(HashMap<UserId, Option<User>>);
+pub struct KnownUsers(Mutex<HashMap<UserId, (Instant, User)>>);
 
-impl UserCache {
+impl KnownUsers {
+    fn get(&self, id: UserId) -> Option<User> {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .get(&id)
+            .filter(|(at, _)| at.elapsed() < KNOWN_USER_TTL)
+            .map(|(_, user)| user.clone())
+    }
+
+    fn put(&self, user: &User) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(user.user_id, (Instant::now(), user.clone()));
+    }
+}
+
+/// The users of one batch: each read once, from the process's recent ones or the directory.
+struct UserCache<'p> {
+    batch: HashMap<UserId, Option<User>>,
+    known: &'p KnownUsers,
+}
+
+impl UserCache<'_> {
     async fn get(&mut self, store: &dyn Store, id: UserId) -> Result<Option<&User>, StoreError> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(id) {
-            slot.insert(store.get_user(id).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.batch.entry(id) {
+            let user = match self.known.get(id) {
+                Some(user) => Some(user),
+                None => {
+                    let user = store.get_user(id).await?;
+                    if let Some(user) = &user {
+                        self.known.put(user);
+                    }
+                    user
+                }
+            };
+            slot.insert(user);
         }
-        Ok(self.0.get(&id).and_then(Option::as_ref))
+        Ok(self.batch.get(&id).and_then(Option::as_ref))
     }
 }

@@ -73,6 +73,9 @@ pub struct Processor {
     /// `None` when no WebSocket API is configured: events are stored, not pushed.
     pub pusher: Option<Arc<dyn Pusher>>,
     pub dead_letter_topic: String,
+    /// Users read in earlier batches, for a short while: the directory changes rarely and by
+    /// hand, and a batch should not wait on it.
+    pub users: apply::KnownUsers,
 }
 
 impl Processor {
@@ -93,6 +96,7 @@ impl Processor {
             publisher: ctx.publisher.clone(),
             pusher,
             dead_letter_topic: config.kafka.dead_letter_topic.clone(),
+            users: apply::KnownUsers::default(),
         }
     }
 

@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
             publisher: publisher.clone(),
             pusher: Some(pusher.clone()),
             dead_letter_topic: "dlq".into(),
+            users: crate::apply::KnownUsers::default(),
         },
         store,
         publisher,
@@ -340,3 +341,46 @@ async fn a_closed_connection_is_forgotten_after_a_410() {
 }
 
 mod isolation;
+
+#[tokio::test]
+async fn a_user_read_by_one_batch_is_believed_by_the_next_for_a_while() {
+    use shared::store::Directory;
+    let f = fixture();
+    f.processor
+        .process(&event(&[(0, 1, sent(1, 1, "one"))]))
+        .await
+        .expect("first batch");
+    // Renamed in the directory: the next batch, within KNOWN_USER_TTL, still says Alice.
+    let mut alice = shared::domain::seed_users()[0].clone();
+    alice.name = "Alicia".into();
+    f.store.put_user(&alice).await.expect("rename");
+    f.processor
+        .process(&event(&[(0, 2, sent(1, 1, "two"))]))
+        .await
+        .expect("second batch");
+    let second = f
+        .store
+        .get_message(MessageId::new(i128::from(id(0, 2))).expect("id"))
+        .await
+        .expect("get");
+    match second {
+        Some(StoredMessage::Live(m)) => assert_eq!(m.name, "Alice"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // A fresh process reads the directory again.
+    let g = fixture();
+    g.store.put_user(&alice).await.expect("rename");
+    g.processor
+        .process(&event(&[(0, 3, sent(1, 1, "three"))]))
+        .await
+        .expect("batch");
+    match g
+        .store
+        .get_message(MessageId::new(i128::from(id(0, 3))).expect("id"))
+        .await
+        .expect("get")
+    {
+        Some(StoredMessage::Live(m)) => assert_eq!(m.name, "Alicia"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
