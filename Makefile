@@ -1,7 +1,7 @@
 # The two commands of the README, and a few helpers. Everything goes through
 # infra/local/stack.sh, which installs missing tools (cached in ~/.cache/chat-backend) and
 # starts and stops the local services.
-.PHONY: dev test check services install build sam-build
+.PHONY: dev test check services install build sam-build bench
 
 ## Run the local stack (Kafka, DynamoDB Local, the functions, the API on :8000) until Ctrl-C.
 dev:
@@ -18,6 +18,10 @@ check:
 ## Throw-away services for running `cargo test` by hand; prints the variables to export.
 services:
 	@infra/local/stack.sh services
+
+## Against the running make dev: ours and the original app's architecture side by side, one table.
+bench:
+	@infra/local/stack.sh bench
 
 ## Install the tools only.
 install:

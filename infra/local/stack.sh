@@ -34,6 +34,7 @@ DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
 CARGO_LAMBDA_VENV=$TOOLS_DIR/cargo-lambda-$CARGO_LAMBDA_VERSION
 CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
 CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
+BENCH_VENV=$TOOLS_DIR/bench-$(cksum <"$ROOT/infra/local/bench/requirements.txt" | cut -d' ' -f1)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
 
 DEV_KAFKA_PORT=${DEV_KAFKA_PORT:-9092}
@@ -211,15 +212,40 @@ cmd_kafka_tool() { # tool args...
     -cp "$KAFKA_HOME/libs/*" "$class" "$@"
 }
 
+# Side by side against the running make dev: our stack and the peer (the original app's
+# architecture, on the same broker), the cases of infra/local/bench/bench.py, one table.
+cmd_bench() {
+  with_install_lock install_bench_venv
+  local api=${CHAT_API_URL:-http://127.0.0.1:$DEV_API_PORT}
+  export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$DEV_KAFKA_PORT}
+  curl -s -o /dev/null --max-time 5 "$api/users/" \
+    || die "no chat API answers at $api: start make dev first (or set CHAT_API_URL)"
+  [[ -x $CARGO_TARGET_DIR/debug/chatctl ]] || cargo build --quiet -p chatctl || die "building chatctl failed"
+  # The peer's topics, one per group as the original app had them.
+  chatctl create-topic group_1 >/dev/null && chatctl create-topic group_2 >/dev/null \
+    || die "cannot create the peer's topics on $KAFKA_BOOTSTRAP_SERVERS"
+  trap 'stop_started' EXIT
+  trap 'exit 130' INT TERM
+  local dir port
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
+  port=$(free_port)
+  start_service "peer" "$port" "$dir" env -C "$ROOT/infra/local/bench" FETCH_WAIT_MS=5 \
+    "$BENCH_VENV/bin/uvicorn" peer:app --host 127.0.0.1 --port "$port" --log-level warning
+  say "benchmarking $api and the peer on :$port, alternating (a few minutes)"
+  (cd "$ROOT/infra/local/bench" \
+    && "$BENCH_VENV/bin/python" bench.py --ours "$api" --peer "http://127.0.0.1:$port" --scale "${BENCH_SCALE:-1}")
+}
+
 case ${1:-} in
   install) install_all ;;
   check) cmd_check ;;
   dev) cmd_dev ;;
   test) shift; cmd_test "$@" ;;
   services) cmd_services ;;
+  bench) cmd_bench ;;
   build) cmd_build ;;
   sam) shift; cmd_sam "$@" ;;
   kafka) shift; cmd_kafka_tool "$@" ;;
   restart) shift; cmd_restart "$@" ;;
-  *) die "usage: $0 install | check | dev | test [CMD...] | services | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME" ;;
+  *) die "usage: $0 install | check | dev | test [CMD...] | services | bench | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME" ;;
 esac

@@ -83,6 +83,11 @@ install_cfn_lint() {
     "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
 }
 
+# make bench's client and peer, keyed by the requirements' content.
+install_bench_venv() {
+  install_venv "$BENCH_VENV" uvicorn -r "$ROOT/infra/local/bench/requirements.txt"
+}
+
 install_cmake() { install_venv "$CMAKE_VENV" cmake "cmake==$CMAKE_VERSION"; }
 
 install_all() {
