@@ -5,13 +5,15 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError};
 use crate::publish::{NoPublisher, PublishError, Publisher};
 use crate::store::dynamodb::DynamoStore;
-use crate::store::Store;
+use crate::store::{KnownUsers, Store};
 
 #[derive(Clone)]
 pub struct AppContext {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub publisher: Arc<dyn Publisher>,
+    /// Users read recently, for the hot path of a send (see [`KnownUsers`]).
+    pub known_users: Arc<KnownUsers>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,7 @@ impl AppContext {
             config: Arc::new(config),
             store: Arc::new(store),
             publisher,
+            known_users: Arc::default(),
         })
     }
 }

@@ -7,7 +7,7 @@ use crate::context::AppContext;
 use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
 use crate::error::ChatError;
 use crate::publish::{PublishError, Publisher};
-use crate::store::{Directory, Messages, StoredMessage};
+use crate::store::{Directory, KnownUsers, Messages, StoredMessage};
 
 /// The user, or 404.
 pub async fn existing_user<S: Directory + ?Sized>(
@@ -16,6 +16,19 @@ pub async fn existing_user<S: Directory + ?Sized>(
 ) -> Result<User, ChatError> {
     store
         .get_user(user_id)
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("user {user_id} does not exist")))
+}
+
+/// The user, or 404, believed for a short while once read (see [`KnownUsers`]): for hot paths
+/// whose decision is checked again downstream.
+pub async fn recent_user<S: Directory + ?Sized>(
+    known: &KnownUsers,
+    store: &S,
+    user_id: UserId,
+) -> Result<User, ChatError> {
+    known
+        .user(store, user_id)
         .await?
         .ok_or_else(|| ChatError::NotFound(format!("user {user_id} does not exist")))
 }

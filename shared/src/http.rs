@@ -23,8 +23,13 @@ pub async fn publish_accepted(
     status: &str,
     message_id: crate::domain::MessageId,
 ) -> Result<Response<Body>, ChatError> {
-    crate::publish::publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, event)
-        .await?;
+    crate::publish::publish_event(
+        ctx.publisher.as_ref(),
+        &ctx.config.kafka.chat_topic,
+        event,
+        None,
+    )
+    .await?;
     Ok(json(
         StatusCode::ACCEPTED,
         &serde_json::json!({"status": status, "message_id": message_id}),

@@ -27,6 +27,7 @@ pub mod push;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod trace;
 pub mod ws;
 
 pub use config::Config;

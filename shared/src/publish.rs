@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::domain::RecordCoordinates;
 use crate::error::{ChatError, Service};
 use crate::events::ChatEvent;
+use crate::trace::Trace;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
@@ -40,6 +41,18 @@ pub trait Publisher: Send + Sync {
         payload: &[u8],
     ) -> Result<RecordCoordinates, PublishError>;
 
+    /// As [`Publisher::publish`], the record carrying a [`crate::trace::RECORD_HEADER`] header
+    /// with `trace`. A publisher that has no headers drops it: a trace is diagnostics.
+    async fn publish_traced(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        _trace: &str,
+    ) -> Result<RecordCoordinates, PublishError> {
+        self.publish(topic, key, payload).await
+    }
+
     /// Where `partition` of `topic` ends (the offset its next record gets), or `None` when
     /// this publisher cannot tell.
     async fn partition_end(
@@ -57,10 +70,17 @@ pub async fn publish_event(
     publisher: &dyn Publisher,
     topic: &str,
     event: &ChatEvent,
+    trace: Option<&Trace>,
 ) -> Result<RecordCoordinates, PublishError> {
-    publisher
-        .publish(topic, &event.key(), &event.to_json())
-        .await
+    let (key, payload) = (event.key(), event.to_json());
+    match trace {
+        None => publisher.publish(topic, &key, &payload).await,
+        Some(trace) => {
+            publisher
+                .publish_traced(topic, &key, &payload, &trace.to_header())
+                .await
+        }
+    }
 }
 
 /// Stands in for the producer of a function that never publishes.
@@ -99,6 +119,8 @@ mod memory {
         pub key: String,
         pub payload: Vec<u8>,
         pub at: RecordCoordinates,
+        /// The `chat-trace` header, when the record has one.
+        pub trace: Option<String>,
     }
 
     impl MemoryPublisher {
@@ -114,6 +136,31 @@ mod memory {
         /// Publishes succeed again.
         pub fn fail_with_nothing(&self) {
             self.failure.set(None);
+        }
+
+        fn append(
+            &self,
+            topic: &str,
+            key: &str,
+            payload: &[u8],
+            trace: Option<&str>,
+        ) -> Result<RecordCoordinates, PublishError> {
+            self.failure.check()?;
+            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            let partition = (key.bytes().map(u32::from).sum::<u32>() % 4) as i32;
+            let offset = records
+                .iter()
+                .filter(|r| r.topic == topic && r.at.partition == partition)
+                .count() as i64;
+            let at = RecordCoordinates { partition, offset };
+            records.push(PublishedRecord {
+                topic: topic.to_owned(),
+                key: key.to_owned(),
+                payload: payload.to_vec(),
+                at,
+                trace: trace.map(str::to_owned),
+            });
+            Ok(at)
         }
 
         pub fn records(&self) -> Vec<PublishedRecord> {
@@ -132,21 +179,17 @@ mod memory {
             key: &str,
             payload: &[u8],
         ) -> Result<RecordCoordinates, PublishError> {
-            self.failure.check()?;
-            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            let partition = (key.bytes().map(u32::from).sum::<u32>() % 4) as i32;
-            let offset = records
-                .iter()
-                .filter(|r| r.topic == topic && r.at.partition == partition)
-                .count() as i64;
-            let at = RecordCoordinates { partition, offset };
-            records.push(PublishedRecord {
-                topic: topic.to_owned(),
-                key: key.to_owned(),
-                payload: payload.to_vec(),
-                at,
-            });
-            Ok(at)
+            self.append(topic, key, payload, None)
+        }
+
+        async fn publish_traced(
+            &self,
+            topic: &str,
+            key: &str,
+            payload: &[u8],
+            trace: &str,
+        ) -> Result<RecordCoordinates, PublishError> {
+            self.append(topic, key, payload, Some(trace))
         }
 
         async fn partition_end(

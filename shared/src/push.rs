@@ -104,7 +104,13 @@ impl Frame {
     /// the original pushed it), `{"id", "deleted": true, "event": "deleted", "group_id"}` for a
     /// deletion.
     pub fn to_json(&self) -> Vec<u8> {
-        let value = match self {
+        self.to_json_traced(None)
+    }
+
+    /// [`Frame::to_json`], with `"trace"` holding a traced message's stamps (see
+    /// [`crate::trace`]).
+    pub fn to_json_traced(&self, trace: Option<&crate::trace::Trace>) -> Vec<u8> {
+        let mut value = match self {
             Frame::Created(m) | Frame::Edited(m) => {
                 let mut value = serde_json::to_value(m).unwrap_or(Value::Null);
                 if let Some(object) = value.as_object_mut() {
@@ -121,6 +127,9 @@ impl Frame {
                 json!({"id": id, "deleted": true, "event": "deleted", "group_id": group_id})
             }
         };
+        if let (Some(trace), Some(object)) = (trace, value.as_object_mut()) {
+            object.insert("trace".into(), trace.to_json());
+        }
         value.to_string().into_bytes()
     }
 }
@@ -267,5 +276,12 @@ mod tests {
         let edited: Value =
             serde_json::from_slice(&Frame::Edited(message).to_json()).expect("json");
         assert_eq!(edited["event"], "edited");
+        assert!(created.get("trace").is_none());
+        let trace = crate::trace::Trace::parse("received=1;stored=2");
+        let traced: Value =
+            serde_json::from_slice(&Frame::Deleted { id, group_id }.to_json_traced(Some(&trace)))
+                .expect("json");
+        assert_eq!(traced["trace"], json!({"received": 1, "stored": 2}));
+        assert_eq!(traced["event"], "deleted");
     }
 }

@@ -65,6 +65,7 @@ fn context_in(mode: &'static str) -> TestContext {
             config: Arc::new(config),
             store: store.clone(),
             publisher: publisher.clone(),
+            known_users: Arc::default(),
         },
         store,
         publisher,

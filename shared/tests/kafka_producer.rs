@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::Message as _;
 use shared::config::Config;
 use shared::domain::{GroupId, MessageId, MessageText, UserId};
@@ -15,6 +16,21 @@ use shared::publish::{PublishError, Publisher};
 
 /// Reads `count` records of `topic` from the beginning, failing after 20 s.
 async fn read(config: &Config, topic: &str, count: usize) -> Vec<(i32, i64, String, Vec<u8>)> {
+    read_records(config, topic, count)
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m.partition(),
+                m.offset(),
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                m.payload().unwrap_or_default().to_vec(),
+            )
+        })
+        .collect()
+}
+
+async fn read_records(config: &Config, topic: &str, count: usize) -> Vec<OwnedMessage> {
     let consumer: StreamConsumer<KafkaContext> =
         kafka::consumer_config(&config.kafka, &test_support::unique("reader"))
             .expect("kafka settings")
@@ -29,12 +45,7 @@ async fn read(config: &Config, topic: &str, count: usize) -> Vec<(i32, i64, Stri
             .await
             .unwrap_or_else(|_| panic!("only {} of {count} records arrived", records.len()))
             .expect("record");
-        records.push((
-            m.partition(),
-            m.offset(),
-            String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-            m.payload().unwrap_or_default().to_vec(),
-        ));
+        records.push(m.detach());
     }
     records
 }
@@ -61,6 +72,35 @@ async fn a_published_record_lands_where_the_producer_says() {
 }
 
 #[tokio::test]
+async fn a_traced_record_carries_its_stamps_in_a_header_and_others_carry_none() {
+    let config = test_support::config();
+    let topic = test_support::own_topic(&config, 1).await;
+    let publisher = KafkaPublisher::new(&config.kafka).expect("producer");
+    let event = ChatEvent::MessageSent {
+        group_id: GroupId::new(1).expect("group"),
+        user_id: UserId::new(1).expect("user"),
+        message: MessageText::new("traced").expect("text"),
+        client_message_id: None,
+        sent_at: Utc::now(),
+    };
+    let trace = shared::trace::Trace::start("received");
+    shared::publish::publish_event(&publisher, &topic, &event, Some(&trace))
+        .await
+        .expect("publish");
+    shared::publish::publish_event(&publisher, &topic, &event, None)
+        .await
+        .expect("publish");
+    let records = read_records(&config, &topic, 2).await;
+    let header = records[0]
+        .headers()
+        .and_then(|h| h.iter().find(|h| h.key == shared::trace::RECORD_HEADER))
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    assert_eq!(header, Some(trace.to_header()));
+    assert!(records[1].headers().is_none_or(|h| h.count() == 0));
+}
+
+#[tokio::test]
 async fn a_groups_events_share_one_partition_with_increasing_ids() {
     let config = test_support::config();
     let topic = test_support::own_topic(&config, 4).await;
@@ -76,7 +116,7 @@ async fn a_groups_events_share_one_partition_with_increasing_ids() {
             client_message_id: None,
             sent_at: Utc::now(),
         };
-        let at = shared::publish::publish_event(&publisher, &topic, &event)
+        let at = shared::publish::publish_event(&publisher, &topic, &event, None)
             .await
             .expect("publish");
         partitions.insert(at.partition);

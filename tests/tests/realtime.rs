@@ -140,6 +140,57 @@ async fn sends_edits_and_deletes_reach_their_groups_sockets_in_order() {
 }
 
 #[tokio::test]
+async fn a_traced_send_is_stamped_at_every_hop_in_order_and_an_untraced_one_not_at_all() {
+    let user = fresh_user(false).await;
+    let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
+    let posted = shared::trace::now_us();
+    let reply = http()
+        .post(format!("{}/send-message/", api_url()))
+        .header(shared::trace::REQUEST_HEADER, "1")
+        .json(&json!({"user_id": user.user_id, "message": "traced"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(reply.status(), StatusCode::ACCEPTED);
+    let handler = shared::trace::Trace::parse(
+        reply.headers()[shared::trace::REQUEST_HEADER]
+            .to_str()
+            .expect("text"),
+    );
+    post(
+        "/send-message/",
+        json!({"user_id": user.user_id, "message": "plain"}),
+    )
+    .await;
+    let got = frames(&mut socket, 2).await;
+    let arrived = shared::trace::now_us();
+    assert_eq!(
+        (got[0]["message"].as_str(), got[1]["message"].as_str()),
+        (Some("traced"), Some("plain"))
+    );
+    let hops = [
+        "received", "checked", "acked", "fetched", "invoking", "started", "stored", "pushing",
+    ];
+    let stamps: Vec<i64> = hops
+        .iter()
+        .map(|hop| match *hop {
+            "checked" | "acked" => handler.get(hop),
+            _ => got[0]["trace"][*hop].as_i64(),
+        })
+        .map(|at| at.unwrap_or_else(|| panic!("a stamp is missing: {handler:?} {}", got[0])))
+        .collect();
+    assert_eq!(Some(stamps[0]), handler.get("received"));
+    // Kafka may hand the record to the event source before the producer hears the ack.
+    let in_order = |from: usize, to: usize| stamps[from..=to].windows(2).all(|w| w[0] <= w[1]);
+    assert!(in_order(0, 2) && in_order(3, 7), "{hops:?} {stamps:?}");
+    assert!(
+        posted <= stamps[0] && stamps[7] <= arrived,
+        "{posted} {stamps:?} {arrived}"
+    );
+    assert!(got[1].get("trace").is_none(), "{}", got[1]);
+}
+
+#[tokio::test]
 async fn a_socket_on_an_unknown_or_malformed_group_is_refused() {
     for (path, status) in [
         ("/subscribe/987654321987", 404),

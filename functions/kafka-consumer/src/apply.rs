@@ -6,8 +6,6 @@
 //! the ones after it are retried; the ones before it are done.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use shared::domain::{
@@ -17,21 +15,20 @@ use shared::events::{ChatEvent, IncomingEvent};
 use shared::guard::require_member;
 use shared::push::Frame;
 use shared::store::{
-    AppliedSend, DeleteOutcome, EditOutcome, MessageEdit, SendKey, Store, StoreError, StoredMessage,
+    AppliedSend, DeleteOutcome, EditOutcome, KnownUsers, MessageEdit, SendKey, Store, StoreError,
+    StoredMessage,
 };
 
 use crate::batch::{ItemIdentifier, Record};
+use crate::fan_out::Outgoing;
 use crate::{ProcessError, Processor, Report};
 
 /// Sends whose `client_message_id` is recorded at once.
 const RECORD_CONCURRENCY: usize = 16;
-/// How long a user read from the directory is believed by later batches: a change of name or
-/// flags reaches the stream processor within this time.
-pub const KNOWN_USER_TTL: Duration = Duration::from_secs(30);
 
 /// What one partition did: the frames of what it applied, and where it stopped, if it did.
 pub(crate) struct PartitionOutcome {
-    pub frames: Vec<Frame>,
+    pub frames: Vec<Outgoing>,
     pub report: Report,
     pub failed: Option<(ItemIdentifier, ProcessError)>,
 }
@@ -139,7 +136,7 @@ impl Processor {
                 match self.apply_change(&mut state.users, change, id).await? {
                     Some(frame) => {
                         state.report.applied += 1;
-                        state.frames.push(frame);
+                        state.frames.push(Outgoing::stored(frame, record));
                     }
                     None => state.report.dropped += 1,
                 }
@@ -231,14 +228,22 @@ impl Processor {
         let outcomes = store.insert_messages(&fresh).await.map_err(fail)?;
         state.report.duplicates += state.pending.len() - fresh.len();
         state.report.applied += fresh.len();
-        state.pending.clear();
-        for (message, outcome) in fresh.into_iter().zip(outcomes) {
-            match outcome {
-                None => state.frames.push(Frame::Created(message)),
-                Some(StoredMessage::Live(current)) => state.frames.push(Frame::Created(current)),
-                Some(StoredMessage::Deleted { .. }) => {}
-            }
+        let records: Vec<&Record> = state
+            .pending
+            .iter()
+            .zip(&duplicate)
+            .filter(|(_, duplicate)| !**duplicate)
+            .map(|(send, _)| send.record)
+            .collect();
+        for ((message, outcome), record) in fresh.into_iter().zip(outcomes).zip(records) {
+            let frame = match outcome {
+                None => Frame::Created(message),
+                Some(StoredMessage::Live(current)) => Frame::Created(current),
+                Some(StoredMessage::Deleted { .. }) => continue,
+            };
+            state.frames.push(Outgoing::stored(frame, record));
         }
+        state.pending.clear();
         Ok(())
     }
 
@@ -332,30 +337,9 @@ impl Processor {
 
 struct PartitionState<'a> {
     users: UserCache<'a>,
-    frames: Vec<Frame>,
+    frames: Vec<Outgoing>,
     report: Report,
     pending: Vec<PendingSend<'a>>,
-}
-
-/// Users looked up once per batch.
-/// Users the process read recently, with when (only users that exist: an unknown id is asked
-/// again, so that a user created meanwhile is found).
-#[derive(Default)]
-pub struct KnownUsers(Mutex<HashMap<UserId, (Instant, User)>>);
-
-impl KnownUsers {
-    fn get(&self, id: UserId) -> Option<User> {
-        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        known
-            .get(&id)
-            .filter(|(at, _)| at.elapsed() < KNOWN_USER_TTL)
-            .map(|(_, user)| user.clone())
-    }
-
-    fn put(&self, user: &User) {
-        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        known.insert(user.user_id, (Instant::now(), user.clone()));
-    }
 }
 
 /// The users of one batch: each read once, from the process's recent ones or the directory.
@@ -367,17 +351,7 @@ struct UserCache<'p> {
 impl UserCache<'_> {
     async fn get(&mut self, store: &dyn Store, id: UserId) -> Result<Option<&User>, StoreError> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.batch.entry(id) {
-            let user = match self.known.get(id) {
-                Some(user) => Some(user),
-                None => {
-                    let user = store.get_user(id).await?;
-                    if let Some(user) = &user {
-                        self.known.put(user);
-                    }
-                    user
-                }
-            };
-            slot.insert(user);
+            slot.insert(self.known.user(store, id).await?);
         }
         Ok(self.batch.get(&id).and_then(Option::as_ref))
     }

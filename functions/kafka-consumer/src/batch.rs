@@ -11,6 +11,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::trace::{Trace, RECORD_HEADER};
 
 /// The invocation: records by `"<topic>-<partition>"`.
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +31,8 @@ pub struct Record {
     /// Base64, as delivered.
     pub key: Option<String>,
     pub value: Option<Value>,
+    /// The stamps of a traced record (its `chat-trace` header), see [`shared::trace`].
+    pub trace: Option<Trace>,
 }
 
 impl Record {
@@ -51,6 +54,7 @@ impl Record {
             timestamp: raw.get("timestamp").and_then(Value::as_i64),
             key: raw.get("key").and_then(Value::as_str).map(str::to_owned),
             value: raw.get("value").cloned(),
+            trace: trace_of(raw),
         })
     }
 
@@ -90,6 +94,21 @@ impl Record {
             offset: self.offset,
         }
     }
+}
+
+/// The `chat-trace` header of an entry, if it has one: headers are a list of one-key objects
+/// whose values are arrays of signed bytes.
+fn trace_of(raw: &Value) -> Option<Trace> {
+    let bytes = raw
+        .get("headers")?
+        .as_array()?
+        .iter()
+        .find_map(|header| header.get(RECORD_HEADER))?
+        .as_array()?
+        .iter()
+        .map(|b| b.as_i64().map(|b| b as u8))
+        .collect::<Option<Vec<u8>>>()?;
+    Some(Trace::parse(&String::from_utf8_lossy(&bytes)))
 }
 
 /// `"chat-events-3"` for partition 3 when the list key says so, else `"<key>"` without its
@@ -170,6 +189,7 @@ mod tests {
             timestamp: None,
             key: None,
             value: None,
+            trace: None,
         };
         let response = BatchResponse {
             batch_item_failures: vec![BatchItemFailure {

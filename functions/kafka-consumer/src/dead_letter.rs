@@ -98,6 +98,7 @@ mod tests {
             timestamp: Some(-5),
             key: Some("Mg==".into()),
             value: Some(value),
+            trace: None,
         }
     }
 

@@ -14,7 +14,9 @@ use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use shared::domain::{Connection, GroupId};
 use shared::push::{Frame, PushError, Pusher};
+use shared::trace::{now_us, Trace};
 
+use crate::batch::Record;
 use crate::{ProcessError, Processor};
 
 /// Connections pushed to at once.
@@ -27,6 +29,35 @@ pub const PUSH_BACKOFF: Duration = Duration::from_millis(100);
 pub const CONNECT_WINDOW: Duration = Duration::from_secs(5);
 /// The longest a batch spends pushing (the function's timeout is 60 s).
 pub const FAN_OUT_BUDGET: Duration = Duration::from_secs(15);
+
+/// A frame to push, with the stamps of the record it comes from when that is traced.
+pub(crate) struct Outgoing {
+    pub frame: Frame,
+    pub trace: Option<Trace>,
+}
+
+impl Outgoing {
+    /// The frame of what `record` did, once that is stored.
+    pub(crate) fn stored(frame: Frame, record: &Record) -> Self {
+        let trace = record.trace.clone().map(|mut trace| {
+            trace.stamp("stored");
+            trace
+        });
+        Self { frame, trace }
+    }
+
+    /// The frame's text; a traced one says when the fan-out started (`pushing_us`).
+    fn to_json(&self, pushing_us: i64) -> Vec<u8> {
+        match &self.trace {
+            None => self.frame.to_json(),
+            Some(trace) => {
+                let mut trace = trace.clone();
+                trace.stamp_at("pushing", pushing_us);
+                self.frame.to_json_traced(Some(&trace))
+            }
+        }
+    }
+}
 
 /// What a fan-out did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -49,25 +80,30 @@ impl Processor {
     pub(crate) async fn fan_out(
         &self,
         pusher: &dyn Pusher,
-        frames: Vec<Frame>,
+        frames: Vec<Outgoing>,
     ) -> Result<FanOut, ProcessError> {
         let deadline = Instant::now() + FAN_OUT_BUDGET;
-        let mut by_group: Vec<(GroupId, Vec<Vec<u8>>)> = Vec::new();
-        for frame in frames {
-            let group = frame.group_id();
-            match by_group.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, list)) => list.push(frame.to_json()),
-                None => by_group.push((group, vec![frame.to_json()])),
+        let mut grouped: Vec<(GroupId, Vec<Outgoing>)> = Vec::new();
+        for outgoing in frames {
+            let group = outgoing.frame.group_id();
+            match grouped.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, list)) => list.push(outgoing),
+                None => grouped.push((group, vec![outgoing])),
             }
         }
         // (connection, index of its group's frames): owned items, so that the future stays
         // Send for the runtime (a borrowed item trips the compiler's higher-ranked check).
         let mut deliveries: Vec<(Connection, usize)> = Vec::new();
-        for (index, (group, _)) in by_group.iter().enumerate() {
+        for (index, (group, _)) in grouped.iter().enumerate() {
             for connection in self.store.connections_for_group(*group).await? {
                 deliveries.push((connection, index));
             }
         }
+        let pushing_us = now_us();
+        let by_group: Vec<(GroupId, Vec<Vec<u8>>)> = grouped
+            .iter()
+            .map(|(group, list)| (*group, list.iter().map(|o| o.to_json(pushing_us)).collect()))
+            .collect();
         let by_group = &by_group;
         let results: Vec<Delivery> = stream::iter(deliveries)
             .map(|(connection, index)| async move {

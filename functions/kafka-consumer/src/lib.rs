@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use shared::context::AppContext;
 use shared::publish::{PublishError, Publisher};
-use shared::push::{ApiGatewayPusher, Frame, Pusher};
+use shared::push::{ApiGatewayPusher, Pusher};
 use shared::store::{Store, StoreError};
 
 use batch::{Batch, BatchItemFailure, BatchResponse, ItemIdentifier, Record};
@@ -75,7 +75,7 @@ pub struct Processor {
     pub dead_letter_topic: String,
     /// Users read in earlier batches, for a short while: the directory changes rarely and by
     /// hand, and a batch should not wait on it.
-    pub users: apply::KnownUsers,
+    pub users: Arc<shared::store::KnownUsers>,
 }
 
 impl Processor {
@@ -96,7 +96,7 @@ impl Processor {
             publisher: ctx.publisher.clone(),
             pusher,
             dead_letter_topic: config.kafka.dead_letter_topic.clone(),
-            users: apply::KnownUsers::default(),
+            users: ctx.known_users.clone(),
         }
     }
 
@@ -117,12 +117,18 @@ impl Processor {
     pub async fn process(&self, batch: &Batch) -> Result<Outcome, ProcessError> {
         let mut report = Report::default();
         let started = std::time::Instant::now();
+        let started_us = shared::trace::now_us();
         let mut partitions: Vec<Vec<Record>> = Vec::new();
         for (list_key, raw) in &batch.records {
             let mut records = Vec::with_capacity(raw.len());
             for entry in raw {
                 match Record::read(entry, list_key) {
-                    Some(record) => records.push(record),
+                    Some(mut record) => {
+                        if let Some(trace) = &mut record.trace {
+                            trace.stamp_at("started", started_us);
+                        }
+                        records.push(record);
+                    }
                     None => {
                         tracing::error!(%list_key, %entry, "skipped an entry with no partition or offset");
                         report.unreadable += 1;
@@ -140,7 +146,7 @@ impl Processor {
                 .map(|records| self.apply_partition(records)),
         )
         .await;
-        let mut frames: Vec<Frame> = Vec::new();
+        let mut frames: Vec<fan_out::Outgoing> = Vec::new();
         let mut failures = Vec::new();
         let mut first_error = None;
         let mut nothing_done = !applied.is_empty();

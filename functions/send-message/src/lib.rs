@@ -3,18 +3,19 @@
 //! reply can name it before the stream processor has stored the message.
 
 use chrono::Utc;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::auth::acting_user;
 use shared::context::AppContext;
 use shared::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
 use shared::events::ChatEvent;
-use shared::guard::{existing_group, existing_user, require_member};
+use shared::guard::{existing_group, recent_user, require_member};
 use shared::http::{json, json_body, require_method};
 use shared::idempotency::send_once;
 use shared::publish::{publish_event, PublishError};
 use shared::store::SendKey;
+use shared::trace::{self, Trace};
 use shared::ChatError;
 
 /// Longest idempotency key a client may choose.
@@ -33,13 +34,18 @@ struct SendRequest {
 }
 
 pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+    let mut trace = request
+        .headers()
+        .contains_key(trace::REQUEST_HEADER)
+        .then(|| Trace::start("received"));
     require_method(&request, &Method::POST)?;
     let body: SendRequest = json_body(&request)?.ok_or_else(|| {
         ChatError::BadRequest("a JSON body with user_id and message is required".into())
     })?;
     let user_id = acting_user(&ctx.config.auth, &request, body.user_id)?;
     let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
-    let user = existing_user(ctx.store.as_ref(), user_id).await?;
+    // The directory changes rarely and by hand; the stream processor checks the sender again.
+    let user = recent_user(&ctx.known_users, ctx.store.as_ref(), user_id).await?;
     let group_id = match body.group_id {
         None => user.group_id,
         Some(group_id) => existing_group(ctx.store.as_ref(), group_id).await?.group_id,
@@ -52,7 +58,10 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         client_message_id: client_message_id.clone(),
         sent_at: Utc::now(),
     };
-    let publish = || async { Ok((group_id, publish(ctx, &event).await?)) };
+    if let Some(trace) = &mut trace {
+        trace.stamp("checked");
+    }
+    let publish = || async { Ok((group_id, publish(ctx, &event, trace.as_ref()).await?)) };
     let (group_id, message_id) = match client_message_id {
         None => publish().await?,
         Some(id) => {
@@ -66,14 +75,21 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
             send_once(ctx.store.as_ref(), &key, &fingerprint, timeout, publish).await?
         }
     };
-    Ok(json(
+    let mut response = json(
         StatusCode::ACCEPTED,
         &serde_json::json!({
             "status": "Message sent",
             "group_id": group_id,
             "message_id": message_id,
         }),
-    ))
+    );
+    if let Some(trace) = &mut trace {
+        trace.stamp("acked");
+        if let Ok(value) = HeaderValue::from_str(&trace.to_header()) {
+            response.headers_mut().insert(trace::REQUEST_HEADER, value);
+        }
+    }
+    Ok(response)
 }
 
 fn client_message_id(id: String) -> Result<String, ChatError> {
@@ -90,8 +106,13 @@ fn client_message_id(id: String) -> Result<String, ChatError> {
     Ok(id)
 }
 
-async fn publish(ctx: &AppContext, event: &ChatEvent) -> Result<MessageId, PublishError> {
-    let at = publish_event(ctx.publisher.as_ref(), &ctx.config.kafka.chat_topic, event).await?;
+async fn publish(
+    ctx: &AppContext,
+    event: &ChatEvent,
+    trace: Option<&Trace>,
+) -> Result<MessageId, PublishError> {
+    let topic = &ctx.config.kafka.chat_topic;
+    let at = publish_event(ctx.publisher.as_ref(), topic, event, trace).await?;
     MessageId::from_coordinates(at).map_err(|e| PublishError::Rejected(e.to_string()))
 }
 
@@ -140,6 +161,48 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_traced_send_stamps_its_record_and_its_reply_and_others_stay_plain() {
+        let t = context();
+        let mut traced = request(
+            Method::POST,
+            &[],
+            &[],
+            Some(r#"{"user_id": 3, "message": "traced"}"#),
+        );
+        traced
+            .headers_mut()
+            .insert(trace::REQUEST_HEADER, HeaderValue::from_static("1"));
+        let response = handle(&t.ctx, traced).await.expect("sent");
+        assert_eq!(response.status(), 202);
+        let reply = Trace::parse(
+            response.headers()[trace::REQUEST_HEADER]
+                .to_str()
+                .expect("text"),
+        );
+        let (received, acked) = (reply.get("received"), reply.get("acked"));
+        assert!(
+            received.is_some_and(|r| acked.is_some_and(|a| r <= a)),
+            "{reply:?}"
+        );
+        let plain = handle(
+            &t.ctx,
+            request(
+                Method::POST,
+                &[],
+                &[],
+                Some(r#"{"user_id": 3, "message": "plain"}"#),
+            ),
+        )
+        .await
+        .expect("sent");
+        assert!(!plain.headers().contains_key(trace::REQUEST_HEADER));
+        let records = t.publisher.records();
+        let header = records[0].trace.as_deref().map(Trace::parse);
+        assert_eq!(header.and_then(|h| h.get("received")), received);
+        assert_eq!(records[1].trace, None);
     }
 
     #[tokio::test]

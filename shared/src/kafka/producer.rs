@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::util::Timeout;
 use tokio::sync::oneshot;
@@ -162,19 +162,25 @@ impl KafkaPublisher {
     }
 }
 
-#[async_trait]
-impl Publisher for KafkaPublisher {
-    async fn publish(
+impl KafkaPublisher {
+    async fn send(
         &self,
         topic: &str,
         key: &str,
         payload: &[u8],
+        trace: Option<&str>,
     ) -> Result<RecordCoordinates, PublishError> {
         let served = self.current();
         let (reply, delivered) = oneshot::channel();
-        let record = BaseRecord::with_opaque_to(topic, Box::new(reply))
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(reply))
             .key(key)
             .payload(payload);
+        if let Some(trace) = trace {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: crate::trace::RECORD_HEADER,
+                value: Some(trace),
+            }));
+        }
         let outcome = match served.producer.send(record) {
             // Not queued (e.g. the queue is full): nothing was written.
             Err((e, _)) => Err(classify(e)),
@@ -190,6 +196,28 @@ impl Publisher for KafkaPublisher {
         };
         self.settle(&outcome);
         outcome
+    }
+}
+
+#[async_trait]
+impl Publisher for KafkaPublisher {
+    async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<RecordCoordinates, PublishError> {
+        self.send(topic, key, payload, None).await
+    }
+
+    async fn publish_traced(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        trace: &str,
+    ) -> Result<RecordCoordinates, PublishError> {
+        self.send(topic, key, payload, Some(trace)).await
     }
 
     async fn partition_end(

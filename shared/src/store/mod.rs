@@ -3,6 +3,7 @@
 //! [`dynamodb::DynamoStore`] is the real one.
 
 pub mod dynamodb;
+mod known_users;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 
@@ -11,6 +12,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId};
 use crate::error::{ChatError, Service};
+
+pub use known_users::{KnownUsers, KNOWN_USER_TTL};
 
 /// Most messages one history page may hold.
 pub const MAX_PAGE_SIZE: u32 = 1000;

@@ -32,7 +32,7 @@ fn fixture() -> Fixture {
             publisher: publisher.clone(),
             pusher: Some(pusher.clone()),
             dead_letter_topic: "dlq".into(),
-            users: crate::apply::KnownUsers::default(),
+            users: Arc::default(),
         },
         store,
         publisher,
@@ -178,6 +178,36 @@ async fn sends_are_stored_and_pushed_in_order_to_their_group_only() {
         assert_eq!(frames[0]["name"], "Alice");
     }
     assert_eq!(f.pusher.frames("g2-a").len(), 1);
+}
+
+#[tokio::test]
+async fn a_traced_records_frame_carries_its_stamps_in_order_and_others_none() {
+    let f = fixture();
+    connect(&f.store, "g1-a", 1).await;
+    let mut batch = event(&[(0, 0, sent(1, 1, "traced")), (0, 1, sent(2, 1, "plain"))]);
+    let header: Vec<i64> = b"received=10;fetched=20;invoking=30"
+        .iter()
+        .map(|b| i64::from(*b))
+        .collect();
+    if let Some(entry) = batch
+        .records
+        .get_mut("chat-events-0")
+        .and_then(|list| list.first_mut())
+    {
+        entry["headers"] = json!([{"other": [1, 2]}, {"chat-trace": header}]);
+    }
+    f.processor.process(&batch).await.expect("processed");
+    let frames = f.pusher.frames("g1-a");
+    assert_eq!(frames.len(), 2);
+    let stamp = |name: &str| frames[0]["trace"][name].as_i64().unwrap_or(-1);
+    let order = [
+        "received", "fetched", "invoking", "started", "stored", "pushing",
+    ];
+    let stamps: Vec<i64> = order.iter().map(|name| stamp(name)).collect();
+    assert_eq!(&stamps[..3], [10, 20, 30]);
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+    assert!(frames[1].get("trace").is_none(), "{}", frames[1]);
+    assert_eq!(frames[0]["message"], "traced");
 }
 
 #[tokio::test]

@@ -1,7 +1,10 @@
 //! `chat-bench`: measures the running local stack (`make dev`) from outside, over HTTP and
 //! WebSocket only. Every run is bounded in requests and time. `chat-bench --help` lists the
 //! modes: `api` (latency per endpoint), `realtime` (POST-to-frame latency at a fixed rate),
-//! `sweep` (doubling rates until frames are lost or p99 passes 1 s).
+//! `sweep` (doubling rates until frames are lost or p99 passes 1 s), `hops` (where the time
+//! of a message goes, hop by hop, from traced sends).
+
+mod hops;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +42,13 @@ enum Command {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
     },
+    /// Traced sends at a fixed rate: the median and p99 of each hop from POST to frame.
+    Hops {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+        rate: u64,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+    },
     /// Realtime at doubling rates from 50/s until frames are lost or p99 passes 1 s.
     Sweep {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -54,6 +64,7 @@ async fn main() {
         Command::Api { requests } => api(url, requests as usize).await,
         Command::Realtime { rate, seconds } => realtime(url, rate, seconds).await.map(|_| ()),
         Command::Sweep { seconds } => sweep(url, seconds).await,
+        Command::Hops { rate, seconds } => hops::run(url, rate, seconds).await,
     };
     if let Err(e) = result {
         eprintln!("chat-bench: {e}");

@@ -9,6 +9,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use shared::kafka::{consumer_config, KafkaContext};
 
+use crate::event::stamp_fetched;
 use crate::{Settings, MAX_BATCH_BYTES};
 
 /// Reads batches off the consumer. A record that would push a batch over
@@ -45,7 +46,7 @@ impl Batcher {
         while batch.len() < settings.batch_size {
             let left = window_ends.saturating_duration_since(Instant::now());
             let next = match tokio::time::timeout(left, self.consumer.recv()).await {
-                Ok(Ok(next)) => next.detach(),
+                Ok(Ok(next)) => stamp_fetched(next.detach()),
                 Ok(Err(e)) => {
                     self.errors.record(&e);
                     break;
@@ -75,7 +76,7 @@ impl Batcher {
             match next {
                 Ok(Ok(record)) => {
                     self.errors.recovered();
-                    return record.detach();
+                    return stamp_fetched(record.detach());
                 }
                 Ok(Err(e)) => {
                     lost_brokers |= matches!(

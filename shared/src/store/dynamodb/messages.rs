@@ -19,7 +19,10 @@ use crate::store::{
 impl DynamoStore {
     /// Puts `message` unless its id exists: `None` when it was new, else what is stored (live,
     /// or the tombstone of a deletion, which a replayed send must never bring back).
-    async fn put_new(&self, message: &Message) -> Result<Option<StoredMessage>, StoreError> {
+    pub(super) async fn put_new(
+        &self,
+        message: &Message,
+    ) -> Result<Option<StoredMessage>, StoreError> {
         let result = self
             .client
             .put_item()
@@ -54,14 +57,14 @@ impl Messages for DynamoStore {
         Ok(self.put_new(message).await?.is_none())
     }
 
-    /// Conditional puts, in transactions of 100 (see `inserts.rs`): two runs of one batch (a
-    /// retry while the first still writes) cannot overwrite each other's newer state, unlike a
-    /// read then a batch write.
+    /// Conditional puts, several at once (see `inserts.rs`): two runs of one batch (a retry
+    /// while the first still writes) cannot overwrite each other's newer state, unlike a read
+    /// then a batch write.
     async fn insert_messages(
         &self,
         messages: &[Message],
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
-        // A transaction takes an item once: a repeat of an id earlier in this call is the
+        // Puts of one id must not race each other: a repeat of an id earlier in this call is the
         // message that first one stored.
         let mut first_of: Vec<usize> = Vec::with_capacity(messages.len());
         let mut unique: Vec<Message> = Vec::new();
