@@ -90,7 +90,17 @@ pub async fn authorize_change(
     let store = ctx.store.as_ref();
     let user = existing_user(store, user_id).await?;
     let log = ctx.publisher.as_ref();
-    let message = stored_message(store, log, &ctx.config.kafka.chat_topic, message_id).await?;
+    // The caller's own group by key first (the common case, no index); another group's
+    // message, or one not stored yet, through the id index.
+    let message = match store.get_message_in(user.group_id, message_id).await? {
+        Some(StoredMessage::Live(message)) => message,
+        Some(StoredMessage::Deleted { .. }) => {
+            return Err(ChatError::NotFound(format!(
+                "message {message_id} was deleted"
+            )))
+        }
+        None => stored_message(store, log, &ctx.config.kafka.chat_topic, message_id).await?,
+    };
     if !user.belongs_to(message.group_id) {
         return Err(ChatError::NotFound(format!(
             "message {message_id} does not exist"

@@ -46,6 +46,35 @@ async fn a_message_is_found_by_id_alone() {
 }
 
 #[tokio::test]
+async fn a_message_is_found_by_its_group_and_id_and_not_from_another_group() {
+    let store = test_support::own_store().await;
+    fill(&store, 1, [1, 3]).await;
+    fill(&store, 2, [2, 4]).await;
+    let id = |n: i128| MessageId::new(n).expect("id");
+    match store.get_message_in(group(2), id(4)).await.expect("get") {
+        Some(StoredMessage::Live(m)) => assert_eq!(m.message.as_str(), "message 4"),
+        other => panic!("expected message 4, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_message_in(group(1), id(4)).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.get_message_in(group(2), id(9)).await.expect("get"),
+        None
+    );
+    let deleted = store
+        .delete_message(group(2), id(4), at(60))
+        .await
+        .expect("delete");
+    assert_eq!(deleted, DeleteOutcome::Deleted);
+    assert!(matches!(
+        store.get_message_in(group(2), id(4)).await.expect("get"),
+        Some(StoredMessage::Deleted { group_id, .. }) if group_id == group(2)
+    ));
+}
+
+#[tokio::test]
 async fn unicode_and_multiline_text_round_trips_exactly() {
     let store = test_support::own_store().await;
     let text = "héllo 👋\n\tличное «сообщение» 日本語 \u{202e}rtl";

@@ -274,14 +274,12 @@ impl Processor {
             tracing::warn!(%message_id, %user_id, "dropped a change by an unknown user");
             return Ok(None);
         };
-        let author = match self.store.get_message(message_id).await? {
-            Some(StoredMessage::Live(m)) if m.group_id == group_id => m.user_id,
+        let author = match self.store.get_message_in(group_id, message_id).await? {
+            Some(StoredMessage::Live(m)) => m.user_id,
             Some(StoredMessage::Deleted {
-                group_id: g,
-                user_id: author,
-                ..
-            }) if g == group_id => author,
-            _ => {
+                user_id: author, ..
+            }) => author,
+            None => {
                 tracing::warn!(%message_id, %group_id, "dropped a change to an unknown message");
                 return Ok(None);
             }
@@ -307,7 +305,7 @@ impl Processor {
                     EditOutcome::Applied(m) => Ok(Some(Frame::Edited(m))),
                     // A replay: announce the message as it stands, never the older text.
                     EditOutcome::AlreadyApplied => {
-                        match self.store.get_message(message_id).await? {
+                        match self.store.get_message_in(group_id, message_id).await? {
                             Some(StoredMessage::Live(current)) => Ok(Some(Frame::Edited(current))),
                             _ => Ok(None),
                         }

@@ -138,6 +138,15 @@ impl Messages for MemoryStore {
         Ok(self.check()?.messages.get(&id).map(|(m, _)| m.clone()))
     }
 
+    async fn get_message_in(
+        &self,
+        group: GroupId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self.get_message(id).await?;
+        Ok(found.filter(|m| m.group_id() == group))
+    }
+
     async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError> {
         let state = self.check()?;
         let limit = page.limit.clamp(1, MAX_PAGE_SIZE) as usize;

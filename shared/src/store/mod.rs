@@ -62,6 +62,13 @@ impl StoredMessage {
             StoredMessage::Deleted { id, .. } => *id,
         }
     }
+
+    pub fn group_id(&self) -> GroupId {
+        match self {
+            StoredMessage::Live(m) => m.group_id,
+            StoredMessage::Deleted { group_id, .. } => *group_id,
+        }
+    }
 }
 
 /// Which slice of a group's history to read. Every page is returned oldest first.
@@ -189,6 +196,13 @@ pub trait Messages: Send + Sync {
     ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
     /// Finds a message by id alone, through the id index.
     async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// Finds a message of `group` by its key (no index, strongly consistent): `None` also when
+    /// `id` is another group's. The fast way whenever the group is known.
+    async fn get_message_in(
+        &self,
+        group: GroupId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError>;
     /// A page of a group's history without deleted messages.
     async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError>;
     async fn edit_message(&self, edit: &MessageEdit) -> Result<EditOutcome, StoreError>;

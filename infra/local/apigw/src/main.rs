@@ -32,6 +32,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 
 use invoke::Invoker;
@@ -133,6 +134,13 @@ async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, verify:
     let app = Router::new()
         .fallback(route)
         .with_state(Front { gateway, verify });
+    // Without TCP_NODELAY a reply that spans two segments waits on the client's delayed ACK:
+    // +40 ms on every history page of 100 messages.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            eprintln!("local-apigw: cannot set TCP_NODELAY: {e}");
+        }
+    });
     if let Err(e) = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

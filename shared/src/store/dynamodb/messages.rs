@@ -111,6 +111,24 @@ impl Messages for DynamoStore {
             .transpose()
     }
 
+    async fn get_message_in(
+        &self,
+        group: GroupId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .key("group_id", n(group))
+            .key("message_id", n(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        out.item().map(stored_message_from_item).transpose()
+    }
+
     async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError> {
         let limit = page.limit.clamp(1, MAX_PAGE_SIZE) as usize;
         let (condition, forward, bound) = match page.cursor {
