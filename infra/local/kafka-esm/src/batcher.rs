@@ -1,6 +1,7 @@
 //! The mapping's consumer: a member of the fixed group, reading batches and committing them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -15,14 +16,28 @@ use crate::{Settings, MAX_BATCH_BYTES};
 /// Reads batches off the consumer. A record that would push a batch over
 /// [`MAX_BATCH_BYTES`] is kept back and opens the next batch.
 pub struct Batcher {
-    consumer: StreamConsumer<KafkaContext>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    /// The consumer in use, for the partition workers' commits (it is replaced on a rejoin).
+    current: SharedConsumer,
     held_back: Option<OwnedMessage>,
     errors: ErrorLog,
 }
 
+/// The mapping's consumer as the partition workers see it: the one to commit on now.
+#[derive(Clone)]
+pub struct SharedConsumer(Arc<RwLock<Arc<StreamConsumer<KafkaContext>>>>);
+
+impl SharedConsumer {
+    pub fn get(&self) -> Arc<StreamConsumer<KafkaContext>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 impl Batcher {
     pub fn new(consumer: StreamConsumer<KafkaContext>) -> Self {
+        let consumer = Arc::new(consumer);
         Self {
+            current: SharedConsumer(Arc::new(RwLock::new(consumer.clone()))),
             consumer,
             held_back: None,
             errors: ErrorLog::default(),
@@ -31,6 +46,11 @@ impl Batcher {
 
     pub fn consumer(&self) -> &StreamConsumer<KafkaContext> {
         &self.consumer
+    }
+
+    /// A handle that follows the consumer when it is replaced.
+    pub fn shared(&self) -> SharedConsumer {
+        self.current.clone()
     }
 
     /// The next batch: waits for one record, then takes what else arrives within the batching
@@ -89,6 +109,9 @@ impl Batcher {
                     match consumer(settings) {
                         Ok(fresh) => {
                             tracing::warn!("the broker is back after all connections were down: rejoining the group with a new consumer");
+                            let fresh = Arc::new(fresh);
+                            *self.current.0.write().unwrap_or_else(|p| p.into_inner()) =
+                                fresh.clone();
                             let old = std::mem::replace(&mut self.consumer, fresh);
                             // Closing a consumer that lost its coordinator can block: elsewhere.
                             tokio::task::spawn_blocking(move || drop(old));
@@ -144,7 +167,7 @@ impl ErrorLog {
     }
 }
 
-fn size_of(m: &OwnedMessage) -> usize {
+pub(crate) fn size_of(m: &OwnedMessage) -> usize {
     m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len)
 }
 

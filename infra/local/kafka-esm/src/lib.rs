@@ -3,7 +3,9 @@
 //! - one topic, read as a member of a fixed consumer group: the group assigns the partitions
 //!   (several mappings, or restarts, share them) and a restart resumes from committed offsets;
 //! - a batch is up to `batch_size` records, or what arrived within the batching window, or
-//!   6 MB, whichever comes first; it may hold several partitions, each in offset order;
+//!   6 MB, whichever comes first, in offset order; partitions are delivered concurrently, one
+//!   invocation at a time per partition (AWS's may also put several partitions in one event:
+//!   the function takes both shapes);
 //! - the event is AWS's JSON (`records` keyed `"topic-partition"`, base64 key and value,
 //!   `headers` always present as arrays of signed bytes), sent through the Lambda Invoke API;
 //! - AWS's error handling controls (provisioned mode), with the template's values as defaults:
@@ -22,12 +24,17 @@ pub mod batcher;
 pub mod delivery;
 pub mod event;
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::message::OwnedMessage;
+use rdkafka::Message;
 use shared::config::KafkaConfig;
 use shared::kafka::KafkaPublisher;
+use tokio::sync::{mpsc, Semaphore};
 
-pub use batcher::{commit, commit_offsets, consumer, next_offsets, Batcher};
+pub use batcher::{commit, commit_offsets, consumer, next_offsets, Batcher, SharedConsumer};
 pub use delivery::{deliver, Delivered};
 pub use event::kafka_event;
 
@@ -158,12 +165,24 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     }
 }
 
+/// Records read ahead of their delivery, per batch-size: the reading stops while this many
+/// batches' worth wait (memory stays bounded whatever a partition's function does).
+pub const BUFFERED_BATCHES: usize = 4;
+
 /// Runs the mapping until the process ends. Only a setting it cannot use ends it early: Kafka
 /// errors are waited out.
+///
+/// Partitions are delivered concurrently, as AWS's event source does: each partition has a
+/// worker that invokes the function with that partition's records, one invocation at a time,
+/// in offset order; what arrives meanwhile waits and forms its next batch. So a slow batch of
+/// one group's partition does not hold back the others.
 pub async fn run(settings: Settings) -> Result<(), String> {
+    let settings = Arc::new(settings);
     let mut batcher = Batcher::new(consumer(&settings)?);
     let on_failure = match &settings.on_failure_topic {
-        Some(_) => Some(KafkaPublisher::new(&settings.kafka).map_err(|e| e.to_string())?),
+        Some(_) => Some(Arc::new(
+            KafkaPublisher::new(&settings.kafka).map_err(|e| e.to_string())?,
+        )),
         None => None,
     };
     let client = reqwest::Client::builder()
@@ -173,20 +192,106 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, function = %settings.function,
         retries = ?settings.retry_limit(), on_failure = ?settings.on_failure_topic, "event source mapping started");
+    let capacity = settings.batch_size * BUFFERED_BATCHES;
+    let room = Arc::new(Semaphore::new(capacity));
+    let mut workers: HashMap<i32, mpsc::UnboundedSender<Vec<OwnedMessage>>> = HashMap::new();
     loop {
         let batch = batcher.next_batch(&settings).await;
-        let started = Instant::now();
-        // What to commit is known up front, so the batch itself moves into the delivery.
-        let (records, offsets) = (batch.len(), next_offsets(&batch));
-        let delivered = deliver(&client, &settings, on_failure.as_ref(), batch).await;
-        commit_offsets(batcher.consumer(), &offsets);
-        tracing::info!(
-            records,
-            invocations = delivered.invocations,
-            failures = delivered.failures,
-            set_aside = delivered.set_aside,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "batch delivered"
-        );
+        let mut by_partition: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
+        for record in batch {
+            by_partition
+                .entry(record.partition())
+                .or_default()
+                .push(record);
+        }
+        for (partition, records) in by_partition {
+            // Waits while the workers hold too many records; a batch never holds more than
+            // the capacity.
+            let permits = u32::try_from(records.len().min(capacity)).unwrap_or(u32::MAX);
+            match room.clone().acquire_many_owned(permits).await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Err("the read-ahead semaphore closed".into()),
+            }
+            let worker = workers.entry(partition).or_insert_with(|| {
+                let (send, receive) = mpsc::unbounded_channel();
+                let worker = PartitionWorker {
+                    settings: settings.clone(),
+                    client: client.clone(),
+                    on_failure: on_failure.clone(),
+                    consumer: batcher.shared(),
+                    room: room.clone(),
+                };
+                tokio::spawn(worker.run(receive));
+                send
+            });
+            if worker.send(records).is_err() {
+                return Err(format!("the worker of partition {partition} ended"));
+            }
+        }
+    }
+}
+
+/// Delivers one partition's records, a batch at a time, and commits each batch once done.
+struct PartitionWorker {
+    settings: Arc<Settings>,
+    client: reqwest::Client,
+    on_failure: Option<Arc<KafkaPublisher>>,
+    consumer: SharedConsumer,
+    room: Arc<Semaphore>,
+}
+
+impl PartitionWorker {
+    async fn run(self, mut incoming: mpsc::UnboundedReceiver<Vec<OwnedMessage>>) {
+        let mut waiting: VecDeque<OwnedMessage> = VecDeque::new();
+        loop {
+            if waiting.is_empty() {
+                match incoming.recv().await {
+                    Some(records) => waiting.extend(records),
+                    None => return,
+                }
+            }
+            while let Ok(records) = incoming.try_recv() {
+                waiting.extend(records);
+            }
+            let batch = self.take_batch(&mut waiting);
+            let started = Instant::now();
+            let (records, offsets) = (batch.len(), next_offsets(&batch));
+            let delivered = deliver(
+                &self.client,
+                &self.settings,
+                self.on_failure.as_deref(),
+                batch,
+            )
+            .await;
+            commit_offsets(&self.consumer.get(), &offsets);
+            self.room.add_permits(records);
+            tracing::info!(
+                partition = offsets.keys().next().map(|(_, p)| *p),
+                records,
+                invocations = delivered.invocations,
+                failures = delivered.failures,
+                set_aside = delivered.set_aside,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "batch delivered"
+            );
+        }
+    }
+
+    /// The next batch from what waits: up to the batch size and AWS's payload cap (one record
+    /// at least, whatever its size).
+    fn take_batch(&self, waiting: &mut VecDeque<OwnedMessage>) -> Vec<OwnedMessage> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = waiting.front() {
+            let size = batcher::size_of(next);
+            if batch.len() >= self.settings.batch_size
+                || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES)
+            {
+                break;
+            }
+            bytes += size;
+            batch.extend(waiting.pop_front());
+        }
+        batch
     }
 }

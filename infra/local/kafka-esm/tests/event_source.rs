@@ -11,7 +11,7 @@ use shared::kafka;
 use test_support::{kafka_config as config, unique};
 
 #[tokio::test]
-async fn a_batch_has_awss_shape_and_several_partitions() {
+async fn a_batch_has_awss_shape() {
     let config = config();
     let topic = unique("esm-shape");
     kafka::ensure_topics(&config.kafka, &[(&topic, 2)])
@@ -31,14 +31,18 @@ async fn a_batch_has_awss_shape_and_several_partitions() {
     .await;
     task.abort();
     let events = stub.events.lock().expect("lock").clone();
-    let event = &events[0].0;
+    let key = format!("{topic}-0");
+    let event = &events
+        .iter()
+        .find(|(e, _)| e["records"].get(&key).is_some())
+        .unwrap_or_else(|| panic!("no event of {key}: {events:?}"))
+        .0;
     assert_eq!(event["eventSource"], "aws:kafka");
     assert_eq!(
         event["bootstrapServers"],
         config.kafka.bootstrap_servers.as_str()
     );
     let parsed: KafkaEvent = serde_json::from_value(event.clone()).expect("a KafkaEvent");
-    let key = format!("{topic}-0");
     let records = parsed
         .records
         .get(&key)
@@ -55,6 +59,73 @@ async fn a_batch_has_awss_shape_and_several_partitions() {
     );
     let all: Vec<String> = events.iter().flat_map(|(e, _)| values(e)).collect();
     assert_eq!(all.len(), 3);
+}
+
+#[tokio::test]
+async fn partitions_are_delivered_concurrently_each_one_batch_at_a_time_in_order() {
+    let config = config();
+    let topic = unique("esm-concurrent");
+    kafka::ensure_topics(&config.kafka, &[(&topic, 2)])
+        .await
+        .expect("topic");
+    for (p, v) in [(0, "a0"), (1, "b0"), (0, "a1"), (1, "b1")] {
+        produce(&config, &topic, p, v).await;
+    }
+    let (stub, url) = start_slow_stub(Duration::from_millis(700)).await;
+    let mut settings = settings(&config, &topic, &unique("esm"), &url);
+    settings.batching_window = Duration::from_millis(100);
+    let group = settings.group_id.clone();
+    let task = tokio::spawn(local_kafka_esm::run(settings));
+    // While the first batches are held, more arrive for partition 0: they wait for its batch.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stub.arrived.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no invocation came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for v in ["a2", "a3"] {
+        produce(&config, &topic, 0, v).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed(&config, &topic, &group, 2) != vec![4, 2] {
+        assert!(
+            Instant::now() < deadline,
+            "offsets 4 and 2 were never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    task.abort();
+    let spans = stub.spans.lock().expect("lock").clone();
+    let of = |p: i32| -> Vec<(Instant, Instant)> {
+        let key = format!("{topic}-{p}");
+        spans
+            .iter()
+            .filter(|(keys, _, _)| keys == &vec![key.clone()])
+            .map(|(_, came, done)| (*came, *done))
+            .collect()
+    };
+    let (p0, p1) = (of(0), of(1));
+    assert_eq!(
+        p0.len() + p1.len(),
+        spans.len(),
+        "one partition per event: {spans:?}"
+    );
+    assert!(p0.len() >= 2 && !p1.is_empty(), "{spans:?}");
+    let overlap = |a: &(Instant, Instant), b: &(Instant, Instant)| a.0 < b.1 && b.0 < a.1;
+    assert!(
+        p0.iter().any(|a| p1.iter().any(|b| overlap(a, b))),
+        "the partitions were never in flight together: {spans:?}"
+    );
+    assert!(
+        p0.windows(2).all(|w| w[0].1 <= w[1].0),
+        "two invocations of partition 0 overlapped: {p0:?}"
+    );
+    let events = stub.events.lock().expect("lock").clone();
+    let delivered: Vec<String> = events
+        .iter()
+        .flat_map(|(e, _)| values(e))
+        .filter(|v| v.starts_with('a'))
+        .collect();
+    assert_eq!(delivered, ["a0", "a1", "a2", "a3"]);
 }
 
 #[tokio::test]

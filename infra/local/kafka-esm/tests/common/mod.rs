@@ -24,13 +24,28 @@ pub type Answer = Box<dyn Fn(&Value) -> (u16, Value) + Send + Sync>;
 #[derive(Default)]
 pub struct Stub {
     pub events: Mutex<Vec<(Value, bool)>>,
+    /// Per invocation: its partitions (`"topic-partition"`), when it came and when it was answered.
+    pub spans: Mutex<Vec<(Vec<String>, Instant, Instant)>>,
+    /// Invocations that came, answered or not.
+    pub arrived: std::sync::atomic::AtomicUsize,
     failures_left: Mutex<u32>,
     answer: Option<Answer>,
+    /// How long each invocation takes to answer.
+    hold: Duration,
 }
 
 pub async fn start_stub(failures: u32) -> (Arc<Stub>, String) {
     serve_stub(Stub {
         failures_left: Mutex::new(failures),
+        ..Stub::default()
+    })
+    .await
+}
+
+/// A stub that succeeds, each invocation taking `hold`.
+pub async fn start_slow_stub(hold: Duration) -> (Arc<Stub>, String) {
+    serve_stub(Stub {
+        hold,
         ..Stub::default()
     })
     .await
@@ -64,6 +79,18 @@ async fn invoked(
     body: axum::body::Bytes,
 ) -> (axum::http::StatusCode, String) {
     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let came = Instant::now();
+    stub.arrived
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(stub.hold).await;
+    let partitions = event["records"]
+        .as_object()
+        .map(|records| records.keys().cloned().collect())
+        .unwrap_or_default();
+    stub.spans
+        .lock()
+        .expect("lock")
+        .push((partitions, came, Instant::now()));
     if let Some(answer) = &stub.answer {
         let (status, body) = answer(&event);
         stub.events
