@@ -57,15 +57,15 @@ impl Messages for DynamoStore {
         Ok(self.put_new(message).await?.is_none())
     }
 
-    /// Conditional puts, several at once (see `inserts.rs`): two runs of one batch (a retry
-    /// while the first still writes) cannot overwrite each other's newer state, unlike a read
-    /// then a batch write.
+    /// Conditional puts, in parallel or in transactions (see `inserts.rs`): two runs of one
+    /// batch (a retry while the first still writes) cannot overwrite each other's newer state,
+    /// unlike a read then a batch write.
     async fn insert_messages(
         &self,
         messages: &[Message],
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
-        // Puts of one id must not race each other: a repeat of an id earlier in this call is the
-        // message that first one stored.
+        // A transaction takes an item once, and parallel puts of one id would race: a repeat
+        // of an id earlier in this call is the message that first one stored.
         let mut first_of: Vec<usize> = Vec::with_capacity(messages.len());
         let mut unique: Vec<Message> = Vec::new();
         for m in messages {
