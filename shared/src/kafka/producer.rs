@@ -109,8 +109,9 @@ impl KafkaPublisher {
             // Bound the whole send, retries included, so a request never hangs on Kafka.
             .set("message.timeout.ms", config.timeout.as_millis().to_string())
             .set("request.timeout.ms", config.timeout.as_millis().to_string())
-            // A short linger lets concurrent sends share a request without adding latency.
-            .set("linger.ms", "2")
+            // No linger: a Lambda instance handles one request at a time, so there is nothing
+            // to batch with, and waiting (librdkafka's default is 5 ms) is pure latency.
+            .set("linger.ms", "0")
             .create::<BaseProducer<KafkaContext>>()
             .map_err(|e| PublishError::Rejected(e.to_string()))?;
         Served::start(producer).map(Arc::new)
