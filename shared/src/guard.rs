@@ -7,7 +7,7 @@ use crate::context::AppContext;
 use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
 use crate::error::ChatError;
 use crate::publish::{PublishError, Publisher};
-use crate::store::{Directory, KnownUsers, Messages, StoredMessage};
+use crate::store::{Directory, KnownUsers, Messages, StoreError, StoredMessage};
 
 /// The user, or 404.
 pub async fn existing_user<S: Directory + ?Sized>(
@@ -17,7 +17,7 @@ pub async fn existing_user<S: Directory + ?Sized>(
     store
         .get_user(user_id)
         .await?
-        .ok_or_else(|| ChatError::NotFound(format!("user {user_id} does not exist")))
+        .ok_or_else(|| no_such_user(user_id))
 }
 
 /// The user, or 404, believed for a short while once read (see [`KnownUsers`]): for hot paths
@@ -30,7 +30,11 @@ pub async fn recent_user<S: Directory + ?Sized>(
     known
         .user(store, user_id)
         .await?
-        .ok_or_else(|| ChatError::NotFound(format!("user {user_id} does not exist")))
+        .ok_or_else(|| no_such_user(user_id))
+}
+
+fn no_such_user(user_id: UserId) -> ChatError {
+    ChatError::NotFound(format!("user {user_id} does not exist"))
 }
 
 /// The group, or 404.
@@ -90,17 +94,8 @@ pub async fn authorize_change(
     let store = ctx.store.as_ref();
     let user = existing_user(store, user_id).await?;
     let log = ctx.publisher.as_ref();
-    // The caller's own group by key first (the common case, no index); another group's
-    // message, or one not stored yet, through the id index.
-    let message = match store.get_message_in(user.group_id, message_id).await? {
-        Some(StoredMessage::Live(message)) => message,
-        Some(StoredMessage::Deleted { .. }) => {
-            return Err(ChatError::NotFound(format!(
-                "message {message_id} was deleted"
-            )))
-        }
-        None => stored_message(store, log, &ctx.config.kafka.chat_topic, message_id).await?,
-    };
+    let topic = &ctx.config.kafka.chat_topic;
+    let message = stored_message(store, log, topic, user.group_id, message_id).await?;
     if !user.belongs_to(message.group_id) {
         return Err(ChatError::NotFound(format!(
             "message {message_id} does not exist"
@@ -112,15 +107,29 @@ pub async fn authorize_change(
     }
 }
 
+/// The message `id`, looked for first in `likely_group` by key (the common case, no index),
+/// then through the id index (another group's message).
+async fn find_message<S: Messages + ?Sized>(
+    store: &S,
+    likely_group: GroupId,
+    id: MessageId,
+) -> Result<Option<StoredMessage>, StoreError> {
+    match store.get_message_in(likely_group, id).await? {
+        Some(found) => Ok(Some(found)),
+        None => store.get_message(id).await,
+    }
+}
+
 async fn stored_message<S: Messages + ?Sized>(
     store: &S,
     log: &dyn Publisher,
     topic: &str,
+    likely_group: GroupId,
     id: MessageId,
 ) -> Result<Message, ChatError> {
     let mut give_up_at = None;
     loop {
-        match store.get_message(id).await? {
+        match find_message(store, likely_group, id).await? {
             Some(StoredMessage::Live(message)) => return Ok(message),
             Some(StoredMessage::Deleted { .. }) => {
                 return Err(ChatError::NotFound(format!("message {id} was deleted")))

@@ -218,23 +218,16 @@ impl Processor {
             .try_collect()
             .await
             .map_err(fail)?;
-        let fresh: Vec<Message> = state
+        let (fresh, records): (Vec<Message>, Vec<&Record>) = state
             .pending
             .iter()
             .zip(&duplicate)
             .filter(|(_, duplicate)| !**duplicate)
-            .map(|(send, _)| send.message.clone())
-            .collect();
+            .map(|(send, _)| (send.message.clone(), send.record))
+            .unzip();
         let outcomes = store.insert_messages(&fresh).await.map_err(fail)?;
         state.report.duplicates += state.pending.len() - fresh.len();
         state.report.applied += fresh.len();
-        let records: Vec<&Record> = state
-            .pending
-            .iter()
-            .zip(&duplicate)
-            .filter(|(_, duplicate)| !**duplicate)
-            .map(|(send, _)| send.record)
-            .collect();
         for ((message, outcome), record) in fresh.into_iter().zip(outcomes).zip(records) {
             let frame = match outcome {
                 None => Frame::Created(message),

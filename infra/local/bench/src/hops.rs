@@ -153,8 +153,8 @@ fn print_budget(rate: u64, seconds: u64, total: usize, traced: &[Stamps]) {
         values.sort_by(f64::total_cmp);
         println!(
             "{name:<34} {:>8.1} {:>8.1} {:>8}",
-            quantile(&values, 0.50),
-            quantile(&values, 0.99),
+            crate::percentile(&values, 50.0, f64::NAN),
+            crate::percentile(&values, 99.0, f64::NAN),
             values.len()
         );
     }
@@ -168,26 +168,18 @@ fn spans(traced: &[Stamps], from: &str, to: &str) -> Vec<f64> {
         .collect()
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn spans_use_only_messages_with_both_stamps_and_quantiles_pick_ranks() {
+    fn spans_use_only_messages_with_both_stamps_and_percentiles_pick_ranks() {
         let a = Stamps::from([("x".into(), 1_000), ("y".into(), 3_500)]);
         let b = Stamps::from([("x".into(), 2_000)]);
         assert_eq!(spans(&[a, b], "x", "y"), vec![2.5]);
         let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&sorted, 0.5), 50.0);
-        assert_eq!(quantile(&sorted, 0.99), 99.0);
-        assert!(quantile(&[], 0.5).is_nan());
+        assert_eq!(crate::percentile(&sorted, 50.0, f64::NAN), 50.0);
+        assert_eq!(crate::percentile(&sorted, 99.0, f64::NAN), 99.0);
+        assert!(crate::percentile(&[], 50.0, f64::NAN).is_nan());
     }
 }

@@ -72,9 +72,11 @@ async fn main() {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The value at percentile `p` (0-100) of sorted values (nearest rank); `empty` when there
+/// are none.
+fn percentile<T: Copy>(sorted: &[T], p: f64, empty: T) -> T {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return empty;
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -214,8 +216,8 @@ async fn api(url: &str, n: usize) -> Result<(), String> {
     for (name, l) in rows {
         println!(
             "{name:<30} {:>9} {:>9} {:>9}",
-            ms(percentile(&l, 50.0)),
-            ms(percentile(&l, 99.0)),
+            ms(percentile(&l, 50.0, Duration::ZERO)),
+            ms(percentile(&l, 99.0, Duration::ZERO)),
             ms(l[l.len() - 1])
         );
     }
@@ -302,8 +304,8 @@ async fn realtime(url: &str, rate: u64, seconds: u64) -> Result<RunResult, Strin
     let result = RunResult {
         sent: posted.len(),
         lost: posted.len() - latencies.len(),
-        p50: percentile(&latencies, 50.0),
-        p99: percentile(&latencies, 99.0),
+        p50: percentile(&latencies, 50.0, Duration::ZERO),
+        p99: percentile(&latencies, 99.0, Duration::ZERO),
     };
     println!(
         "rate {rate}/s for {seconds} s: {} sent in {send_secs:.1} s ({:.0}/s achieved), {} lost; POST-to-frame p50 {} p99 {} max {}",
