@@ -48,10 +48,14 @@ pub async fn handle(
             return response;
         }
         Match::NotFound => {
+            if let Some((file, kind)) = crate::web::find(&method, &path) {
+                return crate::web::serve(&gateway.web_root, &file, kind, method == Method::HEAD)
+                    .await;
+            }
             return json_error(
                 StatusCode::NOT_FOUND,
                 &format!("no route for {method} {path}"),
-            )
+            );
         }
     };
     // As on AWS, the authorizer runs once a route matched, before the body is read.

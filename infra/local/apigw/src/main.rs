@@ -14,9 +14,12 @@
 //!   (the original app's clients, local development only). `APIGW_JWT_LISTEN` adds a second
 //!   address that always verifies, sharing the sockets (tests use both modes on one stack).
 //!
+//! - The chat page and the API's descriptions, on the API's origin ([`web`]).
+//!
 //! Configuration: `APIGW_LISTEN` (default `127.0.0.1:8000`), `LAMBDA_INVOKE_URL` (default
 //! `http://127.0.0.1:9000`), `AUTH_MODE`, `APIGW_JWT_LISTEN`, and for verifying tokens
-//! `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_KEY_DIR` (the local issuer's keys, made by `chatctl`).
+//! `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_KEY_DIR` (the local issuer's keys, made by `chatctl`),
+//! `APIGW_WEB_ROOT` (the checkout whose `web/` and `docs/` are served).
 
 mod auth;
 mod http_api;
@@ -24,6 +27,7 @@ mod invoke;
 mod management;
 mod routes;
 mod socket;
+mod web;
 mod websocket;
 
 use std::net::SocketAddr;
@@ -48,6 +52,8 @@ pub struct Gateway {
     websocket_authorizer: String,
     /// The issuer tokens are verified against, when some address verifies them.
     auth: Option<auth::Auth>,
+    /// The checkout whose chat page and API descriptions are served ([`web`]).
+    web_root: std::path::PathBuf,
 }
 
 /// One listening address: the gateway, and whether it verifies identity there.
@@ -111,6 +117,7 @@ async fn main() {
         invoker,
         websocket_authorizer: file.websocket_authorizer,
         auth,
+        web_root: web::root(),
     });
     tracing::info!(%listen, invoke = %invoke_url, verify, "local API Gateway listening");
     let mut servers = vec![tokio::spawn(serve(listener, gateway.clone(), verify))];
