@@ -1,6 +1,8 @@
 //! One way to start a function: logging through the Lambda runtime's own subscriber (it honours
-//! `AWS_LAMBDA_LOG_FORMAT=JSON` and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`), the context built
-//! once per process, and our errors turned into what API Gateway or the event source expects.
+//! `AWS_LAMBDA_LOG_FORMAT=JSON` and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`), metrics in
+//! CloudWatch's Embedded Metric Format ([`crate::metrics`], flushed after every invocation),
+//! the context built once per process, and our errors turned into what API Gateway or the event
+//! source expects. Every API request logs one structured line: route, status, duration.
 //! A function's `main` is two lines:
 //!
 //! ```text
@@ -10,6 +12,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::Instant;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_http::{Body, Request, Response};
@@ -29,6 +32,7 @@ pub fn init_logging() {
 /// Logging, then the context. It lives as long as the process, so every invocation borrows it.
 pub async fn start(kafka: Kafka) -> Result<&'static AppContext, Error> {
     init_logging();
+    crate::metrics::init();
     let ctx = AppContext::from_env(kafka)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
@@ -43,10 +47,28 @@ where
     Fut: Future<Output = Result<Response<Body>, ChatError>> + Send,
 {
     lambda_http::run(lambda_http::service_fn(move |request: Request| {
+        let started = Instant::now();
+        let route = http_route(&request);
         let reply = handler(ctx, request);
-        async move { Ok::<_, Error>(crate::http::reply(reply.await)) }
+        async move {
+            let response = crate::http::reply(reply.await);
+            crate::metrics::request_done(&route, response.status().as_u16(), started.elapsed());
+            crate::metrics::flush();
+            Ok::<_, Error>(response)
+        }
     }))
     .await
+}
+
+/// API Gateway's route key (`POST /send-message/`), as metrics and logs name the route.
+fn http_route(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.route_key.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| format!("{} {}", request.method(), request.uri().path()))
 }
 
 /// Serves a WebSocket route (`$connect`, `$disconnect`, `$default`): `Ok` is a 200, an error
@@ -58,8 +80,21 @@ where
 {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let started = Instant::now();
+            let route = event
+                .payload
+                .request_context
+                .route_key
+                .clone()
+                .unwrap_or_else(|| "$default".into());
             let result = handler(ctx, event.payload);
-            async move { Ok::<_, Error>(crate::ws::response(result.await)) }
+            async move {
+                let response = crate::ws::response(result.await);
+                let status = u16::try_from(response.status_code).unwrap_or(500);
+                crate::metrics::request_done(&route, status, started.elapsed());
+                crate::metrics::flush();
+                Ok::<_, Error>(response)
+            }
         },
     ))
     .await
@@ -82,10 +117,12 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<B>| {
         let outcome = handler(state, event.payload);
         async move {
-            outcome.await.map_err(|e| {
+            let outcome = outcome.await.map_err(|e| {
                 tracing::error!(error = %e, "batch failed; it will be retried");
                 Error::from(e.to_string())
-            })
+            });
+            crate::metrics::flush();
+            outcome
         }
     }))
     .await

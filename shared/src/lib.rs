@@ -21,6 +21,7 @@ pub mod idempotency;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod lambda;
+pub mod metrics;
 pub mod publish;
 #[cfg(feature = "push")]
 pub mod push;

@@ -58,6 +58,24 @@ pub struct Report {
     /// Time spent applying to DynamoDB, and pushing.
     pub apply_ms: u64,
     pub push_ms: u64,
+    /// The Kafka timestamp of the batch's oldest record (milliseconds since the epoch).
+    pub oldest_record_ms: Option<i64>,
+}
+
+impl Report {
+    /// The batch's CloudWatch figures, its lag measured to `now_ms`.
+    pub fn figures(&self, now_ms: i64) -> shared::metrics::BatchFigures {
+        let millis = |ms: i64| std::time::Duration::from_millis(ms.max(0) as u64);
+        shared::metrics::BatchFigures {
+            applied: self.applied as u64,
+            dead_lettered: self.dead_lettered as u64,
+            pushes_sent: self.pushed as u64,
+            pushes_gone: self.gone as u64,
+            pushes_failed: self.cut_off as u64,
+            duration: millis((self.apply_ms + self.push_ms) as i64),
+            lag: self.oldest_record_ms.map(|at| millis(now_ms - at)),
+        }
+    }
 }
 
 /// A batch's outcome: its report, and per failed partition the first record to retry.
@@ -105,6 +123,11 @@ impl Processor {
     pub async fn handle(&self, batch: Batch) -> Result<BatchResponse, ProcessError> {
         let outcome = self.process(&batch).await?;
         tracing::info!(report = ?outcome.report, failures = ?outcome.failures, "batch done");
+        shared::metrics::batch_done(
+            &outcome
+                .report
+                .figures(chrono::Utc::now().timestamp_millis()),
+        );
         Ok(BatchResponse {
             batch_item_failures: outcome
                 .failures
@@ -136,6 +159,8 @@ impl Processor {
                 }
             }
             records.sort_by_key(|r| r.offset);
+            let oldest = records.iter().filter_map(|r| r.timestamp).min();
+            report.oldest_record_ms = report.oldest_record_ms.into_iter().chain(oldest).min();
             partitions.push(records);
         }
         partitions.sort_by_key(|records| records.first().map(|r| r.partition));

@@ -170,6 +170,8 @@ pub const VARIABLES: &[Variable] = &[
     var("AUTH_AUDIENCE", None, OnAws::Optional),
     var("AUTH_JWKS_URL", None, OnAws::Optional),
     var("MAX_SOCKETS_PER_USER", Some("5"), OnAws::Optional),
+    // Read by crate::metrics when a function starts, not by Config.
+    var("METRICS_NAMESPACE", Some("Chat"), OnAws::Optional),
 ];
 
 impl Config {
@@ -236,7 +238,7 @@ impl Config {
     }
 }
 
-fn default_of(name: &str) -> Option<&'static str> {
+pub(crate) fn default_of(name: &str) -> Option<&'static str> {
     VARIABLES
         .iter()
         .find(|v| v.name == name)

@@ -181,6 +181,31 @@ async fn sends_are_stored_and_pushed_in_order_to_their_group_only() {
 }
 
 #[tokio::test]
+async fn a_batch_reports_its_cloudwatch_figures_with_the_lag_of_its_oldest_record() {
+    let f = fixture();
+    connect(&f.store, "g1-a", 1).await;
+    let mut batch = event(&[(0, 0, sent(1, 1, "one")), (1, 0, sent(3, 2, "two"))]);
+    // The second partition's record is the older one.
+    if let Some(entry) = batch
+        .records
+        .get_mut("chat-events-1")
+        .and_then(|list| list.first_mut())
+    {
+        entry["timestamp"] = json!(1_767_225_599_000i64);
+    }
+    let outcome = f.processor.process(&batch).await.expect("processed");
+    let report = outcome.report;
+    assert_eq!(report.oldest_record_ms, Some(1_767_225_599_000));
+    let figures = report.figures(1_767_225_600_500);
+    assert_eq!(figures.applied, 2);
+    assert_eq!(figures.pushes_sent, 1);
+    assert_eq!((figures.pushes_gone, figures.pushes_failed), (0, 0));
+    assert_eq!(figures.lag, Some(std::time::Duration::from_millis(1_500)));
+    // A clock behind the broker's is no negative lag.
+    assert_eq!(report.figures(0).lag, Some(std::time::Duration::ZERO));
+}
+
+#[tokio::test]
 async fn a_traced_records_frame_carries_its_stamps_in_order_and_others_none() {
     let f = fixture();
     connect(&f.store, "g1-a", 1).await;

@@ -7,6 +7,7 @@
 
 mod records;
 mod setup;
+mod stats;
 mod watch;
 
 use std::process::ExitCode;
@@ -65,7 +66,6 @@ enum Command {
         #[arg(long, value_name = "MS")]
         idle_ms: Option<u64>,
     },
-    /// Subscribe to a group over WebSocket and print every frame until Ctrl-C.
     /// Prints a token of the local issuer for a user (for `Authorization: Bearer` and
     /// `?token=`), making the issuer's key pair first if there is none.
     Token {
@@ -76,12 +76,23 @@ enum Command {
     },
     /// Makes the local issuer's key pair if there is none (the stack does, on first run).
     IssuerKeys,
+    /// Subscribe to a group over WebSocket and print every frame until Ctrl-C.
     Watch {
         group_id: String,
         #[arg(long, default_value = "ws://127.0.0.1:8000")]
         url: String,
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Print the functions' CloudWatch metrics (their EMF log lines): requests by route and
+    /// status, and the stream processor's records, pushes, batch time and lag.
+    Stats {
+        /// The folder of the functions' logs.
+        #[arg(long, default_value = ".data/dev/api")]
+        logs: std::path::PathBuf,
+        /// Only lines of the last SECONDS; 0 for all.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
     },
 }
 
@@ -98,6 +109,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), String> {
+    if let Command::Stats { logs, seconds } = &command {
+        // Needs no configuration: it only reads logs.
+        return stats::stats(logs, *seconds);
+    }
     let config = Config::from_env().map_err(|e| e.to_string())?;
     match command {
         Command::Setup { partitions } => setup::setup(&config, partitions).await,
@@ -125,10 +140,10 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::IssuerKeys => local_issuer(&config).map(|_| ()),
+        Command::Stats { .. } => unreachable!("handled above"),
     }
 }
 
-/// Why Kafka could not be used, and what to start.
 /// The local issuer: its keys in `AUTH_KEY_DIR` (default `.data/dev/auth`, where `make dev`
 /// keeps them), its name and audience those of `make dev` unless set.
 fn local_issuer(config: &Config) -> Result<shared::auth::jwt::LocalIssuer, String> {
@@ -142,6 +157,7 @@ fn local_issuer(config: &Config) -> Result<shared::auth::jwt::LocalIssuer, Strin
 const LOCAL_ISSUER: &str = "http://127.0.0.1:8000/auth";
 const LOCAL_AUDIENCE: &str = "chat-local";
 
+/// Why Kafka could not be used, and what to start.
 fn kafka_unreachable(config: &Config, e: impl std::fmt::Display) -> String {
     format!(
         "Kafka is not reachable at {} ({e}); start the local stack with `make dev`, or set \
