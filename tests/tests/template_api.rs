@@ -398,3 +398,63 @@ fn identity_is_verified_on_every_route_and_trust_client_cannot_be_deployed() {
         route_file()["websocket_authorizer"].as_str()
     );
 }
+
+#[test]
+fn functions_log_json_and_are_traced_by_x_ray() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(str_of(&globals["LoggingConfig"]["LogFormat"]), "JSON");
+    assert_eq!(str_of(&globals["Tracing"]), "Active");
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let own = &f["Properties"];
+        assert!(
+            own["LoggingConfig"].is_null() && own["Tracing"].is_null(),
+            "{id} overrides the global logging or tracing"
+        );
+    }
+}
+
+/// CloudFront serves the page from the bucket and forwards every route of the HTTP API to it:
+/// one origin for both, as locally.
+#[test]
+fn the_page_and_every_http_route_share_cloudfronts_origin() {
+    let t = template();
+    let distribution = &of_type(&t, "AWS::CloudFront::Distribution")["WebDistribution"];
+    let config = &distribution["Properties"]["DistributionConfig"];
+    assert_eq!(
+        str_of(&config["DefaultCacheBehavior"]["TargetOriginId"]),
+        "page"
+    );
+    let behaviors = config["CacheBehaviors"].as_sequence().expect("behaviors");
+    fn matches(pattern: &str, path: &str) -> bool {
+        match pattern.split_once('*') {
+            Some((prefix, "")) => path.starts_with(prefix),
+            _ => pattern == path,
+        }
+    }
+    for route in route_file()["routes"].as_array().expect("routes") {
+        let path = route["path"].as_str().expect("path");
+        let method = route["method"].as_str().expect("method");
+        let behavior = behaviors
+            .iter()
+            .find(|b| matches(str_of(&b["PathPattern"]), path))
+            .unwrap_or_else(|| panic!("no cache behavior forwards {path}"));
+        assert_eq!(str_of(&behavior["TargetOriginId"]), "api", "{path}");
+        let methods: Vec<&str> = behavior["AllowedMethods"]
+            .as_sequence()
+            .expect("methods")
+            .iter()
+            .map(str_of)
+            .collect();
+        assert!(methods.contains(&method), "{path}: {method} not forwarded");
+        // Managed policies: caching disabled, every viewer header (the token) but Host.
+        assert_eq!(
+            str_of(&behavior["CachePolicyId"]),
+            "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+        );
+        assert_eq!(
+            str_of(&behavior["OriginRequestPolicyId"]),
+            "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+        );
+    }
+}
