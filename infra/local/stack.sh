@@ -35,6 +35,12 @@ CARGO_LAMBDA_VENV=$TOOLS_DIR/cargo-lambda-$CARGO_LAMBDA_VERSION
 CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
 CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
 BENCH_VENV=$TOOLS_DIR/bench-$(cksum <"$ROOT/infra/local/bench/requirements.txt" | cut -d' ' -f1)
+# The browser, contract and fuzz tests' Python and npm packages, keyed by their pinned lists.
+WEB_TESTS_DIR=$TOOLS_DIR/web-tests-$(cat "$ROOT/tests/web/requirements.txt" "$ROOT/tests/web/package-lock.json" | cksum | cut -d' ' -f1)
+# Schemathesis: examples per API operation in make test, and a fixed seed so that a run is
+# repeatable (FUZZ_SEED=random, or any number, explores further).
+FUZZ_EXAMPLES=${FUZZ_EXAMPLES:-40}
+FUZZ_SEED=${FUZZ_SEED:-20261127}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
 
 DEV_KAFKA_PORT=${DEV_KAFKA_PORT:-9092}
@@ -113,6 +119,7 @@ cmd_check() {
 
 cmd_test() {
   install_all
+  install_test_tools
   check_formatting
   lint_in_builds
   build_workspace
@@ -137,7 +144,29 @@ cmd_test() {
   # CARGO_TEST_ARGS picks some tests (e.g. '-p e2e-tests --test faults'); default: all.
   local args; read -r -a args <<<"${CARGO_TEST_ARGS:---workspace --all-targets}"
   say "cargo test ${args[*]}"
-  run_tests "${args[@]}"
+  local status=0
+  run_tests "${args[@]}" || status=$?
+  [[ -n ${CARGO_TEST_ARGS:-} ]] && return "$status"
+  run_web_tests || status=$?
+  return "$status"
+}
+
+# The chat page in Chromium, the API descriptions' contract tests, then Schemathesis fuzzing
+# the HTTP API from docs/openapi.json: no 5xx, every reply as documented, bad input refused.
+run_web_tests() {
+  local output=$ROOT/test-output status=0
+  mkdir -p "$output"
+  say "browser and contract tests (pytest tests/web); screenshots in $output/browser"
+  CHAT_TEST_OUTPUT=$output CHAT_WEB_NODE_MODULES=$WEB_TESTS_DIR/node/node_modules \
+    "$WEB_TESTS_DIR/venv/bin/python" -m pytest -p no:cacheprovider -rA -q "$ROOT/tests/web" || status=$?
+  local seed=()
+  [[ $FUZZ_SEED == random ]] || seed=(--seed "$FUZZ_SEED")
+  say "fuzzing the HTTP API with Schemathesis: $FUZZ_EXAMPLES examples per operation (report: $output/schemathesis)"
+  (cd "$output" && "$WEB_TESTS_DIR/venv/bin/st" run "$ROOT/docs/openapi.json" --url "$CHAT_API_URL" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
+    --max-examples "$FUZZ_EXAMPLES" "${seed[@]}" --workers 2 --request-timeout 30 \
+    --report junit --report-dir "$output/schemathesis" --no-color) || status=$?
+  return "$status"
 }
 
 clean_test_data() { # exit status
@@ -237,7 +266,7 @@ cmd_bench() {
 }
 
 case ${1:-} in
-  install) install_all ;;
+  install) install_all; install_test_tools ;;
   check) cmd_check ;;
   dev) cmd_dev ;;
   test) shift; cmd_test "$@" ;;

@@ -88,6 +88,37 @@ install_bench_venv() {
   install_venv "$BENCH_VENV" uvicorn -r "$ROOT/infra/local/bench/requirements.txt"
 }
 
+# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
+install_chromium() {
+  command -v chromium >/dev/null && return
+  local sudo=()
+  if [[ $(id -u) != 0 ]]; then
+    sudo -n true 2>/dev/null || die "Chromium is needed for the browser tests: sudo apt-get install chromium"
+    sudo=(sudo -n)
+  fi
+  say "installing Debian's chromium for the browser tests"
+  "${sudo[@]}" apt-get install -y -q chromium >/dev/null \
+    || { "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q chromium >/dev/null; } \
+    || die "apt-get install chromium failed"
+}
+
+# The web tests' Python packages (Playwright, pytest, Schemathesis, validators) and AsyncAPI's
+# parser from npm, both pinned in tests/web.
+install_web_tests() {
+  [[ -f $WEB_TESTS_DIR/complete ]] && return
+  command -v node >/dev/null || die "Node.js is needed for AsyncAPI's parser: apt-get install nodejs npm"
+  say "installing the web tests' packages (PyPI, npm) into $WEB_TESTS_DIR"
+  rm -rf "$WEB_TESTS_DIR"
+  mkdir -p "$WEB_TESTS_DIR/node"
+  python3 -m venv "$WEB_TESTS_DIR/venv" || die "python3 -m venv failed: apt-get install python3-venv"
+  "$WEB_TESTS_DIR/venv/bin/pip" install --quiet -r "$ROOT/tests/web/requirements.txt" \
+    || die "pip install -r tests/web/requirements.txt failed"
+  cp "$ROOT/tests/web/package.json" "$ROOT/tests/web/package-lock.json" "$WEB_TESTS_DIR/node/"
+  (cd "$WEB_TESTS_DIR/node" && npm ci --silent --no-audit --no-fund >/dev/null) \
+    || die "npm ci of tests/web/package.json failed"
+  touch "$WEB_TESTS_DIR/complete"
+}
+
 install_cmake() { install_venv "$CMAKE_VENV" cmake "cmake==$CMAKE_VERSION"; }
 
 install_all() {
@@ -96,4 +127,10 @@ install_all() {
   with_install_lock install_cargo_lambda
   with_install_lock install_cfn_lint
   if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then with_install_lock install_kafka; fi
+}
+
+# What make test needs beyond the stack: the browser and the web tests' packages.
+install_test_tools() {
+  with_install_lock install_chromium
+  with_install_lock install_web_tests
 }

@@ -269,7 +269,7 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
   fi
   start_service "API-Gateway emulator" "$api_port" "$dir" env \
     APIGW_LISTEN="127.0.0.1:$api_port" LAMBDA_INVOKE_URL="http://127.0.0.1:$lambda_port" \
-    APIGW_JWT_LISTEN="${jwt_port:+127.0.0.1:$jwt_port}" \
+    APIGW_JWT_LISTEN="${jwt_port:+127.0.0.1:$jwt_port}" APIGW_WEB_ROOT="$ROOT" \
     "$CARGO_TARGET_DIR/debug/local-apigw"
   export CHAT_API_URL=http://127.0.0.1:$api_port
   [[ -n $jwt_port ]] && export CHAT_API_URL_JWT=http://127.0.0.1:$jwt_port
@@ -289,7 +289,8 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
 }
 
 # LAMBDA_CONCURRENCY instances of every function, each polling the Runtime API that cargo
-# lambda serves for it, as Lambda's execution environments do.
+# lambda serves for it, as Lambda's execution environments do; with JSON logs, as the template
+# configures them on AWS.
 start_functions() { # lambda_port dir
   local manifest function instance
   for manifest in "$ROOT"/functions/*/Cargo.toml; do
@@ -298,7 +299,7 @@ start_functions() { # lambda_port dir
       start_background "$function" "$2" env \
         AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$1/.rt/$function" \
         AWS_LAMBDA_FUNCTION_NAME="$function" AWS_LAMBDA_FUNCTION_VERSION=1 \
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 "$CARGO_TARGET_DIR/debug/$function"
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 AWS_LAMBDA_LOG_FORMAT=JSON "$CARGO_TARGET_DIR/debug/$function"
     done
   done
 }
