@@ -1,7 +1,7 @@
 # The two commands of the README, and a few helpers. Everything goes through
 # infra/local/stack.sh, which installs missing tools (cached in ~/.cache/chat-backend) and
 # starts and stops the local services.
-.PHONY: dev test check services install build sam-build bench
+.PHONY: dev test check services install build sam-build bench deploy-web
 
 ## Run the local stack (Kafka, DynamoDB Local, the functions, the API on :8000) until Ctrl-C.
 dev:
@@ -34,3 +34,7 @@ build:
 ## `sam build` of infra/template.yaml with our build tools on PATH (needs the AWS SAM CLI).
 sam-build:
 	@infra/local/stack.sh sam build --beta-features --template-file infra/template.yaml
+
+## Upload the chat page to a deployed stack (STACK=name; needs the AWS CLI).
+deploy-web:
+	@infra/local/stack.sh deploy-web $(STACK)

@@ -13,6 +13,11 @@
 #   stack.sh kafka TOOL ARGS...
 #                           one of Kafka's own command-line tools (topics, console-producer,
 #                           console-consumer, consumer-groups, ...), as kafka-TOOL.sh runs it
+#   stack.sh deploy-web STACK
+#                           uploads the chat page to a deployed stack's bucket, with the stack's
+#                           WebSocket URL in its config.json (needs the AWS CLI)
+#   stack.sh stage-web DIR WEBSOCKET_URL
+#                           the files deploy-web uploads, into DIR (what the tests check)
 #   stack.sh restart DIR NAME
 #                           stops the service NAME whose pid file is in DIR (Kafka, DynamoDB,
 #                           event-source) and starts it again as it was started (for tests)
@@ -265,6 +270,37 @@ cmd_bench() {
     && "$BENCH_VENV/bin/python" bench.py --ours "$api" --peer "http://127.0.0.1:$port" --scale "${BENCH_SCALE:-1}")
 }
 
+# The page's files as they are uploaded: web/, the API documents, and config.json naming the
+# WebSocket API. The HTTP API needs no URL: CloudFront serves it on the page's own origin.
+cmd_stage_web() { # dir websocket_url
+  local dir=${1:?usage: stack.sh stage-web DIR WEBSOCKET_URL} ws=${2:?usage: stack.sh stage-web DIR WEBSOCKET_URL}
+  [[ $ws =~ ^wss?://[^\"[:space:]]+$ ]] || die "not a WebSocket URL: $ws"
+  mkdir -p "$dir"
+  cp "$ROOT"/web/* "$ROOT/docs/openapi.json" "$ROOT/docs/asyncapi.json" "$dir/"
+  printf '{"websocket": "%s"}\n' "$ws" >"$dir/config.json"
+}
+
+cmd_deploy_web() { # stack
+  local stack=${1:?usage: stack.sh deploy-web STACK (or make deploy-web STACK=name)}
+  command -v aws >/dev/null || die "the AWS CLI is needed to upload the page"
+  output() {
+    aws cloudformation describe-stacks --stack-name "$stack" --output text \
+      --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue"
+  }
+  local bucket ws distribution url dir
+  bucket=$(output WebBucketName) || die "cannot read the outputs of stack $stack"
+  [[ -n $bucket && $bucket != None ]] || die "stack $stack has no WebBucketName output: deploy infra/template.yaml first"
+  ws=$(output WebSocketUrl) distribution=$(output WebDistributionId) url=$(output WebUrl)
+  dir=$(mktemp -d)
+  cmd_stage_web "$dir" "$ws"
+  # Small files, always revalidated: a new page shows on the next load.
+  aws s3 sync "$dir" "s3://$bucket/" --delete --cache-control no-cache || die "uploading to s3://$bucket failed"
+  aws cloudfront create-invalidation --distribution-id "$distribution" --paths "/*" >/dev/null \
+    || die "invalidating CloudFront distribution $distribution failed"
+  rm -rf "$dir"
+  say "the chat page is at $url"
+}
+
 case ${1:-} in
   install) install_all; install_test_tools ;;
   check) cmd_check ;;
@@ -276,5 +312,7 @@ case ${1:-} in
   sam) shift; cmd_sam "$@" ;;
   kafka) shift; cmd_kafka_tool "$@" ;;
   restart) shift; cmd_restart "$@" ;;
-  *) die "usage: $0 install | check | dev | test [CMD...] | services | bench | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME" ;;
+  deploy-web) shift; cmd_deploy_web "$@" ;;
+  stage-web) shift; cmd_stage_web "$@" ;;
+  *) die "usage: $0 install | check | dev | test [CMD...] | services | bench | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME | deploy-web STACK | stage-web DIR WEBSOCKET_URL" ;;
 esac

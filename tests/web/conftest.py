@@ -90,3 +90,13 @@ def send(api_url: str, user_id: int, text: str) -> int:
             return message_id
         time.sleep(0.1)
     pytest.fail(f"message {message_id} was not stored within 15 s")
+
+
+def chatctl(*args: str) -> str:
+    """Runs the stack's chatctl (built by make test) and returns what it printed."""
+    import subprocess
+
+    binary = Path(env("CARGO_TARGET_DIR")) / "debug" / "chatctl"
+    out = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout

@@ -4,14 +4,12 @@ one structured JSON line per request, and CloudWatch EMF metric lines that `chat
 sums up."""
 
 import json
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import env, request, send
+from conftest import chatctl, env, request, send
 
 
 def logs_dir() -> Path:
@@ -63,15 +61,12 @@ def test_every_request_logs_one_json_line_with_route_status_and_duration(api_url
 
 def test_chatctl_stats_reads_the_functions_emf_metrics(api_url):
     send(api_url, 2, f"metrics {uuid.uuid4().hex[:6]}")
-    chatctl = Path(env("CARGO_TARGET_DIR")) / "debug" / "chatctl"
 
     def stats():
-        out = subprocess.run([str(chatctl), "stats", "--logs", str(logs_dir()), "--seconds", "600"],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
+        table = chatctl("stats", "--logs", str(logs_dir()), "--seconds", "600")
         wanted = ["route=POST /send-message/ status=202", "records_applied", "pushes_sent", "lag (ms)",
                   "batch_duration (ms)", "request_duration (ms)"]
-        return out.stdout if all(w in out.stdout for w in wanted) else None
+        return table if all(w in table for w in wanted) else None
 
     table = wait_for(stats, "the send's metrics in `chatctl stats`")
     print(table)

@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import env, request, send
+from conftest import chatctl, env, request, send
 from playwright.sync_api import expect
 
 ALICE, BOB = 1, 2  # group 1; Alice may edit but not delete, Bob may do both
@@ -259,3 +259,30 @@ def dynamodb(endpoint, operation, body):
     })
     with urllib.request.urlopen(req, timeout=10) as response:
         return json.load(response)
+
+
+def test_signing_in_with_a_token_where_identity_is_verified(browser):
+    # The gateway's second address verifies tokens, as API Gateway's JWT authorizer does.
+    api = env("CHAT_API_URL_JWT").rstrip("/")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{api}/")
+    # Without a token the user list is a 401: the page asks for a token instead.
+    expect(page.locator("#token-form")).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator("#pick-user")).to_be_hidden()
+    page.locator("#token").fill("not.a.token")
+    page.locator("#token-form button").click()
+    expect(page.locator("#error")).to_contain_text("Cannot sign in", timeout=TIMEOUT)
+
+    page.locator("#token").fill(chatctl("token", str(ALICE)).strip())
+    page.locator("#token-form button").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=TIMEOUT)
+    expect(page.locator("#who")).to_have_text("Alice · group 1")
+    text = f"signed in {uuid.uuid4().hex[:6]}"
+    type_and_send(page, text)
+    expect(item(page, text)).not_to_have_class(re.compile("pending"), timeout=TIMEOUT)
+    # A reload keeps the session (the token is in this tab's session storage).
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=TIMEOUT)
+    expect(item(page, text)).to_have_count(1, timeout=TIMEOUT)
+    context.close()
