@@ -6,6 +6,8 @@
 const PAGE = 50;                 // messages per history page
 const MAX_BACKOFF_MS = 8000;     // longest wait between two reconnection attempts
 const $ = (id) => document.getElementById(id);
+// One formatter for every message: toLocaleTimeString builds a new one per call.
+const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
 
 const state = {
   config: { api: "", websocket: null },
@@ -16,6 +18,7 @@ const state = {
   newest: 0,                     // highest id seen: where a reconnection catches up from
   olderUrl: null,                // the Link to the next older page, if any
   loadingOlder: false,
+  history: Promise.resolve(),    // the first page's load, which a catch-up waits for
   socket: null,
   backoff: 500,
   reconnectTimer: null,
@@ -88,12 +91,24 @@ function stamp(message) {
 // Applies one message (from a page or a frame): the newest version of each id wins, and a
 // deleted id stays deleted.
 function upsert(message) {
-  if (state.deleted.has(message.id)) return;
-  const known = state.messages.get(message.id);
-  if (known && !known.pending && stamp(known) > stamp(message)) return;
-  state.messages.set(message.id, message);
-  state.newest = Math.max(state.newest, message.id);
-  render(message);
+  upsertAll([message]);
+}
+
+// Applies a page of messages with one layout: reading the scroll position after each insert
+// would lay the page out once per message (200 ms for a page of 50 in a busy browser).
+function upsertAll(messages) {
+  const scroller = $("scroller");
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+  let appended = false;
+  for (const message of messages) {
+    if (state.deleted.has(message.id)) continue;
+    const known = state.messages.get(message.id);
+    if (known && !known.pending && stamp(known) > stamp(message)) continue;
+    state.messages.set(message.id, message);
+    state.newest = Math.max(state.newest, message.id);
+    appended = render(message) || appended;
+  }
+  if (appended && atBottom) scroller.scrollTop = scroller.scrollHeight;
 }
 
 function remove(id) {
@@ -103,22 +118,23 @@ function remove(id) {
   if (item) item.remove();
 }
 
+// Puts a message on screen, in id order; true when it went after every other one.
 function render(message) {
   const list = $("messages");
-  const scroller = $("scroller");
-  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   const fresh = element(message);
   const old = list.querySelector(`li[data-id="${message.id}"]`);
   if (old) {
-    if (old.querySelector(".edit-box")) return; // being edited here: keep the user's draft
-    old.replaceWith(fresh);
-    return;
+    if (!old.querySelector(".edit-box")) old.replaceWith(fresh); // keep a draft being edited
+    return false;
   }
   // Ids grow with the log's offsets, and a group's messages share one partition: id order is
-  // send order.
-  const next = [...list.children].find((li) => Number(li.dataset.id) > message.id);
-  list.insertBefore(fresh, next || null);
-  if (!next && atBottom) scroller.scrollTop = scroller.scrollHeight;
+  // send order. New messages come last: look from the end.
+  let next = null;
+  for (let li = list.lastElementChild; li && Number(li.dataset.id) > message.id; li = li.previousElementSibling) {
+    next = li;
+  }
+  list.insertBefore(fresh, next);
+  return next === null;
 }
 
 function element(message) {
@@ -135,7 +151,7 @@ function element(message) {
   author.textContent = message.name;
   const time = document.createElement("time");
   time.dateTime = message.created_at;
-  time.textContent = new Date(message.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  time.textContent = CLOCK.format(new Date(message.created_at));
   meta.append(author, time);
   if (message.edited_at) {
     const edited = document.createElement("span");
@@ -230,7 +246,7 @@ async function deleteMessage(id) {
 
 async function loadNewest() {
   const { data, link } = await api("GET", `/messages/${state.me.group_id}?limit=${PAGE}`);
-  data.forEach(upsert);
+  upsertAll(data);
   state.olderUrl = link;
   historyState();
   $("scroller").scrollTop = $("scroller").scrollHeight;
@@ -245,7 +261,7 @@ async function loadOlder() {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   try {
     const { data, link } = await api("GET", state.olderUrl);
-    data.forEach(upsert);
+    upsertAll(data);
     state.olderUrl = link;
     scroller.scrollTop = scroller.scrollHeight - fromBottom; // keep the view where it was
   } catch (e) {
@@ -270,7 +286,7 @@ async function catchUp(reconnected) {
   let path = `/messages/${state.me.group_id}?${cursor}limit=100`;
   while (path) {
     const { data, link } = await api("GET", path);
-    data.forEach(upsert);
+    upsertAll(data);
     path = link;
   }
   if (!reconnected) return;
@@ -282,7 +298,7 @@ async function catchUp(reconnected) {
   for (const id of shown) {
     if (id >= from && !present.has(id) && !state.messages.get(id).pending) remove(id);
   }
-  data.filter((m) => m.id >= from).forEach(upsert);
+  upsertAll(data.filter((m) => m.id >= from));
 }
 
 // --- live updates --------------------------------------------------------------------------
@@ -317,6 +333,7 @@ function connect() {
     opened = true;
     state.backoff = 500;
     try {
+      await state.history;
       await catchUp(reconnected);
       if (state.socket === socket) setConnection("live");
       showError("");
@@ -413,13 +430,11 @@ async function enter(user) {
   $("who").hidden = false;
   $("who").textContent = `${user.name} · group ${user.group_id}`;
   $("leave").hidden = false;
-  try {
-    await loadNewest();
-  } catch (e) {
-    showError(`Cannot load the conversation: ${e.message}`);
-  }
+  // The socket's handshake and the first page overlap; the socket's catch-up waits for the page.
+  state.history = loadNewest().catch((e) => showError(`Cannot load the conversation: ${e.message}`));
   connect();
   $("text").focus();
+  await state.history;
 }
 
 function leave() {

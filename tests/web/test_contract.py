@@ -5,15 +5,15 @@ an edit and a deletion validate against the AsyncAPI payload schemas. (The HTTP 
 checked against the OpenAPI document by the fuzzer, Schemathesis, which make test runs after
 these tests.)"""
 
-import asyncio
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import jsonschema
 import pytest
-import websockets
+from websockets.sync.client import connect
 from conftest import ROOT, request, send
 from openapi_spec_validator import validate as validate_openapi
 
@@ -59,26 +59,34 @@ def frame_schema(name):
     return {**message["payload"], "components": ASYNCAPI["components"]}
 
 
+def frames_of(ws_url, message_id, wanted, act):
+    """Subscribes to group 1, runs `act`, and returns the frames of `message_id` by event until
+    `wanted` have come. Synchronous: the browser tests' Playwright owns this thread's loop."""
+    with connect(f"{ws_url}/?group_id=1", open_timeout=15) as socket:
+        time.sleep(0.2)
+        act()
+        seen = {}
+        deadline = time.monotonic() + 15
+        while len(seen) < wanted:
+            frame = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if frame.get("id") == message_id():
+                seen[frame["event"]] = frame
+        return seen
+
+
 def test_real_frames_match_the_asyncapi_payloads(api_url):
     ws_url = api_url.replace("http://", "ws://", 1)
+    sent = {}
 
-    async def run():
-        async with websockets.connect(f"{ws_url}/?group_id=1") as socket:
-            await asyncio.sleep(0.2)
-            text = f"contract {uuid.uuid4().hex[:6]}"
-            message_id = send(api_url, 2, text)
-            status, body, _ = request("PUT", f"{api_url}/edit-message/{message_id}", {"user_id": 2, "new_text": text + "!"})
-            assert status == 202, body
-            status, body, _ = request("DELETE", f"{api_url}/delete-message/{message_id}?user_id=2")
-            assert status == 202, body
-            seen = {}
-            while len(seen) < 3:
-                frame = json.loads(await asyncio.wait_for(socket.recv(), 15))
-                if frame.get("id") == message_id:
-                    seen[frame["event"]] = frame
-            return seen
+    def act():
+        text = f"contract {uuid.uuid4().hex[:6]}"
+        sent["id"] = send(api_url, 2, text)
+        status, body, _ = request("PUT", f"{api_url}/edit-message/{sent['id']}", {"user_id": 2, "new_text": text + "!"})
+        assert status == 202, body
+        status, body, _ = request("DELETE", f"{api_url}/delete-message/{sent['id']}?user_id=2")
+        assert status == 202, body
 
-    frames = asyncio.run(run())
+    frames = frames_of(ws_url, lambda: sent.get("id"), 3, act)
     for event, frame in frames.items():
         jsonschema.validate(frame, frame_schema(event))
     # And the schemas are not vacuous: a frame missing its id, or with a wrong event, fails.
@@ -91,18 +99,26 @@ def test_real_frames_match_the_asyncapi_payloads(api_url):
 
 def test_a_traced_frame_matches_too(api_url):
     ws_url = api_url.replace("http://", "ws://", 1)
+    sent = {}
 
-    async def run():
-        async with websockets.connect(f"{ws_url}/?group_id=1") as socket:
-            await asyncio.sleep(0.2)
-            status, body, _ = request("POST", f"{api_url}/send-message/",
-                                      {"user_id": 1, "message": "traced"}, headers={"X-Chat-Trace": "1"})
-            assert status == 202, body
-            while True:
-                frame = json.loads(await asyncio.wait_for(socket.recv(), 15))
-                if frame.get("id") == body["message_id"]:
-                    return frame
+    def act():
+        status, body, _ = request("POST", f"{api_url}/send-message/",
+                                  {"user_id": 1, "message": "traced"}, headers={"X-Chat-Trace": "1"})
+        assert status == 202, body
+        sent["id"] = body["message_id"]
 
-    frame = asyncio.run(run())
+    frame = frames_of(ws_url, lambda: sent.get("id"), 1, act)["created"]
     assert set(frame["trace"]) >= {"received", "checked", "started", "stored", "pushing"}
     jsonschema.validate(frame, frame_schema("created"))
+
+
+def test_the_docs_page_lists_every_operation(browser, api_url):
+    page = browser.new_page()
+    page.goto(f"{api_url}/docs.html")
+    operations = {op["operationId"] for item in OPENAPI["paths"].values() for op in item.values()}
+    page.locator("section.op").nth(len(operations) - 1).wait_for(timeout=15_000)
+    shown = set(page.locator("section.op").evaluate_all("els => els.map(e => e.dataset.operation)"))
+    assert shown == operations
+    # Each shows its replies, errors included.
+    assert page.locator('section.op[data-operation="sendMessage"] td', has_text="422").count() == 1
+    page.close()

@@ -94,34 +94,45 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     sorted.get(rank - 1).copied().unwrap_or(0.0)
 }
 
-/// The table `chatctl stats` prints.
+/// The table `chatctl stats` prints, its columns as wide as their longest entry.
 pub fn table(all: &BTreeMap<Series, Figures>) -> String {
+    let metric_name = |series: &Series, figures: &Figures| match figures.unit.as_deref() {
+        Some("Milliseconds") => format!("{} (ms)", series.metric),
+        _ => series.metric.clone(),
+    };
+    let width = |column: &dyn Fn(&Series, &Figures) -> usize, title: &str| {
+        all.iter()
+            .map(|(s, f)| column(s, f))
+            .chain([title.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (wf, wm, wd) = (
+        width(&|s, _| s.function.len(), "function"),
+        width(&|s, f| metric_name(s, f).len(), "metric"),
+        width(&|s, _| s.dimensions.len(), "dimensions"),
+    );
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<22} {:<44} {:>9} {:>9} {:>9} {:>9}",
+        "{:<wf$}  {:<wm$}  {:<wd$}  {:>9} {:>9} {:>9} {:>9}",
         "function", "metric", "dimensions", "count", "p50", "p99", "max"
     );
     for (series, figures) in all {
-        let metric = match figures.unit.as_deref() {
-            Some("Milliseconds") => format!("{} (ms)", series.metric),
-            _ => series.metric.clone(),
-        };
+        let metric = metric_name(series, figures);
+        let (function, dimensions) = (&series.function, &series.dimensions);
         let _ = if figures.values.is_empty() {
             writeln!(
                 out,
-                "{:<16} {:<22} {:<44} {:>9}",
-                series.function, metric, series.dimensions, figures.sum
+                "{function:<wf$}  {metric:<wm$}  {dimensions:<wd$}  {:>9}",
+                figures.sum
             )
         } else {
             let values = &figures.values;
             let max = values.iter().copied().fold(f64::MIN, f64::max);
             writeln!(
                 out,
-                "{:<16} {:<22} {:<44} {:>9} {:>9.1} {:>9.1} {:>9.1}",
-                series.function,
-                metric,
-                series.dimensions,
+                "{function:<wf$}  {metric:<wm$}  {dimensions:<wd$}  {:>9} {:>9.1} {:>9.1} {:>9.1}",
                 values.len(),
                 quantile(values, 0.5),
                 quantile(values, 0.99),
