@@ -7,7 +7,12 @@ AWS::Serverless-2016-10-31 transform, expands the template as CloudFormation wou
 `sam package` (which replaces each local CodeUri by an S3 location), and cfn-lint checks the
 result as well.
 
-Usage: python check_template.py TEMPLATE   (with cfn-lint and aws-sam-translator installed)
+The expansion is also what the local stack checks every AWS call against (infra/local/iam):
+`--expand` writes it to a file instead of linting.
+
+Usage: python check_template.py TEMPLATE              lint
+       python check_template.py --expand TEMPLATE OUT  write the expanded template to OUT
+(with cfn-lint and aws-sam-translator installed)
 """
 
 import copy
@@ -38,19 +43,36 @@ def packaged(template):
     return template
 
 
-def main(path):
+def expand(path):
+    """The template after the SAM transform, or None (the problems printed)."""
     template, problems = decode(path)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
-        return 1
+        return None
     # The transform resolves pseudo parameters such as AWS::Region from the environment.
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
     try:
-        expanded = transform(json.loads(json.dumps(packaged(template))), {}, NoManagedPolicies())
+        return transform(json.loads(json.dumps(packaged(template))), {}, NoManagedPolicies())
     except InvalidDocumentException as e:
         for cause in e.causes:
             print(f"SAM transform: {cause.message}", file=sys.stderr)
+        return None
+
+
+def write_expanded(path, out):
+    expanded = expand(path)
+    if expanded is None:
+        return 1
+    with open(out + ".tmp", "w") as f:
+        json.dump(expanded, f, indent=1)
+    os.replace(out + ".tmp", out)
+    return 0
+
+
+def main(path):
+    expanded = expand(path)
+    if expanded is None:
         return 1
     with tempfile.TemporaryDirectory() as work:
         out = os.path.join(work, "template.expanded.json")
@@ -64,4 +86,6 @@ def main(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--expand":
+        sys.exit(write_expanded(sys.argv[2], sys.argv[3]))
     sys.exit(main(sys.argv[1]))

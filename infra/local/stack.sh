@@ -39,6 +39,8 @@ DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
 CARGO_LAMBDA_VENV=$TOOLS_DIR/cargo-lambda-$CARGO_LAMBDA_VERSION
 CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
 CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
+# The broker's MSK IAM plug-ins (infra/local/kafka/iam), compiled against the Kafka above.
+KAFKA_IAM_PLUGIN_DIR=$TOOLS_DIR/kafka-iam-$KAFKA_VERSION-$(cat "$ROOT"/infra/local/kafka/iam/chat/local/*.java | cksum | cut -d' ' -f1)
 BENCH_VENV=$TOOLS_DIR/bench-$(cksum <"$ROOT/infra/local/bench/requirements.txt" | cut -d' ' -f1)
 # The browser, contract and fuzz tests' Python and npm packages, keyed by their pinned lists.
 WEB_TESTS_DIR=$TOOLS_DIR/web-tests-$(cat "$ROOT/tests/web/requirements.txt" "$ROOT/tests/web/package-lock.json" | cksum | cut -d' ' -f1)
@@ -50,7 +52,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
 
 DEV_KAFKA_PORT=${DEV_KAFKA_PORT:-9092}
 DEV_KAFKA_CONTROLLER_PORT=${DEV_KAFKA_CONTROLLER_PORT:-9093}
+# The broker's MSK IAM listener, on MSK's port for IAM: the functions connect there.
+DEV_KAFKA_IAM_PORT=${DEV_KAFKA_IAM_PORT:-9098}
+# DynamoDB as the functions and tools reach it (local IAM checks each call), and DynamoDB Local
+# itself behind it.
 DEV_DYNAMODB_PORT=${DEV_DYNAMODB_PORT:-8100}
+DEV_DYNAMODB_LOCAL_PORT=${DEV_DYNAMODB_LOCAL_PORT:-8101}
 DEV_API_PORT=${DEV_API_PORT:-8000}
 DEV_LAMBDA_PORT=${DEV_LAMBDA_PORT:-9000}
 # Instances per function in cargo lambda watch, so parallel requests do not queue.
@@ -88,10 +95,11 @@ cmd_dev() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   set_aside_tansu_data
-  bring_up "$DEV_KAFKA_PORT" "$DEV_KAFKA_CONTROLLER_PORT" "$DEV_DYNAMODB_PORT" "$ROOT/.data/dev" yes
   # The local tools only: cargo lambda watch builds each function when it first runs it.
   say "building the local tools"
-  cargo build --quiet -p chatctl -p local-apigw -p local-kafka-esm || die "building the local tools failed"
+  cargo build --quiet -p chatctl -p local-apigw -p local-kafka-esm -p local-iam || die "building the local tools failed"
+  bring_up "$DEV_KAFKA_PORT" "$DEV_KAFKA_CONTROLLER_PORT" "$DEV_KAFKA_IAM_PORT" "$DEV_DYNAMODB_PORT" \
+    "$DEV_DYNAMODB_LOCAL_PORT" "$ROOT/.data/dev" yes
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$DEV_API_PORT" "$DEV_LAMBDA_PORT" "$ROOT/.data/dev" watch
   cat >&2 <<TXT
@@ -99,13 +107,18 @@ cmd_dev() {
   Chat API             $CHAT_API_URL   (try: curl $CHAT_API_URL/users/)
   WebSocket            ws://127.0.0.1:$DEV_API_PORT/subscribe/{group_id}
   Lambda Invoke API    http://127.0.0.1:$DEV_LAMBDA_PORT   (cargo lambda watch; reloads on change)
-  Kafka (bootstrap)    $KAFKA_BOOTSTRAP_SERVERS   topic ${CHAT_TOPIC:-chat-events}
-  DynamoDB Local       $DYNAMODB_ENDPOINT
+  Kafka (bootstrap)    $KAFKA_BOOTSTRAP_SERVERS   topic ${CHAT_TOPIC:-chat-events}; the functions: ${CHAT_KAFKA_IAM_BOOTSTRAP:-the same} (MSK IAM)
+  DynamoDB             $DYNAMODB_ENDPOINT   (DynamoDB Local behind local IAM)
+  local IAM            LOCAL_IAM=$LOCAL_IAM: each function's calls checked against infra/template.yaml
   data and logs        $ROOT/.data/dev (kept between runs)
 
   Watch the topic:     $CARGO_TARGET_DIR/debug/chatctl consume --from-beginning
   Ctrl-C stops what this run started.
 TXT
+  local warning
+  for warning in "${UNCHECKED[@]}"; do
+    printf '\033[1;33m[stack] WARNING: %s\033[0m\n' "$warning" >&2
+  done
   if ((${#STARTED_PIDS[@]})); then
     watch_services "$ROOT/.data/dev"
   fi
@@ -138,7 +151,7 @@ cmd_test() {
   local data=$TEST_DATA
   trap 'status=$?; stop_started; clean_test_data "$status"' EXIT
   trap 'exit 130' INT TERM
-  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" yes
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$data" yes
   export CHAT_TEST_DATA=$data
   if (($#)); then "$@"; return; fi
   chatctl setup --partitions "$CHAT_PARTITIONS"
@@ -201,7 +214,7 @@ cmd_services() {
   trap 'stop_started' EXIT
   trap 'exit 130' INT TERM
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/chat-services.XXXXXX")
-  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
+  bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" prebuilt
   echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL LAMBDA_INVOKE_URL=$LAMBDA_INVOKE_URL CHAT_API_URL_JWT=$CHAT_API_URL_JWT AUTH_ISSUER=$AUTH_ISSUER AUTH_AUDIENCE=$AUTH_AUDIENCE AUTH_KEY_DIR=$AUTH_KEY_DIR${CHAT_KAFKA_DIR:+ CHAT_KAFKA_DIR=$CHAT_KAFKA_DIR}"

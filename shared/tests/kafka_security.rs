@@ -16,6 +16,7 @@ fn msk_iam() -> KafkaConfig {
         dead_letter_topic: "chat-events-dlq".into(),
         timeout: Duration::from_secs(2),
         region: "eu-west-1".into(),
+        tls: true,
     }
 }
 

@@ -203,12 +203,22 @@ pub fn partition_records(config: &Config, partition: i32) -> Vec<Vec<u8>> {
     records.into_iter().map(|(_, value)| value).collect()
 }
 
-/// A Management API call signed with SigV4 (made-up local credentials), as the AWS SDK signs
-/// the stream processor's calls; the emulator refuses unsigned ones.
+/// The Management API's URL of a connection (already percent-encoded), at the WebSocket stage
+/// the functions push to (`WS_MANAGEMENT_ENDPOINT`, as the stack exports it).
+pub fn connection_url(encoded_id: &str) -> String {
+    format!(
+        "{}/@connections/{encoded_id}",
+        require_env("WS_MANAGEMENT_ENDPOINT").trim_end_matches('/')
+    )
+}
+
+/// A Management API call signed with SigV4 as the local administrator, as the AWS SDK signs
+/// the stream processor's calls; the emulator verifies the signature and the caller's policies.
 pub async fn management(method: reqwest::Method, url: &str, body: Vec<u8>) -> reqwest::Response {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    // The local administrator's credentials (local IAM allows it every call).
     let identity =
-        aws_credential_types::Credentials::new("AKIDLOCAL", "local", None, None, "test").into();
+        aws_credential_types::Credentials::new("local", "local", None, None, "test").into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")

@@ -6,7 +6,8 @@ use shared::store::Connections;
 use std::time::{Duration, Instant};
 
 use e2e_tests::{
-    api_url, config, fresh_id, fresh_user, http, management, store, subscribe, ws_url, Socket,
+    api_url, config, connection_url, fresh_id, fresh_user, http, management, store, subscribe,
+    ws_url, Socket,
 };
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -303,7 +304,7 @@ async fn the_management_api_answers_410_for_unknown_connections_and_enforces_the
         reqwest::Method::GET,
         reqwest::Method::DELETE,
     ] {
-        let url = format!("{}/@connections/nobody%3D%3D", api_url());
+        let url = connection_url("nobody%3D%3D");
         let response = management(method.clone(), &url, b"{}".to_vec()).await;
         assert_eq!(response.status().as_u16(), 410, "{method}");
     }
@@ -315,7 +316,7 @@ async fn the_management_api_answers_410_for_unknown_connections_and_enforces_the
         .await
         .expect("query");
     let id = &connection[0].connection_id;
-    let url = format!("{}/@connections/{id}", api_url());
+    let url = connection_url(id);
     // Knowing a connection id is not enough: unsigned calls are refused, the socket untouched.
     for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
         let forged = http()

@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 
 import pytest
+import sigv4
 from conftest import chatctl, env, request, send
 from playwright.sync_api import expect
 
@@ -233,30 +234,20 @@ def close_sockets_of_group(api_url, group):
     closed = 0
     for connection in items:
         connection_id = urllib.parse.quote(connection["connection_id"]["S"], safe="")
-        status, body, _ = request("DELETE", f"{api_url}/@connections/{connection_id}", headers=signed())
+        url = f"{env('WS_MANAGEMENT_ENDPOINT').rstrip('/')}/@connections/{connection_id}"
+        status, body, _ = request("DELETE", url, headers=sigv4.sign("DELETE", url))
         assert status in (204, 200, 410), (status, body)
         closed += status != 410
     return closed
 
 
-def signed():
-    """The local Management API takes SigV4-signed calls only; it checks the signature's
-    shape, not the key (locally every function's credentials are dummies)."""
-    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return {
-        "x-amz-date": now,
-        "authorization": f"AWS4-HMAC-SHA256 Credential=local/{now[:8]}/us-east-1/execute-api/aws4_request, "
-        f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
-    }
-
-
 def dynamodb(endpoint, operation, body):
-    req = urllib.request.Request(endpoint, data=json.dumps(body).encode(), headers={
+    data = json.dumps(body).encode()
+    headers = sigv4.sign("POST", endpoint, data, service="dynamodb", headers={
         "X-Amz-Target": f"DynamoDB_20120810.{operation}",
         "Content-Type": "application/x-amz-json-1.0",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, "
-        "SignedHeaders=host, Signature=0000",
     })
+    req = urllib.request.Request(endpoint, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as response:
         return json.load(response)
 

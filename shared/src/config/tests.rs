@@ -107,3 +107,14 @@ fn identity_is_verified_unless_trust_is_asked_for() {
         assert_eq!(err.var, var);
     }
 }
+
+#[test]
+fn kafka_tls_is_on_unless_the_local_broker_turns_it_off() {
+    assert!(config(&[]).expect("valid").kafka.tls);
+    let local = config(&[("KAFKA_SECURITY", "msk-iam"), ("KAFKA_TLS", "false")]).expect("valid");
+    assert!(!local.kafka.tls);
+    let err = config(&[("KAFKA_TLS", "no")]).expect_err("not a flag");
+    assert_eq!(err.var, "KAFKA_TLS");
+    let err = config(&[("KAFKA_TLS", "false")]).expect_err("plaintext has no TLS to turn off");
+    assert!(err.reason.contains("plaintext"), "{err}");
+}

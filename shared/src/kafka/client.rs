@@ -162,9 +162,8 @@ pub fn client_config(config: &KafkaConfig) -> Result<KafkaClientConfig, KafkaSet
         KafkaSecurity::MskIam => {
             let tokens = MskIamTokens::from_environment(&config.region, config.timeout);
             tokens.token()?;
-            c.set("security.protocol", "sasl_ssl")
-                .set("sasl.mechanism", "OAUTHBEARER");
-            set_tls(&mut c);
+            c.set("sasl.mechanism", "OAUTHBEARER");
+            set_sasl_protocol(&mut c, config.tls);
             context = KafkaContext::with_msk_iam(Arc::new(tokens));
         }
         KafkaSecurity::Scram(credentials) => {
@@ -174,20 +173,25 @@ pub fn client_config(config: &KafkaConfig) -> Result<KafkaClientConfig, KafkaSet
                 }
                 ScramCredentials::Secret { arn } => read_scram_secret(arn, config)?,
             };
-            c.set("security.protocol", "sasl_ssl")
-                .set("sasl.mechanism", "SCRAM-SHA-512")
+            c.set("sasl.mechanism", "SCRAM-SHA-512")
                 .set("sasl.username", username)
                 .set("sasl.password", password);
-            set_tls(&mut c);
+            set_sasl_protocol(&mut c, config.tls);
         }
     }
     Ok(KafkaClientConfig { config: c, context })
 }
 
-fn set_tls(c: &mut ClientConfig) {
-    // The vendored OpenSSL has no default CA path of the host: look in the usual places
-    // (/etc/pki/tls on Amazon Linux, /etc/ssl/certs on Debian).
-    c.set("ssl.ca.location", "probe");
+fn set_sasl_protocol(c: &mut ClientConfig, tls: bool) {
+    if tls {
+        // The vendored OpenSSL has no default CA path of the host: look in the usual places
+        // (/etc/pki/tls on Amazon Linux, /etc/ssl/certs on Debian).
+        c.set("security.protocol", "sasl_ssl")
+            .set("ssl.ca.location", "probe");
+    } else {
+        // The local broker's MSK IAM listener (KAFKA_TLS=false; never on AWS).
+        c.set("security.protocol", "sasl_plaintext");
+    }
 }
 
 /// Settings for a consumer group member that commits offsets itself, after processing.

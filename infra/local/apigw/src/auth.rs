@@ -5,8 +5,9 @@
 //! - the WebSocket `$connect` REQUEST authorizer: `ws-authorize` is invoked with `?token=` and
 //!   `?group_id=`; no token is a 401 without invoking it, its `Unauthorized` error a 401, a Deny
 //!   a 403, an Allow lets `$connect` run with the authorizer's context;
-//! - the Management API takes only SigV4-signed requests (its form is checked, standing in
-//!   for IAM): a connection id alone does not let anyone push to or close a socket.
+//!
+//! The Management API's signatures and permissions are checked by `local-iam`, see
+//! [`crate::management`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -186,66 +187,4 @@ pub async fn authorize_connect(
         fields.insert("principalId".into(), Value::String(principal));
     }
     Ok(fields)
-}
-
-/// Whether a Management API request carries a SigV4 signature of the right form:
-/// `AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/execute-api/aws4_request,
-/// SignedHeaders=..., Signature=<64 hex>` and an `X-Amz-Date`. Any local credentials do.
-pub fn is_signed(headers: &HeaderMap) -> bool {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(authorization), Some(_date)) = (text("authorization"), text("x-amz-date")) else {
-        return false;
-    };
-    let Some(rest) = authorization.strip_prefix("AWS4-HMAC-SHA256 ") else {
-        return false;
-    };
-    let parts: HashMap<&str, &str> = rest
-        .split(',')
-        .filter_map(|p| p.trim().split_once('='))
-        .collect();
-    let scope_ok = parts.get("Credential").is_some_and(|c| {
-        let scope: Vec<&str> = c.split('/').collect();
-        scope.len() == 5
-            && !scope[0].is_empty()
-            && scope[1].len() == 8
-            && scope[3] == "execute-api"
-            && scope[4] == "aws4_request"
-    });
-    let signature_ok = parts
-        .get("Signature")
-        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
-    scope_ok && signature_ok && parts.contains_key("SignedHeaders")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, HeaderValue::from_str(v).expect("value"));
-        }
-        map
-    }
-
-    #[test]
-    fn only_sigv4_signed_management_calls_pass() {
-        let good = "AWS4-HMAC-SHA256 Credential=AKIDLOCAL/20261127/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        assert!(is_signed(&headers(&[
-            ("authorization", good),
-            ("x-amz-date", "20261127T120000Z")
-        ])));
-        assert!(!is_signed(&headers(&[("authorization", good)])));
-        assert!(!is_signed(&headers(&[("x-amz-date", "20261127T120000Z")])));
-        for bad in [
-            "Bearer abc",
-            "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=xyz",
-            "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/execute-api/aws4_request, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-        ] {
-            let h = headers(&[("authorization", bad), ("x-amz-date", "20261127T120000Z")]);
-            assert!(!is_signed(&h), "{bad}");
-        }
-    }
 }

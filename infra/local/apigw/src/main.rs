@@ -6,8 +6,10 @@
 //!   client frames go to `$default`, a closed socket to `$disconnect`, with API Gateway's limits
 //!   ([`websocket`]). `ws://.../?group_id=` is AWS's shape; `ws://.../subscribe/{group_id}` is
 //!   the one route AWS has no equivalent of, kept for the original app's clients.
-//! - The Management API that functions push through, `/@connections/{id}` ([`management`]),
-//!   for SigV4-signed requests only.
+//! - The Management API that functions push through, `/{stage}/@connections/{id}`
+//!   ([`management`]): each call's SigV4 signature is verified and its
+//!   `execute-api:ManageConnections` checked against the caller's policies in the template, as
+//!   IAM does on AWS (`local-iam`).
 //! - Identity ([`auth`]): with `AUTH_MODE=jwt` (the default) the HTTP API verifies bearer
 //!   tokens as AWS's JWT authorizer does and `$connect` runs the `ws-authorize` function; with
 //!   `AUTH_MODE=trust-client` neither happens and the functions believe the requests' `user_id`
@@ -19,7 +21,8 @@
 //! Configuration: `APIGW_LISTEN` (default `127.0.0.1:8000`), `LAMBDA_INVOKE_URL` (default
 //! `http://127.0.0.1:9000`), `AUTH_MODE`, `APIGW_JWT_LISTEN`, and for verifying tokens
 //! `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_KEY_DIR` (the local issuer's keys, made by `chatctl`),
-//! `APIGW_WEB_ROOT` (the checkout whose `web/` and `docs/` are served).
+//! `APIGW_WEB_ROOT` (the checkout whose `web/` and `docs/` are served), `LOCAL_IAM_TEMPLATE`
+//! (the expanded template whose policies the Management API enforces) and `LOCAL_IAM`.
 
 mod auth;
 mod http_api;
@@ -54,6 +57,10 @@ pub struct Gateway {
     auth: Option<auth::Auth>,
     /// The checkout whose chat page and API descriptions are served ([`web`]).
     web_root: std::path::PathBuf,
+    /// The functions' permissions, for the Management API.
+    iam: local_iam::Iam,
+    /// The WebSocket API's stage: the Management API is at `/{stage}/@connections/`.
+    stage: String,
 }
 
 /// One listening address: the gateway, and whether it verifies identity there.
@@ -109,6 +116,31 @@ async fn main() {
         );
         None
     };
+    let iam = match std::env::var("LOCAL_IAM_TEMPLATE") {
+        Ok(path) => {
+            let mode = local_iam::Mode::from_env().unwrap_or_else(|e| {
+                eprintln!("local-apigw: {e}");
+                std::process::exit(1);
+            });
+            local_iam::Iam::load(
+                std::path::Path::new(&path),
+                local_iam::template::Locals::from_env(),
+                mode,
+            )
+            .unwrap_or_else(|e| {
+                eprintln!("local-apigw: {e}");
+                std::process::exit(1);
+            })
+        }
+        Err(_) => {
+            eprintln!("local-apigw: LOCAL_IAM_TEMPLATE must name the expanded template (infra/local/stack.sh sets it)");
+            std::process::exit(1);
+        }
+    };
+    let stage = iam
+        .parameter("WebSocketStageName")
+        .unwrap_or("live")
+        .to_owned();
     let file = routes::route_file();
     let gateway = Arc::new(Gateway {
         routes: file.routes,
@@ -118,6 +150,8 @@ async fn main() {
         websocket_authorizer: file.websocket_authorizer,
         auth,
         web_root: web::root(),
+        iam,
+        stage,
     });
     tracing::info!(%listen, invoke = %invoke_url, verify, "local API Gateway listening");
     let mut servers = vec![tokio::spawn(serve(listener, gateway.clone(), verify))];
@@ -168,11 +202,9 @@ async fn route(
     let path = percent_encoding::percent_decode_str(request.uri().path())
         .decode_utf8_lossy()
         .into_owned();
-    if let Some((_, id)) = path.split_once("@connections/") {
-        if !auth::is_signed(request.headers()) {
-            return auth::message(StatusCode::FORBIDDEN, "Missing Authentication Token");
-        }
-        return management::handle(&gateway, request, id).await;
+    if let Some((stage, id)) = path.split_once("/@connections/") {
+        let (stage, id) = (stage.trim_start_matches('/').to_owned(), id.to_owned());
+        return management::handle(&gateway, request, &stage, &id).await;
     }
     if let (Some(auth), true) = (&gateway.auth, path.ends_with("/.well-known/jwks.json")) {
         return auth.jwks();

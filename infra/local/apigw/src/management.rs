@@ -1,6 +1,8 @@
-//! The API Gateway Management API that functions push through: `POST /@connections/{id}`
-//! (a frame, 128 KB at most), `GET` (the connection's status), `DELETE` (close it). An unknown
-//! or closed connection is `410 Gone`; a push that finds the socket's queue full closes it (410).
+//! The API Gateway Management API that functions push through: `POST
+//! /{stage}/@connections/{id}` (a frame, 128 KB at most), `GET` (the connection's status),
+//! `DELETE` (close it). Each call must be signed (SigV4) by a caller whose policies allow
+//! `execute-api:ManageConnections` on it, else 403 as AWS answers. An unknown or closed
+//! connection is `410 Gone`; a push that finds the socket's queue full closes it (410).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -12,9 +14,10 @@ use crate::socket::Command;
 use crate::websocket::MAX_MESSAGE_BYTES;
 use crate::{json_error, Gateway};
 
-pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
-    let method = request.method().clone();
-    let body = match axum::body::to_bytes(request.into_body(), MAX_MESSAGE_BYTES).await {
+pub async fn handle(gateway: &Gateway, request: Request, stage: &str, id: &str) -> Response {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let body = match axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await {
         Ok(body) => body,
         Err(_) => {
             return json_error(
@@ -23,6 +26,21 @@ pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
             )
         }
     };
+    if stage != gateway.stage {
+        // A stage the API does not have: API Gateway's answer for a path it does not serve.
+        return refusal("ForbiddenException", "Forbidden");
+    }
+    let headers = local_iam::sigv4::header_pairs(&parts.headers);
+    let signed = local_iam::sigv4::SignedRequest {
+        method: method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &headers,
+        body: &body,
+    };
+    if let Err(refused) = gateway.iam.authorize_management_call(&signed, stage, id) {
+        return refusal(refused.error_type, &refused.message);
+    }
     gateway.sockets.with(|sockets| {
         let Some(live) = sockets.get(id) else {
             return gone();
@@ -69,6 +87,15 @@ pub async fn handle(gateway: &Gateway, request: Request, id: &str) -> Response {
             _ => json_error(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE"),
         }
     })
+}
+
+/// The Management API's 403: AWS's error type and message (`{"message": ...}`).
+fn refusal(error_type: &'static str, message: &str) -> Response {
+    let mut response = crate::auth::message(StatusCode::FORBIDDEN, message);
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(error_type));
+    response
 }
 
 /// The Management API's answer for an unknown or closed connection.

@@ -18,6 +18,7 @@ fn kafka_config(security: KafkaSecurity) -> KafkaConfig {
         dead_letter_topic: "chat-events-dlq".into(),
         timeout: Duration::from_secs(2),
         region: "eu-west-1".into(),
+        tls: true,
     }
 }
 
@@ -45,6 +46,18 @@ fn scram_clients_authenticate_over_tls_with_the_configured_user() {
     assert_eq!(c.get("ssl.ca.location"), Some("probe"));
     // librdkafka accepts the settings (TLS support is compiled in).
     let _producer: FutureProducer<KafkaContext> = c.create().expect("a SASL_SSL producer");
+}
+
+#[test]
+fn without_tls_sasl_goes_in_plaintext_as_the_local_brokers_iam_listener_takes_it() {
+    let mut config = kafka_config(KafkaSecurity::Scram(ScramCredentials::Inline {
+        username: "chat".into(),
+        password: "s3cret".into(),
+    }));
+    config.tls = false;
+    let c = client_config(&config).expect("settings");
+    assert_eq!(c.get("security.protocol"), Some("sasl_plaintext"));
+    assert_eq!(c.get("ssl.ca.location"), None);
 }
 
 #[test]

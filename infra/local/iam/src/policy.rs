@@ -1,0 +1,322 @@
+//! IAM policy statements and how IAM evaluates identity-based policies: an explicit `Deny`
+//! wins, else an `Allow` is needed, else the request is implicitly denied. `Action` matches
+//! case-insensitively, `Resource` case-sensitively; both take `*` and `?` wildcards.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// One statement of an identity-based policy, its intrinsics already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sid: Option<String>,
+    pub effect: Effect,
+    /// `Action`, or `NotAction` when `not_action` is set.
+    pub actions: Vec<String>,
+    pub not_action: bool,
+    /// `Resource`, or `NotResource` when `not_resource` is set.
+    pub resources: Vec<String>,
+    pub not_resource: bool,
+    /// A `Condition` is not evaluated locally: an `Allow` under one never applies and a `Deny`
+    /// under one always does, so that the local stack errs on the side of refusing.
+    pub conditional: bool,
+    /// Where the statement comes from (a policy's name), for messages.
+    pub origin: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{origin}: {reason}")]
+pub struct StatementError {
+    pub origin: String,
+    pub reason: String,
+}
+
+impl Statement {
+    /// A statement from its JSON form (as a policy document holds it, intrinsics resolved).
+    pub fn parse(value: &Value, origin: &str) -> Result<Self, StatementError> {
+        let fail = |reason: String| StatementError {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let object = value
+            .as_object()
+            .ok_or_else(|| fail(format!("a statement is not an object: {value}")))?;
+        let effect = match object.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => Effect::Allow,
+            Some("Deny") => Effect::Deny,
+            other => return Err(fail(format!("Effect is {other:?}, not Allow or Deny"))),
+        };
+        let (actions, not_action) = either(object, "Action", "NotAction").map_err(&fail)?;
+        let (resources, not_resource) = either(object, "Resource", "NotResource").map_err(&fail)?;
+        if object.contains_key("Principal") || object.contains_key("NotPrincipal") {
+            return Err(fail(
+                "an identity-based policy names no Principal".to_owned(),
+            ));
+        }
+        Ok(Self {
+            sid: object.get("Sid").and_then(Value::as_str).map(str::to_owned),
+            effect,
+            actions,
+            not_action,
+            resources,
+            not_resource,
+            conditional: object.contains_key("Condition"),
+            origin: origin.to_owned(),
+        })
+    }
+
+    fn matches_action(&self, action: &str) -> bool {
+        let any = self.actions.iter().any(|pattern| {
+            wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
+        });
+        any != self.not_action
+    }
+
+    fn matches_resource(&self, resource: &str) -> bool {
+        let any = self
+            .resources
+            .iter()
+            .any(|pattern| wildcard_match(pattern, resource));
+        any != self.not_resource
+    }
+
+    fn applies_to(&self, action: &str, resource: &str) -> bool {
+        self.matches_action(action) && self.matches_resource(resource)
+    }
+}
+
+/// The values of `key`, or of `not_key` (then `true`); exactly one of them must be present.
+fn either(
+    object: &serde_json::Map<String, Value>,
+    key: &str,
+    not_key: &str,
+) -> Result<(Vec<String>, bool), String> {
+    let (value, negated) = match (object.get(key), object.get(not_key)) {
+        (Some(v), None) => (v, false),
+        (None, Some(v)) => (v, true),
+        (Some(_), Some(_)) => return Err(format!("both {key} and {not_key}")),
+        (None, None) => return Err(format!("neither {key} nor {not_key}")),
+    };
+    let values = match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{key} holds a non-string: {item}"))
+            })
+            .collect::<Result<_, _>>()?,
+        other => return Err(format!("{key} is neither a string nor a list: {other}")),
+    };
+    if values.is_empty() {
+        return Err(format!("{key} is empty"));
+    }
+    Ok((values, negated))
+}
+
+/// IAM's wildcards: `*` any run of characters (`/` included), `?` any one character.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// What IAM decided about one action on one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// No statement allows it.
+    ImplicitDeny,
+    /// A statement denies it (its origin).
+    ExplicitDeny(String),
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        *self == Decision::Allowed
+    }
+}
+
+/// Evaluates `statements` (every identity-based policy of one role) for `action` on
+/// `resource`.
+pub fn evaluate(statements: &[Statement], action: &str, resource: &str) -> Decision {
+    let mut allowed = false;
+    for s in statements.iter().filter(|s| s.applies_to(action, resource)) {
+        match s.effect {
+            Effect::Deny => return Decision::ExplicitDeny(s.origin.clone()),
+            Effect::Allow if !s.conditional => allowed = true,
+            Effect::Allow => {}
+        }
+    }
+    if allowed {
+        Decision::Allowed
+    } else {
+        Decision::ImplicitDeny
+    }
+}
+
+/// AWS's wording of a refusal, as DynamoDB and the Management API return it.
+pub fn refusal_message(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    decision: &Decision,
+) -> String {
+    match decision {
+        Decision::ExplicitDeny(_) => format!(
+            "User: {principal} is not authorized to perform: {action} on resource: {resource} with an explicit deny in an identity-based policy"
+        ),
+        _ => format!(
+            "User: {principal} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn statements(values: Value) -> Vec<Statement> {
+        values
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| Statement::parse(v, "test").expect("valid"))
+            .collect()
+    }
+
+    #[test]
+    fn wildcards_match_as_iam_matches_them() {
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match(
+            "arn:aws:dynamodb:*:*:table/t",
+            "arn:aws:dynamodb:us-east-1:0:table/t"
+        ));
+        assert!(wildcard_match(
+            "a/*/POST/@connections/*",
+            "a/live/POST/@connections/x/y="
+        ));
+        assert!(!wildcard_match(
+            "a/*/POST/@connections/*",
+            "a/live/DELETE/@connections/x"
+        ));
+        assert!(wildcard_match("dynamodb:Get?tem", "dynamodb:GetItem"));
+        assert!(!wildcard_match("table/t", "table/t/index/i"));
+        assert!(wildcard_match("table/t*", "table/t/index/i"));
+    }
+
+    #[test]
+    fn an_allow_is_needed_and_an_explicit_deny_wins() {
+        let policy = statements(json!([
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query"], "Resource": "arn:t/*"},
+            {"Effect": "Deny", "Action": "dynamodb:Query", "Resource": "arn:t/secret"}
+        ]));
+        assert_eq!(
+            evaluate(&policy, "dynamodb:GetItem", "arn:t/a"),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(&policy, "DynamoDB:getitem", "arn:t/a"),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(&policy, "dynamodb:PutItem", "arn:t/a"),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&policy, "dynamodb:GetItem", "arn:T/a"),
+            Decision::ImplicitDeny
+        );
+        assert!(matches!(
+            evaluate(&policy, "dynamodb:Query", "arn:t/secret"),
+            Decision::ExplicitDeny(_)
+        ));
+    }
+
+    #[test]
+    fn not_action_and_not_resource_invert_the_match() {
+        let policy = statements(json!([
+            {"Effect": "Allow", "NotAction": "dynamodb:DeleteItem", "NotResource": "arn:t/x"}
+        ]));
+        assert!(evaluate(&policy, "dynamodb:PutItem", "arn:t/y").is_allowed());
+        assert!(!evaluate(&policy, "dynamodb:DeleteItem", "arn:t/y").is_allowed());
+        assert!(!evaluate(&policy, "dynamodb:PutItem", "arn:t/x").is_allowed());
+    }
+
+    #[test]
+    fn a_conditional_allow_never_applies_locally() {
+        let policy = statements(json!([
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
+        ]));
+        assert_eq!(
+            evaluate(&policy, "s3:GetObject", "arn:b/k"),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn malformed_statements_are_refused_with_the_reason() {
+        for (bad, says) in [
+            (
+                json!({"Effect": "allow", "Action": "a", "Resource": "*"}),
+                "Effect",
+            ),
+            (
+                json!({"Effect": "Allow", "Resource": "*"}),
+                "neither Action",
+            ),
+            (
+                json!({"Effect": "Allow", "Action": [], "Resource": "*"}),
+                "Action is empty",
+            ),
+            (
+                json!({"Effect": "Allow", "Action": "a", "NotAction": "b", "Resource": "*"}),
+                "both",
+            ),
+            (
+                json!({"Effect": "Allow", "Action": "a", "Resource": {"Ref": "T"}}),
+                "neither a string",
+            ),
+            (
+                json!({"Effect": "Allow", "Action": "a", "Resource": "*", "Principal": "*"}),
+                "Principal",
+            ),
+        ] {
+            let err = Statement::parse(&bad, "p").expect_err("refused");
+            assert!(err.reason.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn refusals_read_as_aws_words_them() {
+        let text = refusal_message(
+            "arn:r",
+            "dynamodb:GetItem",
+            "arn:t",
+            &Decision::ImplicitDeny,
+        );
+        assert_eq!(text, "User: arn:r is not authorized to perform: dynamodb:GetItem on resource: arn:t because no identity-based policy allows the dynamodb:GetItem action");
+    }
+}
