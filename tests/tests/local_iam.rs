@@ -436,3 +436,64 @@ mod toml_like {
         }
     }
 }
+
+const SCRAM_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:AmazonMSK_chat-AbCdEf";
+const SCRAM_KEY: &str =
+    "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+/// The template as deployed with `KafkaSource=self-managed`: SCRAM, its secret under a
+/// customer-managed key.
+fn self_managed() -> Locals {
+    let mut locals = Locals::from_env();
+    for (name, value) in [
+        ("KafkaSource", "self-managed"),
+        ("MskClusterArn", ""),
+        ("KafkaScramSecretArn", SCRAM_SECRET),
+        ("KafkaScramKmsKeyArn", SCRAM_KEY),
+    ] {
+        locals.parameters.insert(name.to_owned(), value.to_owned());
+    }
+    locals
+        .secret_keys
+        .insert(SCRAM_SECRET.to_owned(), SCRAM_KEY.to_owned());
+    locals
+}
+
+#[test]
+fn with_scram_the_publishers_and_the_trigger_read_the_secret_through_its_key() {
+    let locals = self_managed();
+    let via = locals.via_secrets_manager();
+    let iam = Iam::new(&stack_template(), locals, Mode::Enforce).expect("resolves");
+    assert_eq!(iam.trigger_problems, Vec::<String>::new());
+    for function in [
+        "send-message",
+        "edit-message",
+        "delete-message",
+        "kafka-consumer",
+    ] {
+        let f = local_iam::identity::Identity::Function(function.to_owned());
+        iam.authorize(&f, "secretsmanager:GetSecretValue", SCRAM_SECRET)
+            .unwrap_or_else(|r| panic!("{function}: {}", r.message));
+        iam.authorize_in(&f, "kms:Decrypt", SCRAM_KEY, &via)
+            .unwrap_or_else(|r| panic!("{function}: {}", r.message));
+        // The key decrypts only through Secrets Manager.
+        assert!(
+            iam.authorize(&f, "kms:Decrypt", SCRAM_KEY).is_err(),
+            "{function}"
+        );
+    }
+    let without = expanded(&template_without(
+        "ScramSecretReaderPolicy",
+        "          - Effect: Allow
+            Action: kms:Decrypt
+            Resource: !Ref KafkaScramKmsKeyArn
+            Condition:
+              StringEquals:
+                kms:ViaService: !Sub \"secretsmanager.${AWS::Region}.${AWS::URLSuffix}\"
+",
+    ));
+    let iam = Iam::new(&without, self_managed(), Mode::Enforce).expect("resolves");
+    assert_eq!(iam.trigger_problems.len(), 1, "{:?}", iam.trigger_problems);
+    assert!(iam.trigger_problems[0].contains("kms:Decrypt"));
+}

@@ -405,11 +405,62 @@ fn functions_log_json_and_are_traced_by_x_ray() {
     let globals = &t["Globals"]["Function"];
     assert_eq!(str_of(&globals["LoggingConfig"]["LogFormat"]), "JSON");
     assert_eq!(str_of(&globals["Tracing"]), "Active");
+    let groups = of_type(&t, "AWS::Logs::LogGroup");
+    let mut used = BTreeSet::new();
     for (id, f) in of_type(&t, "AWS::Serverless::Function") {
         let own = &f["Properties"];
         assert!(
-            own["LoggingConfig"].is_null() && own["Tracing"].is_null(),
-            "{id} overrides the global logging or tracing"
+            own["Tracing"].is_null(),
+            "{id} overrides the global tracing"
+        );
+        // Only its log group of its own: SAM merges the rest of the global LoggingConfig in.
+        let logging = own["LoggingConfig"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{id} names no log group of the template"));
+        assert_eq!(logging.len(), 1, "{id} overrides the global logging");
+        let (tag, group) = tagged(&own["LoggingConfig"]["LogGroup"]).expect("a !Ref");
+        assert_eq!(tag, "Ref");
+        assert!(groups.contains_key(str_of(group)), "{id}: {group:?}");
+        assert!(
+            used.insert(str_of(group).to_owned()),
+            "{id} shares its log group"
+        );
+    }
+    // Every log group is kept for a while, not forever (Lambda's own would be).
+    for (id, group) in &groups {
+        let retention = tagged(&group["Properties"]["RetentionInDays"])
+            .map(|(tag, v)| (tag, str_of(v).to_owned()));
+        assert_eq!(
+            retention,
+            Some(("Ref".to_owned(), "LogRetentionDays".to_owned())),
+            "{id}"
+        );
+    }
+}
+
+/// Both APIs write access logs to log groups of the template.
+#[test]
+fn both_api_stages_write_access_logs() {
+    let t = template();
+    let groups = of_type(&t, "AWS::Logs::LogGroup");
+    let http = &resources(&t)["HttpApi"]["Properties"]["AccessLogSettings"];
+    let ws = &of_type(&t, "AWS::ApiGatewayV2::Stage")["WebSocketStage"]["Properties"]
+        ["AccessLogSettings"];
+    for (api, settings) in [("HttpApi", http), ("WebSocketStage", ws)] {
+        let (tag, target) = tagged(&settings["DestinationArn"]).expect("a !GetAtt");
+        assert_eq!(tag, "GetAtt", "{api}");
+        let group = str_of(target).trim_end_matches(".Arn");
+        assert!(groups.contains_key(group), "{api}: {group}");
+        let format = str_of(&settings["Format"]);
+        let line: serde_json::Value = serde_json::from_str(format).expect("a JSON line");
+        assert!(
+            line.get("status").is_some() && line.get("requestId").is_some(),
+            "{api}"
+        );
+        // No token or connection id in the logs.
+        assert!(
+            !format.contains("connectionId") && !format.contains("header"),
+            "{api}"
         );
     }
 }
@@ -457,4 +508,110 @@ fn the_page_and_every_http_route_share_cloudfronts_origin() {
             "b689b0a8-53d0-40ab-baf2-68738e2966ac"
         );
     }
+}
+
+/// A parameter's `AllowedPattern`, as CloudFormation applies it (to the whole value).
+fn allowed(t: &Value, parameter: &str) -> regex_lite::Regex {
+    let pattern = str_of(&t["Parameters"][parameter]["AllowedPattern"]);
+    regex_lite::Regex::new(pattern).unwrap_or_else(|e| panic!("{parameter}: {e}"))
+}
+
+#[test]
+fn parameters_refuse_at_once_what_would_fail_later_on_aws() {
+    let t = template();
+    // The trigger's on-failure destination kafka://<topic> must have 12 characters or more.
+    let dead_letter = allowed(&t, "DeadLetterTopic");
+    for length in 1..=249 {
+        let topic = "d".repeat(length);
+        assert_eq!(
+            dead_letter.is_match(&topic),
+            "kafka://".len() + length >= 12,
+            "a dead-letter topic of {length} characters"
+        );
+    }
+    assert!(dead_letter.is_match("chat-events-dlq"));
+    // The self-managed trigger names two subnets: one is refused before anything is made.
+    let subnets = allowed(&t, "SubnetIds");
+    assert!(!subnets.is_match("subnet-0123456789abcdef0"));
+    assert!(!subnets.is_match(""));
+    assert!(subnets.is_match("subnet-0123456789abcdef0,subnet-0fedcba9876543210"));
+    assert!(subnets.is_match("subnet-01234567,subnet-89abcdef,subnet-0a1b2c3d"));
+    // SCRAM's secret is under a customer-managed key, which the roles must be able to use.
+    let key = allowed(&t, "KafkaScramKmsKeyArn");
+    assert!(key.is_match(""));
+    assert!(
+        key.is_match("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    );
+    assert!(!key.is_match("alias/aws/secretsmanager"));
+    let rule =
+        serde_yaml_ng::to_string(&t["Rules"]["SelfManagedKafkaNeedsItsSecret"]).expect("rule");
+    assert!(rule.contains("KafkaScramKmsKeyArn"), "{rule}");
+}
+
+#[test]
+fn the_websocket_stage_deploys_every_change_of_its_routes() {
+    let t = template();
+    assert!(
+        of_type(&t, "AWS::ApiGatewayV2::Deployment").is_empty(),
+        "a static deployment is never redeployed when routes or the authorizer change"
+    );
+    let stages = of_type(&t, "AWS::ApiGatewayV2::Stage");
+    let stage = &stages["WebSocketStage"];
+    assert_eq!(stage["Properties"]["AutoDeploy"].as_bool(), Some(true));
+    let depends: BTreeSet<String> = stage["DependsOn"]
+        .as_sequence()
+        .expect("DependsOn")
+        .iter()
+        .map(|d| str_of(d).to_owned())
+        .collect();
+    let routes: BTreeSet<String> = of_type(&t, "AWS::ApiGatewayV2::Route")
+        .into_keys()
+        .collect();
+    assert_eq!(
+        depends, routes,
+        "the first deployment must hold every route"
+    );
+}
+
+#[test]
+fn the_stream_processor_and_the_authorizer_have_concurrency_of_their_own() {
+    let t = template();
+    let functions = of_type(&t, "AWS::Serverless::Function");
+    for (id, parameter) in [
+        ("KafkaConsumerFunction", "StreamProcessorConcurrency"),
+        ("WsAuthorizeFunction", "AuthorizerConcurrency"),
+    ] {
+        let reserved = tagged(&functions[id]["Properties"]["ReservedConcurrentExecutions"])
+            .map(|(tag, v)| (tag, str_of(v).to_owned()));
+        assert_eq!(
+            reserved,
+            Some(("Ref".to_owned(), parameter.to_owned())),
+            "{id}"
+        );
+        assert!(t["Parameters"][parameter]["Default"].as_u64().unwrap_or(0) >= 1);
+    }
+}
+
+/// checkov runs in `make test`; what it reports is fixed, or skipped here with the reason.
+#[test]
+fn every_checkov_skip_says_why() {
+    let t = template();
+    let mut skips = 0;
+    for (id, resource) in resources(&t) {
+        for skip in resource["Metadata"]["checkov"]["skip"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            skips += 1;
+            let check = str_of(&skip["id"]);
+            assert!(check.starts_with("CKV_"), "{id}: {check}");
+            let why = skip["comment"].as_str().unwrap_or_default();
+            assert!(
+                why.split_whitespace().count() >= 8,
+                "{id} skips {check} without a reason"
+            );
+        }
+    }
+    assert!(skips > 0);
 }

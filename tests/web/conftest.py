@@ -100,3 +100,12 @@ def chatctl(*args: str) -> str:
     out = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def csp_violations(page) -> list:
+    """Collects what the page's Content-Security-Policy blocks (Chromium reports each on the
+    console): the gateway serves the policy CloudFront adds on AWS."""
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    return blocked

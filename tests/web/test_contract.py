@@ -14,7 +14,7 @@ import uuid
 import jsonschema
 import pytest
 from websockets.sync.client import connect
-from conftest import ROOT, request, send
+from conftest import ROOT, csp_violations, request, send
 from openapi_spec_validator import validate as validate_openapi
 
 OPENAPI = json.loads((ROOT / "docs/openapi.json").read_text())
@@ -30,7 +30,12 @@ def test_openapi_is_valid_3_1():
 def test_every_route_of_the_gateway_is_in_the_openapi_document_and_nothing_else():
     served = {(r["method"].lower(), r["path"]) for r in ROUTES["routes"]}
     described = {(method, path) for path, item in OPENAPI["paths"].items() for method in item}
-    assert served == described
+    # The original app's clients spell two paths with a trailing slash: documented as such,
+    # served by the route without it (API Gateway routes /users/ to GET /users).
+    routed = {(method, path[:-1] if len(path) > 1 and path.endswith("/") else path)
+              for method, path in described}
+    assert served == routed
+    assert all(not path.endswith("/") or path == "/" for _, path in served)
 
 
 def test_asyncapi_is_valid_3_0_by_asyncapis_own_parser():
@@ -114,6 +119,7 @@ def test_a_traced_frame_matches_too(api_url):
 
 def test_the_docs_page_lists_every_operation(browser, api_url):
     page = browser.new_page()
+    blocked = csp_violations(page)
     page.goto(f"{api_url}/docs.html")
     operations = {op["operationId"] for item in OPENAPI["paths"].values() for op in item.values()}
     page.locator("section.op").nth(len(operations) - 1).wait_for(timeout=15_000)
@@ -121,4 +127,5 @@ def test_the_docs_page_lists_every_operation(browser, api_url):
     assert shown == operations
     # Each shows its replies, errors included.
     assert page.locator('section.op[data-operation="sendMessage"] td', has_text="422").count() == 1
+    assert blocked == [], blocked
     page.close()

@@ -21,9 +21,11 @@ def test_the_uploaded_files_are_those_the_gateway_serves(tmp_path, api_url):
     assert out.returncode == 0, out.stderr
     site = tmp_path / "site"
     assert {p.name for p in site.iterdir()} == {
-        "index.html", "app.js", "app.css", "docs.html", "openapi.json", "asyncapi.json", "config.json"}
+        "index.html", "app.js", "app.css", "docs.html", "docs.js", "docs.css", "openapi.json",
+        "asyncapi.json", "config.json"}
     assert json.loads((site / "config.json").read_text()) == {"websocket": WS}
-    for path, name in (("/", "index.html"), ("/app.js", "app.js"), ("/app.css", "app.css"), ("/docs.html", "docs.html"),
+    for path, name in (("/", "index.html"), ("/app.js", "app.js"), ("/app.css", "app.css"),
+                       ("/docs.html", "docs.html"), ("/docs.js", "docs.js"), ("/docs.css", "docs.css"),
                        ("/openapi.json", "openapi.json"), ("/asyncapi.json", "asyncapi.json")):
         with urllib.request.urlopen(f"{api_url}{path}", timeout=30) as served:
             assert served.read() == (site / name).read_bytes(), path

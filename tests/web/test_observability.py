@@ -64,7 +64,7 @@ def test_chatctl_stats_reads_the_functions_emf_metrics(api_url):
 
     def stats():
         table = chatctl("stats", "--logs", str(logs_dir()), "--seconds", "600")
-        wanted = ["route=POST /send-message/ status=202", "records_applied", "pushes_sent", "lag (ms)",
+        wanted = ["route=POST /send-message status=202", "records_applied", "pushes_sent", "lag (ms)",
                   "batch_duration (ms)", "request_duration (ms)"]
         return table if all(w in table for w in wanted) else None
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import sigv4
-from conftest import chatctl, env, request, send
+from conftest import chatctl, csp_violations, env, request, send
 from playwright.sync_api import expect
 
 ALICE, BOB = 1, 2  # group 1; Alice may edit but not delete, Bob may do both
@@ -43,6 +43,7 @@ def type_and_send(page, text):
 def test_the_page_loads_fast_and_lists_the_users(browser, api_url):
     context = browser.new_context()
     page = context.new_page()
+    blocked = csp_violations(page)
     page.goto(f"{api_url}/")
     expect(page.locator("#users button[data-user-id=\"2\"]")).to_be_visible(timeout=TIMEOUT)
     timing = page.evaluate("JSON.stringify(performance.getEntriesByType('navigation')[0])")
@@ -50,6 +51,7 @@ def test_the_page_loads_fast_and_lists_the_users(browser, api_url):
     print(f"page load: DOMContentLoaded {load['domContentLoadedEventEnd']:.0f} ms, load {load['loadEventEnd']:.0f} ms")
     assert load["loadEventEnd"] < 3000
     expect(page.locator("#connection")).to_have_text("offline")
+    assert blocked == [], blocked
     context.close()
 
 

@@ -100,6 +100,10 @@ install_cfn_lint() {
     "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
 }
 
+# AWS's template checks (test only).
+install_sam_cli() { install_venv "$SAM_CLI_VENV" sam "aws-sam-cli==$SAM_CLI_VERSION"; }
+install_checkov() { install_venv "$CHECKOV_VENV" checkov "checkov==$CHECKOV_VERSION"; }
+
 # make bench's client and peer, keyed by the requirements' content.
 install_bench_venv() {
   install_venv "$BENCH_VENV" uvicorn -r "$ROOT/infra/local/bench/requirements.txt"
@@ -149,8 +153,11 @@ install_all() {
   fi
 }
 
-# What make test needs beyond the stack: the browser and the web tests' packages.
+# What make test needs beyond the stack: the browser, the web tests' packages and AWS's
+# template checks.
 install_test_tools() {
   with_install_lock install_chromium
   with_install_lock install_web_tests
+  with_install_lock install_sam_cli
+  with_install_lock install_checkov
 }

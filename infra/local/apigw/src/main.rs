@@ -25,6 +25,7 @@
 //! (the expanded template whose policies the Management API enforces) and `LOCAL_IAM`.
 
 mod auth;
+mod headers;
 mod http_api;
 mod invoke;
 mod management;
@@ -61,6 +62,8 @@ pub struct Gateway {
     iam: local_iam::Iam,
     /// The WebSocket API's stage: the Management API is at `/{stage}/@connections/`.
     stage: String,
+    /// The security headers of every response, as CloudFront's policy adds them on AWS.
+    security_headers: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
 /// One listening address: the gateway, and whether it verifies identity there.
@@ -116,6 +119,15 @@ async fn main() {
         );
         None
     };
+    let template_path = std::env::var("LOCAL_IAM_TEMPLATE").unwrap_or_default();
+    let security_headers = std::fs::read_to_string(&template_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .and_then(|expanded| headers::from_template(&expanded))
+        .unwrap_or_else(|e| {
+            eprintln!("local-apigw: the security headers of {template_path}: {e}");
+            std::process::exit(1);
+        });
     let iam = match std::env::var("LOCAL_IAM_TEMPLATE") {
         Ok(path) => {
             let mode = local_iam::Mode::from_env().unwrap_or_else(|e| {
@@ -152,6 +164,7 @@ async fn main() {
         web_root: web::root(),
         iam,
         stage,
+        security_headers,
     });
     tracing::info!(%listen, invoke = %invoke_url, verify, "local API Gateway listening");
     let mut servers = vec![tokio::spawn(serve(listener, gateway.clone(), verify))];
@@ -172,8 +185,20 @@ async fn main() {
 }
 
 async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, verify: bool) {
+    let headers = gateway.clone();
     let app = Router::new()
         .fallback(route)
+        .layer(axum::middleware::map_response(
+            move |mut response: Response| {
+                let headers = headers.clone();
+                async move {
+                    for (name, value) in &headers.security_headers {
+                        response.headers_mut().insert(name.clone(), value.clone());
+                    }
+                    response
+                }
+            },
+        ))
         .with_state(Front { gateway, verify });
     // Without TCP_NODELAY a reply that spans two segments waits on the client's delayed ACK:
     // +40 ms on every history page of 100 messages.

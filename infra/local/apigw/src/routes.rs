@@ -1,6 +1,8 @@
 //! The HTTP API's routes, read from `infra/routes.json` (shared with the deployment
 //! template), and matching a request against them as API Gateway does: by method and by path
-//! segments, `{name}` matching one whole segment.
+//! segments, `{name}` matching one whole segment. A path with a trailing slash that matches
+//! no route is matched without it (`/users/` reaches `GET /users`), as API Gateway's HTTP
+//! APIs route it; the function still sees the path as sent (docs/api.md, trailing slashes).
 
 use serde::Deserialize;
 
@@ -60,6 +62,15 @@ pub enum Match<'a> {
 }
 
 pub fn find<'a>(routes: &'a [Route], method: &str, path: &str) -> Match<'a> {
+    match find_exact(routes, method, path) {
+        Match::NotFound if path.len() > 1 && path.ends_with('/') => {
+            find_exact(routes, method, &path[..path.len() - 1])
+        }
+        found => found,
+    }
+}
+
+fn find_exact<'a>(routes: &'a [Route], method: &str, path: &str) -> Match<'a> {
     let mut allowed = Vec::new();
     for route in routes {
         if let Some(parameters) = match_path(&route.path, path) {
@@ -141,6 +152,46 @@ mod tests {
             find(&routes, "POST", "/send-message/"),
             Match::Found { .. }
         ));
+    }
+
+    #[test]
+    fn a_trailing_slash_reaches_the_route_without_it() {
+        let routes = routes();
+        for (method, path, route, parameters) in [
+            ("POST", "/send-message/", "/send-message", vec![]),
+            ("GET", "/users/", "/users", vec![]),
+            (
+                "GET",
+                "/messages/7/",
+                "/messages/{group_id}",
+                vec![("group_id".to_owned(), "7".to_owned())],
+            ),
+        ] {
+            match find(&routes, method, path) {
+                Match::Found {
+                    route: r,
+                    parameters: p,
+                } => {
+                    assert_eq!((r.path.as_str(), p), (route, parameters), "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        // One slash, and only where no route matches as sent.
+        assert_eq!(find(&routes, "GET", "/users//"), Match::NotFound);
+        assert_eq!(find(&routes, "GET", "/messages/"), Match::NotFound);
+    }
+
+    #[test]
+    fn no_route_ends_in_a_slash_as_api_gateway_refuses_such_route_keys() {
+        for route in routes() {
+            assert!(
+                route.path == "/" || !route.path.ends_with('/'),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
     }
 
     #[test]

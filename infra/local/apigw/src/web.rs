@@ -22,6 +22,13 @@ const FILES: &[(&str, &str, &str, &str)] = &[
     ("/app.js", "web", "app.js", "text/javascript; charset=utf-8"),
     ("/app.css", "web", "app.css", "text/css; charset=utf-8"),
     ("/docs.html", "web", "docs.html", "text/html; charset=utf-8"),
+    (
+        "/docs.js",
+        "web",
+        "docs.js",
+        "text/javascript; charset=utf-8",
+    ),
+    ("/docs.css", "web", "docs.css", "text/css; charset=utf-8"),
     ("/openapi.json", "docs", "openapi.json", "application/json"),
     (
         "/asyncapi.json",

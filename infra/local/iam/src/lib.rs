@@ -156,10 +156,21 @@ impl Iam {
         action: &str,
         resource: &str,
     ) -> Result<(), Refusal> {
+        self.authorize_in(identity, action, resource, &policy::Context::new())
+    }
+
+    /// [`Iam::authorize`] for a request carrying condition keys.
+    pub fn authorize_in(
+        &self,
+        identity: &Identity,
+        action: &str,
+        resource: &str,
+        context: &policy::Context,
+    ) -> Result<(), Refusal> {
         let decision = match identity {
             Identity::Admin => Decision::Allowed,
             Identity::Function(f) => match self.roles.by_function.get(f) {
-                Some(role) => policy::evaluate(&role.statements, action, resource),
+                Some(role) => policy::evaluate_in(&role.statements, action, resource, context),
                 None => Decision::ImplicitDeny,
             },
         };
@@ -260,9 +271,8 @@ impl Locals {
             .cloned()
             .unwrap_or_else(|| "us-east-1".into());
         let mut locals = Locals {
-            region,
-            parameters: BTreeMap::new(),
             variables,
+            ..Locals::in_region(&region)
         };
         let var = |name: &str| locals.variables.get(name).cloned().unwrap_or_default();
         let mut parameters: BTreeMap<String, String> = [

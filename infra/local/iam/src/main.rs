@@ -54,7 +54,10 @@ async fn main() {
                         s.actions,
                         if s.not_resource { "NOT " } else { "" },
                         s.resources,
-                        if s.conditional { " (conditional)" } else { "" }
+                        s.condition
+                            .as_ref()
+                            .map(|c| format!(" if {c}"))
+                            .unwrap_or_default()
                     );
                 }
             }

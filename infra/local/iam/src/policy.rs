@@ -1,8 +1,17 @@
 //! IAM policy statements and how IAM evaluates identity-based policies: an explicit `Deny`
 //! wins, else an `Allow` is needed, else the request is implicitly denied. `Action` matches
-//! case-insensitively, `Resource` case-sensitively; both take `*` and `?` wildcards.
+//! case-insensitively, `Resource` case-sensitively; both take `*` and `?` wildcards. Conditions
+//! are evaluated against the request's context keys with the string operators
+//! (`StringEquals`, `StringLike` and their negations); any other operator, or a key the request
+//! does not carry, makes the condition false, except that a `Deny` under a condition the local
+//! stack cannot evaluate is taken to apply: the local stack errs on the side of refusing.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+/// The request's condition keys and their values (`kms:ViaService`, ...).
+pub type Context = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -21,9 +30,8 @@ pub struct Statement {
     /// `Resource`, or `NotResource` when `not_resource` is set.
     pub resources: Vec<String>,
     pub not_resource: bool,
-    /// A `Condition` is not evaluated locally: an `Allow` under one never applies and a `Deny`
-    /// under one always does, so that the local stack errs on the side of refusing.
-    pub conditional: bool,
+    /// The `Condition` block, if any.
+    pub condition: Option<Value>,
     /// Where the statement comes from (a policy's name), for messages.
     pub origin: String,
 }
@@ -64,7 +72,7 @@ impl Statement {
             not_action,
             resources,
             not_resource,
-            conditional: object.contains_key("Condition"),
+            condition: object.get("Condition").cloned(),
             origin: origin.to_owned(),
         })
     }
@@ -86,6 +94,39 @@ impl Statement {
 
     fn applies_to(&self, action: &str, resource: &str) -> bool {
         self.matches_action(action) && self.matches_resource(resource)
+    }
+
+    /// Whether the condition holds for `context`: `Some(true)`, `Some(false)`, or `None` when
+    /// it uses what the local stack cannot evaluate.
+    fn condition_holds(&self, context: &Context) -> Option<bool> {
+        let Some(condition) = &self.condition else {
+            return Some(true);
+        };
+        let operators = condition.as_object()?;
+        for (operator, tests) in operators {
+            for (key, expected) in tests.as_object()? {
+                let expected: Vec<&str> = match expected {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                    _ => return None,
+                };
+                let actual = context.get(key);
+                let holds = match (operator.as_str(), actual) {
+                    ("StringEquals", Some(a)) => expected.contains(&a.as_str()),
+                    ("StringNotEquals", Some(a)) => !expected.contains(&a.as_str()),
+                    ("StringLike", Some(a)) => expected.iter().any(|e| wildcard_match(e, a)),
+                    ("StringNotLike", Some(a)) => !expected.iter().any(|e| wildcard_match(e, a)),
+                    ("StringEquals" | "StringNotEquals" | "StringLike" | "StringNotLike", None) => {
+                        false
+                    }
+                    _ => return None,
+                };
+                if !holds {
+                    return Some(false);
+                }
+            }
+        }
+        Some(true)
     }
 }
 
@@ -159,14 +200,25 @@ impl Decision {
 }
 
 /// Evaluates `statements` (every identity-based policy of one role) for `action` on
-/// `resource`.
+/// `resource`, a request without condition keys.
 pub fn evaluate(statements: &[Statement], action: &str, resource: &str) -> Decision {
+    evaluate_in(statements, action, resource, &Context::new())
+}
+
+/// Evaluates `statements` for `action` on `resource`, a request carrying `context`.
+pub fn evaluate_in(
+    statements: &[Statement],
+    action: &str,
+    resource: &str,
+    context: &Context,
+) -> Decision {
     let mut allowed = false;
     for s in statements.iter().filter(|s| s.applies_to(action, resource)) {
-        match s.effect {
-            Effect::Deny => return Decision::ExplicitDeny(s.origin.clone()),
-            Effect::Allow if !s.conditional => allowed = true,
-            Effect::Allow => {}
+        let holds = s.condition_holds(context);
+        match (s.effect, holds) {
+            (Effect::Deny, Some(true) | None) => return Decision::ExplicitDeny(s.origin.clone()),
+            (Effect::Allow, Some(true)) => allowed = true,
+            _ => {}
         }
     }
     if allowed {
@@ -266,14 +318,55 @@ mod tests {
     }
 
     #[test]
-    fn a_conditional_allow_never_applies_locally() {
+    fn string_conditions_are_evaluated_against_the_requests_keys() {
         let policy = statements(json!([
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:k",
+             "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}}
+        ]));
+        let via = |service: &str| -> Context {
+            [("kms:ViaService".to_owned(), service.to_owned())]
+                .into_iter()
+                .collect()
+        };
+        assert_eq!(
+            evaluate_in(
+                &policy,
+                "kms:Decrypt",
+                "arn:k",
+                &via("secretsmanager.eu-west-1.amazonaws.com")
+            ),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate_in(
+                &policy,
+                "kms:Decrypt",
+                "arn:k",
+                &via("s3.eu-west-1.amazonaws.com")
+            ),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&policy, "kms:Decrypt", "arn:k"),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn conditions_the_local_stack_cannot_evaluate_refuse() {
+        let policy = statements(json!([
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}
         ]));
         assert_eq!(
             evaluate(&policy, "s3:GetObject", "arn:b/k"),
             Decision::ImplicitDeny
         );
+        assert!(matches!(
+            evaluate(&policy, "s3:PutObject", "arn:b/k"),
+            Decision::ExplicitDeny(_)
+        ));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Locals {
     pub parameters: BTreeMap<String, String>,
     /// The local value of a function environment variable (a table's name, ...).
     pub variables: BTreeMap<String, String>,
+    /// The customer-managed KMS key of each Secrets Manager secret that has one (reading the
+    /// secret needs `kms:Decrypt` on it, through Secrets Manager).
+    pub secret_keys: BTreeMap<String, String>,
 }
 
 impl Locals {
@@ -51,7 +54,18 @@ impl Locals {
             region: region.to_owned(),
             parameters: BTreeMap::new(),
             variables: BTreeMap::new(),
+            secret_keys: BTreeMap::new(),
         }
+    }
+
+    /// The condition keys of a call Secrets Manager makes to KMS for a caller.
+    pub fn via_secrets_manager(&self) -> crate::policy::Context {
+        [(
+            "kms:ViaService".to_owned(),
+            format!("secretsmanager.{}.amazonaws.com", self.region),
+        )]
+        .into_iter()
+        .collect()
     }
 
     pub fn partition(&self) -> &'static str {
@@ -234,10 +248,26 @@ pub fn event_source_problems(
                 .get("URI")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if kind.starts_with("SASL_SCRAM") && !allowed("secretsmanager:GetSecretValue", uri) {
+            if !kind.starts_with("SASL_SCRAM") {
+                continue;
+            }
+            if !allowed("secretsmanager:GetSecretValue", uri) {
                 problems.push(format!(
                     "{id}: the role of {function} lacks secretsmanager:GetSecretValue on {uri}"
                 ));
+            }
+            if let Some(key) = locals.secret_keys.get(uri) {
+                let decision = crate::policy::evaluate_in(
+                    &role.statements,
+                    "kms:Decrypt",
+                    key,
+                    &locals.via_secrets_manager(),
+                );
+                if !decision.is_allowed() {
+                    problems.push(format!(
+                        "{id}: the role of {function} lacks kms:Decrypt on {key}, the key of {uri}"
+                    ));
+                }
             }
         }
     }

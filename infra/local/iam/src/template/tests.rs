@@ -10,6 +10,7 @@ fn locals() -> Locals {
         variables: [("T_TABLE".to_owned(), "local-t".to_owned())]
             .into_iter()
             .collect(),
+        secret_keys: Default::default(),
     }
 }
 
