@@ -1,7 +1,7 @@
 # The two commands of the README, and a few helpers. Everything goes through
 # infra/local/stack.sh, which installs missing tools (cached in ~/.cache/chat-backend) and
 # starts and stops the local services.
-.PHONY: dev test check services install build sam-build bench deploy-web
+.PHONY: dev test check services install build sam-build bench smoke deploy-web
 
 ## Run the local stack (Kafka, DynamoDB Local, the functions, the API on :8000) until Ctrl-C.
 dev:
@@ -22,6 +22,11 @@ services:
 ## Against the running make dev: ours and the original app's architecture side by side, one table.
 bench:
 	@infra/local/stack.sh bench
+
+## A stack proves itself, as a user would: against `AUTH_MODE=jwt make dev`, or STACK=name
+## (a deployed stack; SMOKE_USER_A/B and SMOKE_PASSWORD_A/B sign in), see docs/deploy.md.
+smoke:
+	@infra/local/stack.sh smoke $(STACK)
 
 ## Install the tools only.
 install:

@@ -13,6 +13,7 @@
 #   stack.sh kafka TOOL ARGS...
 #                           one of Kafka's own command-line tools (topics, console-producer,
 #                           console-consumer, consumer-groups, ...), as kafka-TOOL.sh runs it
+#   stack.sh smoke [STACK]  the smoke suite against AUTH_MODE=jwt make dev, or a deployed stack
 #   stack.sh deploy-web STACK
 #                           uploads the chat page to a deployed stack's bucket, with the stack's
 #                           WebSocket URL in its config.json (needs the AWS CLI)
@@ -35,6 +36,8 @@ CFN_LINT_VERSION=1.58.0
 SAM_TRANSLATOR_VERSION=1.115.0  # the SAM transform, expanded for cfn-lint by check_template.py
 SAM_CLI_VERSION=1.170.0         # `sam validate --lint`, as AWS's own tool checks the template
 CHECKOV_VERSION=3.3.30
+MOTO_VERSION=5.2.6              # an emulated Cognito for the sign-in test
+AWSCLI_VERSION=1.46.3           # the documented sign-in commands, run against it
 CMAKE_VERSION=4.4.5             # librdkafka's CMake build, used for the arm64 target
 KAFKA_HOME=$TOOLS_DIR/kafka-$KAFKA_VERSION
 DYNAMODB_LOCAL_DIR=$TOOLS_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION
@@ -43,6 +46,7 @@ CFN_LINT_VENV=$TOOLS_DIR/cfn-lint-$CFN_LINT_VERSION-sam-$SAM_TRANSLATOR_VERSION
 CMAKE_VENV=$TOOLS_DIR/cmake-$CMAKE_VERSION
 SAM_CLI_VENV=$TOOLS_DIR/sam-cli-$SAM_CLI_VERSION
 CHECKOV_VENV=$TOOLS_DIR/checkov-$CHECKOV_VERSION
+MOTO_VENV=$TOOLS_DIR/moto-$MOTO_VERSION-awscli-$AWSCLI_VERSION
 # The broker's MSK IAM plug-ins (infra/local/kafka/iam), compiled against the Kafka above.
 KAFKA_IAM_PLUGIN_DIR=$TOOLS_DIR/kafka-iam-$KAFKA_VERSION-$(cat "$ROOT"/infra/local/kafka/iam/chat/local/*.java | cksum | cut -d' ' -f1)
 BENCH_VENV=$TOOLS_DIR/bench-$(cksum <"$ROOT/infra/local/bench/requirements.txt" | cut -d' ' -f1)
@@ -168,6 +172,10 @@ cmd_test() {
   run_tests "${args[@]}" || status=$?
   [[ -n ${CARGO_TEST_ARGS:-} ]] && return "$status"
   run_web_tests || status=$?
+  # The suite a deployed stack proves itself with, against this stack's token-verifying address.
+  say "make smoke's suite against this stack in jwt mode"
+  SMOKE_TOKEN_A=$(chatctl token 2) SMOKE_TOKEN_B=$(chatctl token 1) \
+    chatctl smoke --api "$CHAT_API_URL_JWT" --websocket "ws://${CHAT_API_URL_JWT#http://}" || status=$?
   return "$status"
 }
 
@@ -194,7 +202,7 @@ run_web_tests() {
   local output=$ROOT/test-output status=0
   mkdir -p "$output"
   say "browser and contract tests (pytest tests/web); screenshots in $output/browser"
-  CHAT_TEST_OUTPUT=$output CHAT_WEB_NODE_MODULES=$WEB_TESTS_DIR/node/node_modules \
+  CHAT_TEST_OUTPUT=$output CHAT_WEB_NODE_MODULES=$WEB_TESTS_DIR/node/node_modules CHAT_MOTO_VENV=$MOTO_VENV \
     "$WEB_TESTS_DIR/venv/bin/python" -m pytest -p no:cacheprovider -rA -q "$ROOT/tests/web" || status=$?
   local seed=()
   [[ $FUZZ_SEED == random ]] || seed=(--seed "$FUZZ_SEED")
@@ -278,6 +286,43 @@ cmd_kafka_tool() { # tool args...
     -cp "$KAFKA_HOME/libs/*" "$class" "$@"
 }
 
+# A stack proves itself: chatctl smoke with two users' ID tokens. Against a deployed stack
+# (STACK=name: its outputs, and Cognito sign-in of SMOKE_USER_A/SMOKE_USER_B with
+# SMOKE_PASSWORD_A/SMOKE_PASSWORD_B), against any URLs (SMOKE_API, SMOKE_WEBSOCKET, and
+# SMOKE_TOKEN_A/SMOKE_TOKEN_B), or, by default, against `AUTH_MODE=jwt make dev` with tokens of
+# its local issuer (users 2 and 1, Bob and Alice).
+cmd_smoke() { # [stack]
+  local stack=${1:-} api websocket
+  [[ -x $CARGO_TARGET_DIR/debug/chatctl ]] || cargo build --quiet -p chatctl || die "building chatctl failed"
+  if [[ -n $stack ]]; then
+    command -v aws >/dev/null || die "the AWS CLI is needed to read the stack's outputs"
+    output() {
+      aws cloudformation describe-stacks --stack-name "$stack" --output text \
+        --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue"
+    }
+    api=$(output HttpApiUrl) || die "cannot read the outputs of stack $stack"
+    websocket=$(output WebSocketUrl)
+    if [[ -z ${SMOKE_TOKEN_A:-} ]]; then
+      local client; client=$(output UserPoolClientId)
+      [[ -n $client && $client != None ]] || die "stack $stack has no user pool: give SMOKE_TOKEN_A and SMOKE_TOKEN_B"
+      : "${SMOKE_USER_A:?set SMOKE_USER_A and SMOKE_PASSWORD_A (docs/deploy.md)}" "${SMOKE_USER_B:?set SMOKE_USER_B}"
+      SMOKE_TOKEN_A=$(CHAT_PASSWORD=${SMOKE_PASSWORD_A:?} chatctl login --client-id "$client" --username "$SMOKE_USER_A") \
+        || die "signing in as $SMOKE_USER_A failed"
+      SMOKE_TOKEN_B=$(CHAT_PASSWORD=${SMOKE_PASSWORD_B:?} chatctl login --client-id "$client" --username "$SMOKE_USER_B") \
+        || die "signing in as $SMOKE_USER_B failed"
+    fi
+  elif [[ -n ${SMOKE_API:-} ]]; then
+    api=$SMOKE_API websocket=${SMOKE_WEBSOCKET:?set SMOKE_WEBSOCKET with SMOKE_API}
+  else
+    api=http://127.0.0.1:$DEV_API_PORT websocket=ws://127.0.0.1:$DEV_API_PORT
+    curl -s -o /dev/null --max-time 5 "$api/openapi.json" \
+      || die "no chat API answers at $api: start AUTH_MODE=jwt make dev first (or give STACK=name)"
+    SMOKE_TOKEN_A=${SMOKE_TOKEN_A:-$(chatctl token 2)} SMOKE_TOKEN_B=${SMOKE_TOKEN_B:-$(chatctl token 1)}
+  fi
+  : "${SMOKE_TOKEN_A:?set SMOKE_TOKEN_A}" "${SMOKE_TOKEN_B:?set SMOKE_TOKEN_B}"
+  SMOKE_TOKEN_A=$SMOKE_TOKEN_A SMOKE_TOKEN_B=$SMOKE_TOKEN_B chatctl smoke --api "$api" --websocket "$websocket"
+}
+
 # Side by side against the running make dev: our stack and the peer (the original app's
 # architecture, on the same broker), the cases of infra/local/bench/bench.py, one table.
 cmd_bench() {
@@ -340,11 +385,12 @@ case ${1:-} in
   test) shift; cmd_test "$@" ;;
   services) cmd_services ;;
   bench) cmd_bench ;;
+  smoke) shift; cmd_smoke "$@" ;;
   build) cmd_build ;;
   sam) shift; cmd_sam "$@" ;;
   kafka) shift; cmd_kafka_tool "$@" ;;
   restart) shift; cmd_restart "$@" ;;
   deploy-web) shift; cmd_deploy_web "$@" ;;
   stage-web) shift; cmd_stage_web "$@" ;;
-  *) die "usage: $0 install | check | dev | test [CMD...] | services | bench | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME | deploy-web STACK | stage-web DIR WEBSOCKET_URL" ;;
+  *) die "usage: $0 install | check | dev | test [CMD...] | services | bench | smoke [STACK] | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME | deploy-web STACK | stage-web DIR WEBSOCKET_URL" ;;
 esac

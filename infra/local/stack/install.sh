@@ -103,6 +103,10 @@ install_cfn_lint() {
 # AWS's template checks (test only).
 install_sam_cli() { install_venv "$SAM_CLI_VENV" sam "aws-sam-cli==$SAM_CLI_VERSION"; }
 install_checkov() { install_venv "$CHECKOV_VENV" checkov "checkov==$CHECKOV_VERSION"; }
+# Cognito emulated by moto, and the AWS CLI whose commands docs/deploy.md gives (test only).
+install_moto() {
+  install_venv "$MOTO_VENV" moto_server "moto[server,cognitoidp]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION"
+}
 
 # make bench's client and peer, keyed by the requirements' content.
 install_bench_venv() {
@@ -160,4 +164,5 @@ install_test_tools() {
   with_install_lock install_web_tests
   with_install_lock install_sam_cli
   with_install_lock install_checkov
+  with_install_lock install_moto
 }

@@ -28,15 +28,17 @@ use shared::auth::jwt::{flatten_claims, KeySource, TokenError, Verifier, JWKS_FI
 use crate::websocket::SocketInfo;
 use crate::Gateway;
 
-/// The local issuer the gateway trusts.
+/// The issuer the gateway trusts: the local one, or one whose keys are at a URL (a user pool).
 pub struct Auth {
     pub verifier: Verifier,
-    pub jwks_file: PathBuf,
+    /// The local issuer's keys, served at `/auth/.well-known/jwks.json`; `None` for another
+    /// issuer.
+    pub jwks_file: Option<PathBuf>,
 }
 
 impl Auth {
-    /// From `AUTH_ISSUER`, `AUTH_AUDIENCE` and `AUTH_KEY_DIR` (where `chatctl` keeps the local
-    /// issuer's keys).
+    /// From `AUTH_ISSUER`, `AUTH_AUDIENCE`, and `AUTH_JWKS_URL` (another issuer's keys, such as
+    /// a Cognito user pool's) or `AUTH_KEY_DIR` (where `chatctl` keeps the local issuer's).
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| {
             std::env::var(name)
@@ -45,16 +47,26 @@ impl Auth {
                 .ok_or_else(|| format!("{name} must be set to verify tokens (AUTH_MODE=jwt)"))
         };
         let (issuer, audience) = (var("AUTH_ISSUER")?, var("AUTH_AUDIENCE")?);
+        if let Ok(url) = var("AUTH_JWKS_URL") {
+            let keys = KeySource::url(&url).map_err(|e| e.to_string())?;
+            return Ok(Self {
+                verifier: Verifier::new(&issuer, &audience, keys),
+                jwks_file: None,
+            });
+        }
         let jwks_file = PathBuf::from(var("AUTH_KEY_DIR")?).join(JWKS_FILE);
         Ok(Self {
             verifier: Verifier::new(&issuer, &audience, KeySource::File(jwks_file.clone())),
-            jwks_file,
+            jwks_file: Some(jwks_file),
         })
     }
 
-    /// The issuer's public keys, as Cognito serves them at `/.well-known/jwks.json`.
+    /// The local issuer's public keys, as Cognito serves them at `/.well-known/jwks.json`.
     pub fn jwks(&self) -> Response {
-        match std::fs::read(&self.jwks_file) {
+        let Some(file) = &self.jwks_file else {
+            return crate::json_error(StatusCode::NOT_FOUND, "no keys of this issuer here");
+        };
+        match std::fs::read(file) {
             Ok(bytes) => {
                 let mut response = Response::new(Body::from(bytes));
                 response.headers_mut().insert(

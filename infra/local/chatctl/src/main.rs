@@ -7,6 +7,7 @@
 
 mod records;
 mod setup;
+mod smoke;
 mod stats;
 mod watch;
 
@@ -37,6 +38,10 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
         partitions: i32,
     },
+    /// Put the original four users and their groups into the users table, and nothing else:
+    /// for a deployed stack's directory (its table named by USERS_TABLE, AWS credentials from
+    /// the environment or profile).
+    Seed,
     /// List topics and their partition counts.
     Topics,
     /// Create a topic unless it exists.
@@ -84,6 +89,26 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Sign in to a Cognito user pool's app client with a password (USER_PASSWORD_AUTH) and
+    /// print the ID token. The password comes from CHAT_PASSWORD, else a line of standard input.
+    Login {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Check a running stack as a user would (send, history, edit, delete, subscribe and
+    /// receive, refused impersonation and foreign group), one line per check, cleaning up what
+    /// it made. The ID tokens of two users of one group come from SMOKE_TOKEN_A (who may edit
+    /// and delete) and SMOKE_TOKEN_B.
+    Smoke {
+        /// The HTTP API's base URL (the stack's HttpApiUrl output).
+        #[arg(long)]
+        api: String,
+        /// The WebSocket API's URL (the stack's WebSocketUrl output).
+        #[arg(long)]
+        websocket: String,
+    },
     /// Print the functions' CloudWatch metrics (their EMF log lines): requests by route and
     /// status, and the stream processor's records, pushes, batch time and lag.
     Stats {
@@ -116,6 +141,7 @@ async fn run(command: Command) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     match command {
         Command::Setup { partitions } => setup::setup(&config, partitions).await,
+        Command::Seed => setup::seed(&config).await,
         Command::Topics => setup::topics(&config),
         Command::CreateTopic { topic, partitions } => {
             setup::create_topic(&config, &topic, partitions).await
@@ -140,6 +166,45 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::IssuerKeys => local_issuer(&config).map(|_| ()),
+        Command::Login {
+            client_id,
+            username,
+        } => {
+            let password = match std::env::var("CHAT_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| format!("cannot read the password: {e}"))?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let token =
+                smoke::login(&client_id, &username, &password, &config.dynamodb.region).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Smoke { api, websocket } => {
+            let token = |name: &str| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| t.trim().to_owned())
+                    .ok_or_else(|| {
+                        format!(
+                            "{name} must hold a user's ID token (docs/deploy.md: the smoke test)"
+                        )
+                    })
+            };
+            smoke::smoke(smoke::Target {
+                api,
+                websocket,
+                token_a: token("SMOKE_TOKEN_A")?,
+                token_b: token("SMOKE_TOKEN_B")?,
+            })
+            .await
+        }
         Command::Stats { .. } => unreachable!("handled above"),
     }
 }

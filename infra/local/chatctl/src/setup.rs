@@ -63,6 +63,24 @@ pub async fn setup(config: &Config, partitions: i32) -> Result<(), String> {
     Ok(())
 }
 
+/// The original users and groups into the users table: DynamoDB only, so that a deployed
+/// stack's directory can be filled from a laptop (the cluster is inside the VPC).
+pub async fn seed(config: &Config) -> Result<(), String> {
+    let store = store(config).await?;
+    for group in seed_groups() {
+        store.put_group(&group).await.map_err(|e| e.to_string())?;
+    }
+    for user in seed_users() {
+        store.put_user(&user).await.map_err(|e| e.to_string())?;
+    }
+    println!(
+        "{} users in {}",
+        store.list_users().await.map_err(|e| e.to_string())?.len(),
+        store.tables().users
+    );
+    Ok(())
+}
+
 /// Message ids come from the chat topic's offsets. A store holding a message at or beyond the
 /// end of its partition was filled from another log (a broker's data wiped, another cluster):
 /// new messages would take ids that already exist, and be taken for replays and lost.
