@@ -7,24 +7,24 @@ pub mod topics;
 
 pub use topics::topic_records;
 
-use shared::store::Directory;
-use shared::store::Messages;
+use chat_core::store::DirectoryWriter;
+use chat_core::store::{MessageReader, MessageWriter};
 use std::time::{Duration, Instant};
 
+use chat_core::config::Config;
+use chat_core::domain::{
+    Group, GroupId, Message, MessageId, MessageText, RecordCoordinates, User, UserId,
+};
+use chat_core::store::{Cursor, PageRequest};
+use chat_kafka::{self as kafka, KafkaContext};
+use chat_store::DynamoStore;
 use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use shared::config::Config;
-use shared::domain::{
-    Group, GroupId, Message, MessageId, MessageText, RecordCoordinates, User, UserId,
-};
-use shared::kafka::{self, KafkaContext};
-use shared::store::dynamodb::DynamoStore;
-use shared::store::{Cursor, PageRequest};
 
 /// Configuration of the running stack; panics naming what is missing.
-pub use test_support::{config, fresh_id};
-use test_support::{reachable, require_env, HOW_TO_START};
+pub use chat_testkit::services::{config, fresh_id};
+use chat_testkit::services::{reachable, require_env, HOW_TO_START};
 
 /// Base URL of the API (the API Gateway emulator), checked to be reachable.
 pub fn api_url() -> String {
@@ -250,13 +250,13 @@ pub fn jwt_api_url() -> String {
 }
 
 /// The local issuer the stack trusts (its keys in `AUTH_KEY_DIR`, made by `chatctl`).
-pub fn local_issuer() -> shared::auth::jwt::LocalIssuer {
+pub fn local_issuer() -> chat_auth::LocalIssuer {
     let dir = require_env("AUTH_KEY_DIR");
     assert!(
         std::path::Path::new(&dir).join("jwks.json").exists(),
         "no local issuer keys in {dir}: {HOW_TO_START}"
     );
-    shared::auth::jwt::LocalIssuer::open_or_create(
+    chat_auth::LocalIssuer::open_or_create(
         std::path::Path::new(&dir),
         &require_env("AUTH_ISSUER"),
         &require_env("AUTH_AUDIENCE"),

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chat_core::domain::{GroupId, User};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use shared::domain::{GroupId, User};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{api_url, full_history, http, subscribe};

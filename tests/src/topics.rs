@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use chat_core::config::Config;
+use chat_kafka::{self as kafka, KafkaContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use shared::config::Config;
-use shared::kafka::{self, KafkaContext};
 
 /// Every record of `topic`, all partitions, from the start to their current ends: key and value.
 pub fn topic_records(config: &Config, topic: &str) -> Vec<(String, Vec<u8>)> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use shared::config::VARIABLES;
+use chat_core::config::VARIABLES;
 
 /// `(variable, documented default)` for each row of the table in docs/configuration.md; a row
 /// may name several variables that share a default.

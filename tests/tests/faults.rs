@@ -11,14 +11,14 @@
 use std::time::Duration;
 
 use base64::Engine;
+use chat_kafka::{self as kafka, KafkaContext};
+use chat_testkit::services::kafka_config;
 use e2e_tests::load::{
     check, load_with_fault, restart_service, service_dir, service_pid, signal, Reader,
 };
 use e2e_tests::{fresh_user, subscribe};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
-use shared::kafka::{self, KafkaContext};
-use test_support::kafka_config;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

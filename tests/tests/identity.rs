@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use base64::Engine;
+use chat_auth::LocalIssuer;
+use chat_core::domain::User;
+use chat_core::domain::USER_ID_CLAIM;
 use e2e_tests::{fresh_user, http, jwt_api_url, local_issuer};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::auth::jwt::LocalIssuer;
-use shared::auth::USER_ID_CLAIM;
-use shared::domain::User;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -355,7 +355,7 @@ async fn a_user_over_the_socket_limit_loses_their_oldest_socket() {
     .await;
     assert!(oldest_closed.is_ok(), "the oldest socket was not closed");
     let store = e2e_tests::store().await;
-    use shared::store::Connections;
+    use chat_core::store::ConnectionReader;
     let open = store
         .connections_for_group(member.group_id)
         .await

@@ -10,6 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use chat_core::domain::{GroupId, MessageId};
+use chat_core::store::{MessageReader, StoreError};
+use chat_kafka::msk_iam::MskIamTokens;
+use chat_kafka::KafkaContext;
+use chat_store::DynamoStore;
+use chat_testkit::services::{config, fresh_id, require_env, unique};
 use e2e_tests::template::root;
 use local_iam::identity::function_credentials;
 use local_iam::server::Service;
@@ -18,12 +24,6 @@ use local_iam::template::Locals;
 use local_iam::{Iam, Mode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use shared::domain::{GroupId, MessageId};
-use shared::kafka::msk_iam::MskIamTokens;
-use shared::kafka::KafkaContext;
-use shared::store::dynamodb::DynamoStore;
-use shared::store::{Messages, StoreError};
-use test_support::{config, fresh_id, require_env, unique};
 
 /// The template's text, without `snippet` inside the resource `resource` (it must be there).
 fn template_without(resource: &str, snippet: &str) -> String {

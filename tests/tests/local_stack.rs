@@ -1,13 +1,13 @@
 //! The local stack as `chatctl setup` leaves it (run by `make dev` and `make test`): the chat
 //! and dead-letter topics, the tables, and the original app's four users.
 
-use shared::store::Directory;
+use chat_core::store::Directory;
 use std::time::Duration;
 
-use shared::domain::{seed_users, GroupId};
-use shared::kafka;
-use shared::store::dynamodb::DynamoStore;
-use test_support::config;
+use chat_core::domain::{seed_users, GroupId};
+use chat_kafka as kafka;
+use chat_store::DynamoStore;
+use chat_testkit::services::config;
 
 #[test]
 fn the_chat_topic_has_several_partitions_and_a_dead_letter_topic() {

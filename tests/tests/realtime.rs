@@ -2,9 +2,10 @@
 //! DynamoDB and the Management API → WebSocket clients, all over the real broker, DynamoDB
 //! Local, `cargo lambda watch` and the emulators.
 
-use shared::store::Connections;
+use chat_core::store::{ConnectionReader, ConnectionWriter};
 use std::time::{Duration, Instant};
 
+use chat_core::domain::{Connection, GroupId};
 use e2e_tests::{
     api_url, config, connection_url, fresh_id, fresh_user, http, management, store, subscribe,
     ws_url, Socket,
@@ -12,7 +13,6 @@ use e2e_tests::{
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shared::domain::{Connection, GroupId};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The next `n` JSON frames, failing after 20 s.
@@ -144,17 +144,17 @@ async fn sends_edits_and_deletes_reach_their_groups_sockets_in_order() {
 async fn a_traced_send_is_stamped_at_every_hop_in_order_and_an_untraced_one_not_at_all() {
     let user = fresh_user(false).await;
     let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
-    let posted = shared::trace::now_us();
+    let posted = chat_core::trace::now_us();
     let reply = http()
         .post(format!("{}/send-message/", api_url()))
-        .header(shared::trace::REQUEST_HEADER, "1")
+        .header(chat_core::trace::REQUEST_HEADER, "1")
         .json(&json!({"user_id": user.user_id, "message": "traced"}))
         .send()
         .await
         .expect("request");
     assert_eq!(reply.status(), StatusCode::ACCEPTED);
-    let handler = shared::trace::Trace::parse(
-        reply.headers()[shared::trace::REQUEST_HEADER]
+    let handler = chat_core::trace::Trace::parse(
+        reply.headers()[chat_core::trace::REQUEST_HEADER]
             .to_str()
             .expect("text"),
     );
@@ -164,7 +164,7 @@ async fn a_traced_send_is_stamped_at_every_hop_in_order_and_an_untraced_one_not_
     )
     .await;
     let got = frames(&mut socket, 2).await;
-    let arrived = shared::trace::now_us();
+    let arrived = chat_core::trace::now_us();
     assert_eq!(
         (got[0]["message"].as_str(), got[1]["message"].as_str()),
         (Some("traced"), Some("plain"))
@@ -212,9 +212,9 @@ async fn a_socket_on_an_unknown_or_malformed_group_is_refused() {
 async fn a_record_in_the_original_shape_produced_to_kafka_reaches_the_sockets() {
     let user = fresh_user(false).await;
     let mut socket = subscribe(&format!("/subscribe/{}", user.group_id)).await;
-    let publisher = shared::kafka::KafkaPublisher::new(&config().kafka).expect("producer");
+    let publisher = chat_kafka::KafkaPublisher::new(&config().kafka).expect("producer");
     let record = json!({"user_id": user.user_id, "message": "Hello, Kafka!"}).to_string();
-    use shared::publish::Publisher;
+    use chat_core::publish::Publisher;
     let at = publisher
         .publish(
             &config().kafka.chat_topic,
@@ -226,7 +226,7 @@ async fn a_record_in_the_original_shape_produced_to_kafka_reaches_the_sockets() 
     let frame = &frames(&mut socket, 1).await[0];
     assert_eq!(frame["message"], "Hello, Kafka!");
     assert_eq!(frame["user_id"], user.user_id.get());
-    let id = shared::domain::MessageId::from_coordinates(at).expect("id");
+    let id = chat_core::domain::MessageId::from_coordinates(at).expect("id");
     assert_eq!(frame["id"], id.get());
 }
 

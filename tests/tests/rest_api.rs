@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
+use chat_core::domain::{seed_users, MessageId};
+use chat_core::events::{ChatEvent, IncomingEvent};
 use e2e_tests::{
     api_url, config, fresh_group, fresh_id, http, partition_records, record_at, store,
     stored_message,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shared::domain::{seed_users, MessageId};
-use shared::events::{ChatEvent, IncomingEvent};
 
 async fn send(body: Value) -> (StatusCode, Value) {
     let response = http()

@@ -3,15 +3,15 @@
 //! and a poison record goes to the dead-letter topic while the good ones are applied; the
 //! answer is a partial batch response.
 
-use shared::store::Directory;
+use chat_core::store::DirectoryWriter;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use chat_core::domain::{MessageId, RecordCoordinates, User, UserId};
 use e2e_tests::{config, fresh_group, fresh_id, history, http, store};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
 use serde_json::{json, Value};
-use shared::domain::{MessageId, RecordCoordinates, User, UserId};
 
 fn invoke_url() -> String {
     let url = std::env::var("LAMBDA_INVOKE_URL")
@@ -140,8 +140,8 @@ async fn a_poison_record_is_dead_lettered_while_the_good_ones_are_applied() {
     assert_eq!(texts(&user).await, ["good one", "good two"]);
 
     let config = config();
-    let consumer: StreamConsumer<shared::kafka::KafkaContext> =
-        shared::kafka::consumer_config(&config.kafka, &format!("dlq-reader-{}", fresh_id()))
+    let consumer: StreamConsumer<chat_kafka::KafkaContext> =
+        chat_kafka::consumer_config(&config.kafka, &format!("dlq-reader-{}", fresh_id()))
             .expect("kafka settings")
             .create()
             .expect("consumer");

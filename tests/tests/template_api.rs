@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chat_core::config::{Config, KafkaSecurity, OnAws, ScramCredentials, VARIABLES};
 use e2e_tests::template::*;
 use serde_yaml_ng::{Mapping, Value};
-use shared::config::{Config, KafkaSecurity, OnAws, ScramCredentials, VARIABLES};
 
 #[test]
 fn the_http_api_serves_exactly_the_routes_of_the_local_api_gateway() {

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use chat_store::{KeyAttribute, TABLES, TTL_ATTRIBUTE};
 use e2e_tests::template::*;
 use serde_yaml_ng::Value;
-use shared::store::dynamodb::{KeyAttribute, TABLES, TTL_ATTRIBUTE};
 
 #[test]
 fn the_tables_are_those_the_store_creates_locally_with_recovery_and_expiry() {

@@ -2,19 +2,19 @@
 //! author may delete, and only with `can_delete`; the change is published as a
 //! `message_deleted` event for the stream processor.
 
+use chat_core::domain::{Change, MessageId, UserId};
+use chat_core::events::ChatEvent;
+use chat_core::guard::{authorize_change, ChangeContext};
+use chat_core::publish::PublishError;
+use chat_core::ChatError;
+use chat_lambda::http::{
+    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, require_method,
+};
+use chat_lambda::identity::acting_user;
 use chrono::Utc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::acting_user;
-use shared::context::AppContext;
-use shared::domain::{Change, MessageId, UserId};
-use shared::events::ChatEvent;
-use shared::guard::authorize_change;
-use shared::http::{
-    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, require_method,
-};
-use shared::ChatError;
 
 #[derive(Deserialize, Default)]
 struct DeleteRequest {
@@ -22,13 +22,28 @@ struct DeleteRequest {
     user_id: Option<UserId>,
 }
 
-pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+/// What the function holds for its life: the directory and the messages, read only, and the
+/// log.
+pub type Context = ChangeContext;
+
+/// Over the DynamoDB store and the Kafka producer.
+pub async fn context(config: chat_core::Config) -> Result<Context, PublishError> {
+    let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+    let publisher = chat_kafka::KafkaPublisher::new(&config.kafka)?;
+    Ok(Context::new(
+        &config,
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(publisher),
+    ))
+}
+
+pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, ChatError> {
     let request = &request;
     require_method(request, &Method::DELETE)?;
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: DeleteRequest = json_body(request)?.unwrap_or_default();
     let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
-    let user_id = acting_user(&ctx.config.auth, request, named)?;
+    let user_id = acting_user(&ctx.auth, request, named)?;
     let message = authorize_change(ctx, message_id, user_id, Change::Delete).await?;
     let event = ChatEvent::MessageDeleted {
         message_id,
@@ -36,21 +51,36 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         user_id,
         deleted_at: Utc::now(),
     };
-    publish_accepted(ctx, &event, "Message deleted", message_id).await
+    publish_accepted(
+        ctx.publisher.as_ref(),
+        &ctx.chat_topic,
+        &event,
+        "Message deleted",
+        message_id,
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::GroupId;
-    use shared::events::IncomingEvent;
-    use shared::publish::PublishError;
-    use shared::store::Messages;
-    use shared::store::StoreError;
-    use shared::testing::{context, reply, request, seed_messages};
+    use chat_core::domain::GroupId;
+    use chat_core::events::IncomingEvent;
+    use chat_core::store::MessageWriter;
+    use chat_core::store::StoreError;
+    use chat_testkit::requests::{maybe_signed_in, reply, request, seed_messages};
+    use chat_testkit::{Fakes, Fallible, TestContext};
+
+    fn over(fakes: Fakes) -> TestContext<Context> {
+        fakes.with(|f| Context::new(&f.config, f.store.clone(), f.publisher.clone()))
+    }
+
+    fn context() -> TestContext<Context> {
+        over(Fakes::trust_client())
+    }
 
     async fn delete(
-        ctx: &AppContext,
+        ctx: &Context,
         id: &str,
         query: &[(&str, &str)],
         body: Option<&str>,
@@ -169,11 +199,11 @@ mod tests {
 
     #[tokio::test]
     async fn with_identity_only_the_tokens_user_deletes_and_other_groups_see_nothing() {
-        let t = shared::testing::jwt_context();
+        let t = over(Fakes::jwt());
         seed_messages(t.store.as_ref()).await;
         let delete = |claim: Option<&str>, id: &str, query: &[(&str, &str)]| {
             let r = request(Method::DELETE, &[("message_id", id)], query, None);
-            let r = shared::testing::maybe_signed_in(r, claim);
+            let r = maybe_signed_in(r, claim);
             let ctx = &t.ctx;
             async move { reply(handle(ctx, r).await).0 }
         };

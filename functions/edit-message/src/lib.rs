@@ -2,20 +2,20 @@
 //! original app took them) or in a JSON body. Only the author may edit, and only with
 //! `can_edit`; the change is published as a `message_edited` event for the stream processor.
 
+use chat_core::domain::{Change, MessageId, MessageText, UserId};
+use chat_core::events::ChatEvent;
+use chat_core::guard::{authorize_change, ChangeContext};
+use chat_core::publish::PublishError;
+use chat_core::ChatError;
+use chat_lambda::http::{
+    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, query_or_body,
+    query_param, require_method,
+};
+use chat_lambda::identity::acting_user;
 use chrono::Utc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::acting_user;
-use shared::context::AppContext;
-use shared::domain::{Change, MessageId, MessageText, UserId};
-use shared::events::ChatEvent;
-use shared::guard::authorize_change;
-use shared::http::{
-    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, query_or_body,
-    query_param, require_method,
-};
-use shared::ChatError;
 
 #[derive(Deserialize, Default)]
 struct EditRequest {
@@ -25,13 +25,28 @@ struct EditRequest {
     new_text: Option<MessageText>,
 }
 
-pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+/// What the function holds for its life: the directory and the messages, read only, and the
+/// log.
+pub type Context = ChangeContext;
+
+/// Over the DynamoDB store and the Kafka producer.
+pub async fn context(config: chat_core::Config) -> Result<Context, PublishError> {
+    let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+    let publisher = chat_kafka::KafkaPublisher::new(&config.kafka)?;
+    Ok(Context::new(
+        &config,
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(publisher),
+    ))
+}
+
+pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, ChatError> {
     let request = &request;
     require_method(request, &Method::PUT)?;
     let message_id: MessageId = path_param(request, "message_id")?;
     let body: EditRequest = json_body(request)?.unwrap_or_default();
     let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
-    let user_id = acting_user(&ctx.config.auth, request, named)?;
+    let user_id = acting_user(&ctx.auth, request, named)?;
     let query_text = query_param(request, "new_text")
         .map(MessageText::new)
         .transpose()?;
@@ -44,22 +59,36 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         new_text,
         edited_at: Utc::now(),
     };
-    publish_accepted(ctx, &event, "Message edited", message_id).await
+    publish_accepted(
+        ctx.publisher.as_ref(),
+        &ctx.chat_topic,
+        &event,
+        "Message edited",
+        message_id,
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::GroupId;
-    use shared::events::IncomingEvent;
-    use shared::publish::PublishError;
-    use shared::store::Directory;
-    use shared::store::Messages;
+    use chat_core::domain::GroupId;
+    use chat_core::events::IncomingEvent;
+    use chat_core::store::DirectoryWriter;
+    use chat_core::store::MessageWriter;
+    use chat_testkit::requests::{maybe_signed_in, reply, request, seed_messages};
+    use chat_testkit::{Fakes, Fallible, TestContext};
 
-    use shared::testing::{context, reply, request, seed_messages};
+    fn over(fakes: Fakes) -> TestContext<Context> {
+        fakes.with(|f| Context::new(&f.config, f.store.clone(), f.publisher.clone()))
+    }
+
+    fn context() -> TestContext<Context> {
+        over(Fakes::trust_client())
+    }
 
     async fn put(
-        ctx: &AppContext,
+        ctx: &Context,
         id: &str,
         query: &[(&str, &str)],
         body: Option<&str>,
@@ -162,7 +191,7 @@ mod tests {
     async fn a_user_without_can_edit_is_forbidden() {
         let t = context();
         seed_messages(t.store.as_ref()).await;
-        let mut alice = shared::domain::seed_users()[0].clone();
+        let mut alice = chat_core::domain::seed_users()[0].clone();
         alice.can_edit = false;
         t.store.put_user(&alice).await.expect("put");
         let (status, body) = put(&t.ctx, "10", &[("user_id", "1"), ("new_text", "x")], None).await;
@@ -238,8 +267,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_in_the_log_but_not_yet_stored_is_a_409_to_retry_not_a_404() {
-        use shared::publish::Publisher;
-        let t = context();
+        use chat_core::publish::Publisher;
+        let mut t = context();
+        t.ctx.store_wait = std::time::Duration::from_millis(300);
         // A send the stream processor has not stored yet: in the log, not in the table.
         let at = t
             .publisher
@@ -248,7 +278,7 @@ mod tests {
             .expect("publish");
         let id = MessageId::from_coordinates(at).expect("id").to_string();
         let started = std::time::Instant::now();
-        let response = shared::http::reply(
+        let response = chat_lambda::http::reply(
             handle(
                 &t.ctx,
                 request(
@@ -262,16 +292,16 @@ mod tests {
         );
         assert_eq!(response.status(), 409);
         assert_eq!(response.headers()["retry-after"], "1");
-        assert!(started.elapsed() >= shared::guard::STORE_WAIT);
+        assert!(started.elapsed() >= t.ctx.store_wait);
     }
 
     #[tokio::test]
     async fn with_identity_only_the_tokens_user_edits_and_other_groups_see_nothing() {
-        let t = shared::testing::jwt_context();
+        let t = over(Fakes::jwt());
         seed_messages(t.store.as_ref()).await;
         let edit = |claim: Option<&str>, id: &str, query: &[(&str, &str)]| {
             let r = request(Method::PUT, &[("message_id", id)], query, None);
-            let r = shared::testing::maybe_signed_in(r, claim);
+            let r = maybe_signed_in(r, claim);
             let ctx = &t.ctx;
             async move { reply(handle(ctx, r).await) }
         };

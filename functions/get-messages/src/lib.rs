@@ -2,15 +2,18 @@
 //! app's message shape plus `created_at` (and `edited_at`). Without a cursor the page holds the
 //! newest messages; the `Link` header (`rel="next"`) points at the next page when there is one.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use chat_core::config::{AuthConfig, Config};
+use chat_core::domain::{GroupId, Message, MessageId, ValidationError};
+use chat_core::guard::{existing_group, require_membership};
+use chat_core::store::{Cursor, Directory, MessageReader, Page, PageRequest, MAX_PAGE_SIZE};
+use chat_core::ChatError;
+use chat_lambda::http::{json, parse_query, path_param, query_param, require_method};
+use chat_lambda::identity::reader;
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use shared::auth::reader;
-use shared::context::AppContext;
-use shared::domain::{GroupId, Message, MessageId, ValidationError};
-use shared::guard::{existing_group, require_membership};
-use shared::http::{json, parse_query, path_param, query_param, require_method};
-use shared::store::{Cursor, Page, PageRequest, MAX_PAGE_SIZE};
-use shared::ChatError;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// A page's JSON stays under this many bytes (Lambda's response limit is 6 MB; 1,000 messages
@@ -18,7 +21,30 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// page, which the `Link` header points at.
 pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
-pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+/// What the function holds for its life: the directory and the messages, read only.
+pub struct Context {
+    pub auth: AuthConfig,
+    pub directory: Arc<dyn Directory>,
+    pub messages: Arc<dyn MessageReader>,
+}
+
+impl Context {
+    /// Over the DynamoDB store.
+    pub async fn from_config(config: Config) -> Result<Self, Infallible> {
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        Ok(Self::new(&config, Arc::new(store)))
+    }
+
+    pub fn new<S: Directory + MessageReader + 'static>(config: &Config, store: Arc<S>) -> Self {
+        Self {
+            auth: config.auth.clone(),
+            directory: store.clone(),
+            messages: store,
+        }
+    }
+}
+
+pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, ChatError> {
     let request = &request;
     require_method(request, &Method::GET)?;
     let group_id: GroupId = path_param(request, "group_id")?;
@@ -35,13 +61,13 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
         (None, Some(id)) => Cursor::After(id),
         (None, None) => Cursor::Latest,
     };
-    let reader = reader(&ctx.config.auth, request, parse_query(request, "user_id")?)?;
-    existing_group(ctx.store.as_ref(), group_id).await?;
+    let reader = reader(&ctx.auth, request, parse_query(request, "user_id")?)?;
+    existing_group(ctx.directory.as_ref(), group_id).await?;
     if let Some(user_id) = reader {
-        require_membership(ctx.store.as_ref(), user_id, group_id).await?;
+        require_membership(ctx.directory.as_ref(), user_id, group_id).await?;
     }
     let mut page = ctx
-        .store
+        .messages
         .list_messages(group_id, PageRequest { limit, cursor })
         .await?;
     bound_bytes(&mut page, matches!(cursor, Cursor::After(_)));
@@ -107,18 +133,27 @@ fn limit(raw: Option<String>) -> Result<u32, ChatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_core::domain::{Message, MessageText, UserId};
+    use chat_core::store::{MessageWriter, StoreError};
+    use chat_lambda::http::reply;
+    use chat_testkit::requests::{maybe_signed_in, parts, request};
+    use chat_testkit::{Fakes, Fallible, TestContext};
     use chrono::Utc;
-    use shared::domain::{Message, MessageText, UserId};
-    use shared::http::reply;
-    use shared::store::{Store, StoreError};
-    use shared::testing::{context, parts, request};
 
-    async fn fill(store: &dyn Store, group: u64, ids: impl IntoIterator<Item = u64>) {
+    fn context() -> TestContext<Context> {
+        Fakes::trust_client().with(|f| Context::new(&f.config, f.store.clone()))
+    }
+
+    fn jwt_context() -> TestContext<Context> {
+        Fakes::jwt().with(|f| Context::new(&f.config, f.store.clone()))
+    }
+
+    async fn fill(store: &dyn MessageWriter, group: u64, ids: impl IntoIterator<Item = u64>) {
         fill_with(store, group, ids, |id| format!("m{id}")).await;
     }
 
     async fn fill_with(
-        store: &dyn Store,
+        store: &dyn MessageWriter,
         group: u64,
         ids: impl IntoIterator<Item = u64>,
         text: impl Fn(u64) -> String,
@@ -139,7 +174,7 @@ mod tests {
         }
     }
 
-    async fn get(ctx: &AppContext, group: &str, query: &[(&str, &str)]) -> Response<Body> {
+    async fn get(ctx: &Context, group: &str, query: &[(&str, &str)]) -> Response<Body> {
         reply(
             handle(
                 ctx,
@@ -296,10 +331,10 @@ mod tests {
 
     #[tokio::test]
     async fn only_members_read_a_group() {
-        let t = shared::testing::jwt_context();
+        let t = jwt_context();
         let read = |claim: Option<&str>, group: &str, query: &[(&str, &str)]| {
             let r = request(Method::GET, &[("group_id", group)], query, None);
-            let r = shared::testing::maybe_signed_in(r, claim);
+            let r = maybe_signed_in(r, claim);
             let ctx = &t.ctx;
             async move { parts(&reply(handle(ctx, r).await)).0 }
         };

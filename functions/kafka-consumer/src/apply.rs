@@ -7,17 +7,18 @@
 
 use std::collections::HashMap;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use shared::domain::{
+use chat_core::domain::{
     refusal, Change, GroupId, Message, MessageId, MessageText, RecordCoordinates, User, UserId,
 };
-use shared::events::{ChatEvent, IncomingEvent};
-use shared::guard::require_member;
-use shared::push::Frame;
-use shared::store::{
-    AppliedSend, DeleteOutcome, EditOutcome, KnownUsers, MessageEdit, SendKey, Store, StoreError,
+use chat_core::events::{ChatEvent, IncomingEvent};
+use chat_core::guard::require_member;
+use chat_core::push::Frame;
+use chat_core::store::{
+    AppliedSend, DeleteOutcome, Directory, EditOutcome, MessageEdit, SendKey, StoreError,
     StoredMessage,
 };
+use chat_core::KnownUsers;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::batch::{ItemIdentifier, Record};
 use crate::fan_out::Outgoing;
@@ -340,7 +341,11 @@ struct UserCache<'p> {
 }
 
 impl UserCache<'_> {
-    async fn get(&mut self, store: &dyn Store, id: UserId) -> Result<Option<&User>, StoreError> {
+    async fn get<S: Directory + ?Sized>(
+        &mut self,
+        store: &S,
+        id: UserId,
+    ) -> Result<Option<&User>, StoreError> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.batch.entry(id) {
             slot.insert(self.known.user(store, id).await?);
         }

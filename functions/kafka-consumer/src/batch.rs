@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use chat_core::trace::{Trace, RECORD_HEADER};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::trace::{Trace, RECORD_HEADER};
 
 /// The invocation: records by `"<topic>-<partition>"`.
 #[derive(Debug, Default, Deserialize)]
@@ -31,7 +31,7 @@ pub struct Record {
     /// Base64, as delivered.
     pub key: Option<String>,
     pub value: Option<Value>,
-    /// The stamps of a traced record (its `chat-trace` header), see [`shared::trace`].
+    /// The stamps of a traced record (its `chat-trace` header), see [`chat_core::trace`].
     pub trace: Option<Trace>,
 }
 

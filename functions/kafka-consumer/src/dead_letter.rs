@@ -2,8 +2,8 @@
 //! it came from, why, and as much of its value as fits.
 
 use base64::Engine;
+use chat_core::publish::PublishError;
 use serde_json::json;
-use shared::publish::PublishError;
 
 use crate::batch::Record;
 use crate::{ProcessError, Processor};

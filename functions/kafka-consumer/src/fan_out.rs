@@ -10,11 +10,11 @@
 
 use std::time::{Duration, Instant};
 
+use chat_core::domain::{Connection, GroupId};
+use chat_core::push::{Frame, PushError, Pusher};
+use chat_core::trace::{now_us, Trace};
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
-use shared::domain::{Connection, GroupId};
-use shared::push::{Frame, PushError, Pusher};
-use shared::trace::{now_us, Trace};
 
 use crate::batch::Record;
 use crate::{ProcessError, Processor};
@@ -142,14 +142,14 @@ impl Processor {
     async fn settle(&self, pusher: &dyn Pusher, connection: &Connection, delivery: &Delivery) {
         let id = &connection.connection_id;
         if let Delivery::CutOff(_, why) = delivery {
-            tracing::warn!(connection = %shared::ws::log_tag(id), %why, "cutting off a connection that does not take its frames");
+            tracing::warn!(connection = %chat_core::push::log_tag(id), %why, "cutting off a connection that does not take its frames");
             if let Err(e) = pusher.disconnect(id).await {
-                tracing::warn!(connection = %shared::ws::log_tag(id), error = %e, "could not close a connection");
+                tracing::warn!(connection = %chat_core::push::log_tag(id), error = %e, "could not close a connection");
             }
         }
         if matches!(delivery, Delivery::Gone(_) | Delivery::CutOff(..)) {
             if let Err(e) = self.store.delete_connection(id).await {
-                tracing::warn!(connection = %shared::ws::log_tag(id), error = %e, "could not forget a connection");
+                tracing::warn!(connection = %chat_core::push::log_tag(id), error = %e, "could not forget a connection");
             }
         }
     }

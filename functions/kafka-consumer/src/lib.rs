@@ -21,11 +21,15 @@ mod fan_out;
 
 use std::sync::Arc;
 
+use chat_core::config::Config;
+use chat_core::publish::{PublishError, Publisher};
+use chat_core::push::Pusher;
+use chat_core::store::{
+    AppliedSends, ConnectionReader, ConnectionWriter, Directory, MessageReader, MessageWriter,
+    StoreError,
+};
+use chat_core::KnownUsers;
 use serde::Serialize;
-use shared::context::AppContext;
-use shared::publish::{PublishError, Publisher};
-use shared::push::{ApiGatewayPusher, Pusher};
-use shared::store::{Store, StoreError};
 
 use batch::{Batch, BatchItemFailure, BatchResponse, ItemIdentifier, Record};
 
@@ -64,9 +68,9 @@ pub struct Report {
 
 impl Report {
     /// The batch's CloudWatch figures, its lag measured to `now_ms`.
-    pub fn figures(&self, now_ms: i64) -> shared::metrics::BatchFigures {
+    pub fn figures(&self, now_ms: i64) -> chat_lambda::metrics::BatchFigures {
         let millis = |ms: i64| std::time::Duration::from_millis(ms.max(0) as u64);
-        shared::metrics::BatchFigures {
+        chat_lambda::metrics::BatchFigures {
             applied: self.applied as u64,
             dead_lettered: self.dead_lettered as u64,
             pushes_sent: self.pushed as u64,
@@ -85,37 +89,62 @@ pub struct Outcome {
     pub failures: Vec<ItemIdentifier>,
 }
 
+/// What the stream processor may do with the store: everything it applies (messages, sends,
+/// forgetting gone connections), and reading the directory and the connections; not changing
+/// the directory, claiming sends, or opening connections.
+pub trait ProcessorStore:
+    Directory + MessageReader + MessageWriter + AppliedSends + ConnectionReader + ConnectionWriter
+{
+}
+
+impl<T> ProcessorStore for T where
+    T: Directory
+        + MessageReader
+        + MessageWriter
+        + AppliedSends
+        + ConnectionReader
+        + ConnectionWriter
+{
+}
+
 pub struct Processor {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ProcessorStore>,
     pub publisher: Arc<dyn Publisher>,
     /// `None` when no WebSocket API is configured: events are stored, not pushed.
     pub pusher: Option<Arc<dyn Pusher>>,
     pub dead_letter_topic: String,
     /// Users read in earlier batches, for a short while: the directory changes rarely and by
     /// hand, and a batch should not wait on it.
-    pub users: Arc<shared::store::KnownUsers>,
+    pub users: KnownUsers,
 }
 
 impl Processor {
-    /// Over the function's context, with a Management API client when an endpoint is set.
-    pub async fn new(ctx: &AppContext) -> Self {
-        let config = &ctx.config;
+    /// Over the DynamoDB store, the Kafka producer (for the dead-letter topic) and, when an
+    /// endpoint is set, the Management API.
+    pub async fn from_config(config: Config) -> Result<Self, PublishError> {
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        let publisher = chat_kafka::KafkaPublisher::new(&config.kafka)?;
         let pusher: Option<Arc<dyn Pusher>> = match &config.ws_management_endpoint {
             Some(endpoint) => Some(Arc::new(
-                ApiGatewayPusher::new(endpoint, &config.dynamodb.region, config.push_timeout).await,
+                chat_push::ApiGatewayPusher::new(
+                    endpoint,
+                    &config.dynamodb.region,
+                    config.push_timeout,
+                )
+                .await,
             )),
             None => {
                 tracing::warn!("WS_MANAGEMENT_ENDPOINT is not set: events are stored, not pushed");
                 None
             }
         };
-        Self {
-            store: ctx.store.clone(),
-            publisher: ctx.publisher.clone(),
+        Ok(Self {
+            store: Arc::new(store),
+            publisher: Arc::new(publisher),
             pusher,
             dead_letter_topic: config.kafka.dead_letter_topic.clone(),
-            users: ctx.known_users.clone(),
-        }
+            users: KnownUsers::default(),
+        })
     }
 
     /// The Lambda handler: the partial batch response, or the error that makes the source
@@ -123,7 +152,7 @@ impl Processor {
     pub async fn handle(&self, batch: Batch) -> Result<BatchResponse, ProcessError> {
         let outcome = self.process(&batch).await?;
         tracing::info!(report = ?outcome.report, failures = ?outcome.failures, "batch done");
-        shared::metrics::batch_done(
+        chat_lambda::metrics::batch_done(
             &outcome
                 .report
                 .figures(chrono::Utc::now().timestamp_millis()),
@@ -140,7 +169,7 @@ impl Processor {
     pub async fn process(&self, batch: &Batch) -> Result<Outcome, ProcessError> {
         let mut report = Report::default();
         let started = std::time::Instant::now();
-        let started_us = shared::trace::now_us();
+        let started_us = chat_core::trace::now_us();
         let mut partitions: Vec<Vec<Record>> = Vec::new();
         for (list_key, raw) in &batch.records {
             let mut records = Vec::with_capacity(raw.len());

@@ -1,6 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::start(shared::Kafka::Publishes).await?;
-    let processor = kafka_consumer::Processor::new(ctx).await;
-    shared::lambda::run_kafka(processor, kafka_consumer::Processor::handle).await
+async fn main() -> Result<(), chat_lambda::Error> {
+    let processor = chat_lambda::start(kafka_consumer::Processor::from_config).await?;
+    chat_lambda::run_kafka(processor, kafka_consumer::Processor::handle).await
 }

@@ -2,21 +2,24 @@
 //! topic, keyed by group. The message id comes from where the record landed in Kafka, so the
 //! reply can name it before the stream processor has stored the message.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::config::{AuthConfig, Config};
+use chat_core::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
+use chat_core::events::ChatEvent;
+use chat_core::guard::{existing_group, recent_user, require_member};
+use chat_core::idempotency::send_once;
+use chat_core::publish::{publish_event, PublishError, Publisher};
+use chat_core::store::{Directory, SendClaims, SendKey};
+use chat_core::trace::{self, Trace};
+use chat_core::{ChatError, KnownUsers};
+use chat_lambda::http::{json, json_body, require_method};
+use chat_lambda::identity::acting_user;
 use chrono::Utc;
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::acting_user;
-use shared::context::AppContext;
-use shared::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
-use shared::events::ChatEvent;
-use shared::guard::{existing_group, recent_user, require_member};
-use shared::http::{json, json_body, require_method};
-use shared::idempotency::send_once;
-use shared::publish::{publish_event, PublishError};
-use shared::store::SendKey;
-use shared::trace::{self, Trace};
-use shared::ChatError;
 
 /// Longest idempotency key a client may choose.
 pub const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 128;
@@ -33,7 +36,47 @@ struct SendRequest {
     client_message_id: Option<String>,
 }
 
-pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>, ChatError> {
+/// What the function holds for its life: the directory (read), the send claims, and the log.
+#[derive(Clone)]
+pub struct Context {
+    pub auth: AuthConfig,
+    pub chat_topic: String,
+    /// Bounds a publish; a claim's lease follows from it.
+    pub kafka_timeout: Duration,
+    pub directory: Arc<dyn Directory>,
+    pub claims: Arc<dyn SendClaims>,
+    pub publisher: Arc<dyn Publisher>,
+    /// Users read recently, for the hot path of a send (see [`KnownUsers`]).
+    pub known_users: Arc<KnownUsers>,
+}
+
+impl Context {
+    /// Over the DynamoDB store and the Kafka producer (which connects on first use, so that a
+    /// cold start does not wait on the network).
+    pub async fn from_config(config: Config) -> Result<Self, PublishError> {
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        let publisher = chat_kafka::KafkaPublisher::new(&config.kafka)?;
+        Ok(Self::new(&config, Arc::new(store), Arc::new(publisher)))
+    }
+
+    pub fn new<S: Directory + SendClaims + 'static>(
+        config: &Config,
+        store: Arc<S>,
+        publisher: Arc<dyn Publisher>,
+    ) -> Self {
+        Self {
+            auth: config.auth.clone(),
+            chat_topic: config.kafka.chat_topic.clone(),
+            kafka_timeout: config.kafka.timeout,
+            directory: store.clone(),
+            claims: store,
+            publisher,
+            known_users: Arc::default(),
+        }
+    }
+}
+
+pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, ChatError> {
     let mut trace = request
         .headers()
         .contains_key(trace::REQUEST_HEADER)
@@ -42,13 +85,17 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
     let body: SendRequest = json_body(&request)?.ok_or_else(|| {
         ChatError::BadRequest("a JSON body with user_id and message is required".into())
     })?;
-    let user_id = acting_user(&ctx.config.auth, &request, body.user_id)?;
+    let user_id = acting_user(&ctx.auth, &request, body.user_id)?;
     let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
     // The directory changes rarely and by hand; the stream processor checks the sender again.
-    let user = recent_user(&ctx.known_users, ctx.store.as_ref(), user_id).await?;
+    let user = recent_user(&ctx.known_users, ctx.directory.as_ref(), user_id).await?;
     let group_id = match body.group_id {
         None => user.group_id,
-        Some(group_id) => existing_group(ctx.store.as_ref(), group_id).await?.group_id,
+        Some(group_id) => {
+            existing_group(ctx.directory.as_ref(), group_id)
+                .await?
+                .group_id
+        }
     };
     require_member(&user, group_id)?;
     let event = ChatEvent::MessageSent {
@@ -71,8 +118,8 @@ pub async fn handle(ctx: &AppContext, request: Request) -> Result<Response<Body>
             };
             // What the key stands for: a retry must send the same message to the same group.
             let fingerprint = format!("{group_id}\u{1f}{}", event_text(&event));
-            let timeout = ctx.config.kafka.timeout;
-            send_once(ctx.store.as_ref(), &key, &fingerprint, timeout, publish).await?
+            let timeout = ctx.kafka_timeout;
+            send_once(ctx.claims.as_ref(), &key, &fingerprint, timeout, publish).await?
         }
     };
     let mut response = json(
@@ -107,12 +154,11 @@ fn client_message_id(id: String) -> Result<String, ChatError> {
 }
 
 async fn publish(
-    ctx: &AppContext,
+    ctx: &Context,
     event: &ChatEvent,
     trace: Option<&Trace>,
 ) -> Result<MessageId, PublishError> {
-    let topic = &ctx.config.kafka.chat_topic;
-    let at = publish_event(ctx.publisher.as_ref(), topic, event, trace).await?;
+    let at = publish_event(ctx.publisher.as_ref(), &ctx.chat_topic, event, trace).await?;
     MessageId::from_coordinates(at).map_err(|e| PublishError::Rejected(e.to_string()))
 }
 
@@ -126,13 +172,21 @@ fn event_text(event: &ChatEvent) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::events::IncomingEvent;
-    use shared::http::reply;
-    use shared::publish::PublishError;
-    use shared::store::{SendClaim, SendClaims, StoreError};
-    use shared::testing::{context, parts, request};
+    use chat_core::events::IncomingEvent;
+    use chat_core::store::{SendClaim, StoreError};
+    use chat_lambda::http::reply;
+    use chat_testkit::requests::{maybe_signed_in, parts, request};
+    use chat_testkit::{Fakes, Fallible, TestContext};
 
-    async fn post(ctx: &AppContext, body: &str) -> (u16, serde_json::Value) {
+    fn over(fakes: Fakes) -> TestContext<Context> {
+        fakes.with(|f| Context::new(&f.config, f.store.clone(), f.publisher.clone()))
+    }
+
+    fn context() -> TestContext<Context> {
+        over(Fakes::trust_client())
+    }
+
+    async fn post(ctx: &Context, body: &str) -> (u16, serde_json::Value) {
         parts(&reply(
             handle(ctx, request(Method::POST, &[], &[], Some(body))).await,
         ))
@@ -297,7 +351,7 @@ mod tests {
     }
 
     async fn send_concurrently(
-        ctx: &AppContext,
+        ctx: &Context,
         body: &str,
         n: usize,
     ) -> Vec<(u16, serde_json::Value)> {
@@ -320,11 +374,7 @@ mod tests {
         }
     }
 
-    async fn claim(
-        t: &shared::testing::TestContext,
-        key: &SendKey,
-        fingerprint: &str,
-    ) -> SendClaim {
+    async fn claim(t: &TestContext<Context>, key: &SendKey, fingerprint: &str) -> SendClaim {
         t.store
             .claim_send(key, fingerprint, Utc::now(), chrono::Duration::seconds(60))
             .await
@@ -410,10 +460,10 @@ mod tests {
 
     #[tokio::test]
     async fn with_identity_on_the_token_decides_who_sends() {
-        let t = shared::testing::jwt_context();
+        let t = over(Fakes::jwt());
         let send = |claim: Option<&str>, body: &str| {
             let r = request(Method::POST, &[], &[], Some(body));
-            let r = shared::testing::maybe_signed_in(r, claim);
+            let r = maybe_signed_in(r, claim);
             let ctx = &t.ctx;
             async move { parts(&reply(handle(ctx, r).await)) }
         };

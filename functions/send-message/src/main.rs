@@ -1,5 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::start(shared::Kafka::Publishes).await?;
-    shared::lambda::run_http(ctx, send_message::handle).await
+async fn main() -> Result<(), chat_lambda::Error> {
+    let ctx = chat_lambda::start(send_message::Context::from_config).await?;
+    chat_lambda::run_http(ctx, send_message::handle).await
 }

@@ -11,13 +11,15 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use std::sync::Arc;
+
+use chat_auth::{KeySource, TokenError, Verifier};
+use chat_core::config::{AuthConfig, Config};
+use chat_core::domain::{GroupId, UserId};
+use chat_core::guard::require_membership;
+use chat_core::store::Directory;
+use chat_lambda::identity::{user_from_claim, CONTEXT_USER_ID, USER_ID_CLAIM};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::auth::jwt::{KeySource, TokenError, Verifier};
-use shared::auth::{user_from_claim, CONTEXT_USER_ID, USER_ID_CLAIM};
-use shared::config::AuthConfig;
-use shared::context::AppContext;
-use shared::domain::{GroupId, UserId};
-use shared::guard::require_membership;
 
 /// The error message API Gateway turns into a 401.
 pub const UNAUTHORIZED: &str = "Unauthorized";
@@ -42,13 +44,31 @@ pub enum Failure {
     Unavailable(String),
 }
 
-/// Serves the authorizer with a verifier made once for the process.
-pub async fn run(ctx: &'static AppContext) -> Result<(), Error> {
-    let verifier: &'static Verifier = Box::leak(Box::new(verifier(&ctx.config.auth)?));
+/// What the function holds for its life: the directory, read only, and the token verifier
+/// (which caches the issuer's keys).
+pub struct Context {
+    pub directory: Arc<dyn Directory>,
+    pub verifier: Verifier,
+}
+
+impl Context {
+    /// Over the DynamoDB store and the configured issuer.
+    pub async fn from_config(config: Config) -> Result<Self, Error> {
+        let verifier = verifier(&config.auth)?;
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        Ok(Self {
+            directory: Arc::new(store),
+            verifier,
+        })
+    }
+}
+
+/// Serves the authorizer.
+pub async fn run(ctx: &'static Context) -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
             let arn = event.payload.method_arn.clone().unwrap_or_default();
-            match decide(ctx, verifier, &event.payload).await {
+            match decide(ctx.directory.as_ref(), &ctx.verifier, &event.payload).await {
                 Ok(decision) => Ok(policy(&arn, decision)),
                 Err(Failure::Unauthorized(why)) => {
                     tracing::info!(why, "refused a socket: no valid token");
@@ -80,7 +100,7 @@ pub fn verifier(auth: &AuthConfig) -> Result<Verifier, Error> {
 
 /// Verifies the request's token and the user's membership of the requested group.
 pub async fn decide(
-    ctx: &AppContext,
+    directory: &dyn Directory,
     verifier: &Verifier,
     request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<Decision, Failure> {
@@ -101,7 +121,7 @@ pub async fn decide(
         Some(Ok(group_id)) => group_id,
         _ => return Ok(Decision::Deny("no valid ?group_id=".into())),
     };
-    match require_membership(ctx.store.as_ref(), user_id, group_id).await {
+    match require_membership(directory, user_id, group_id).await {
         Ok(_) => Ok(Decision::Allow(user_id)),
         Err(e) if e.is_server_error() => Err(Failure::Unavailable(e.to_string())),
         Err(e) => Ok(Decision::Deny(e.public_message())),

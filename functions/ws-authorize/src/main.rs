@@ -1,5 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::start(shared::Kafka::NotUsed).await?;
+async fn main() -> Result<(), chat_lambda::Error> {
+    let ctx = chat_lambda::start(ws_authorize::Context::from_config).await?;
     ws_authorize::run(ctx).await
 }

@@ -1,8 +1,8 @@
 use super::*;
 use aws_lambda_events::query_map::QueryMap;
-use shared::auth::jwt::{LocalIssuer, JWKS_FILE};
-use shared::store::StoreError;
-use shared::testing::context;
+use chat_auth::{LocalIssuer, JWKS_FILE};
+use chat_core::store::StoreError;
+use chat_testkit::{Fallible, MemoryStore};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -38,10 +38,10 @@ fn user(n: i128) -> UserId {
 
 #[tokio::test]
 async fn members_with_a_valid_token_are_let_in_with_their_user_id() {
-    let (t, k) = (context(), keys());
+    let (t, k) = (MemoryStore::seeded(), keys());
     let token = k.issuer.token(user(3), Duration::from_secs(60));
     let decision = decide(
-        &t.ctx,
+        &t,
         &k.verifier,
         &connect(&[("token", &token), ("group_id", "2")]),
     )
@@ -59,7 +59,7 @@ async fn members_with_a_valid_token_are_let_in_with_their_user_id() {
 
 #[tokio::test]
 async fn a_valid_token_for_another_group_or_no_user_is_denied() {
-    let (t, k) = (context(), keys());
+    let (t, k) = (MemoryStore::seeded(), keys());
     let charlie = k.issuer.token(user(3), Duration::from_secs(60));
     let now = chrono::Utc::now().timestamp();
     let nobody = k
@@ -74,7 +74,7 @@ async fn a_valid_token_for_another_group_or_no_user_is_denied() {
         (&ghost, "1"),
     ] {
         let decision = decide(
-            &t.ctx,
+            &t,
             &k.verifier,
             &connect(&[("token", token), ("group_id", group)]),
         )
@@ -90,7 +90,7 @@ async fn a_valid_token_for_another_group_or_no_user_is_denied() {
 
 #[tokio::test]
 async fn missing_bad_or_foreign_tokens_are_unauthorized() {
-    let (t, k) = (context(), keys());
+    let (t, k) = (MemoryStore::seeded(), keys());
     let other = keys();
     let now = chrono::Utc::now().timestamp();
     let expired = k.issuer.sign(&serde_json::json!({
@@ -106,7 +106,7 @@ async fn missing_bad_or_foreign_tokens_are_unauthorized() {
     ] {
         let mut query = vec![("group_id", "1")];
         query.extend(token.map(|t| ("token", t)));
-        let decision = decide(&t.ctx, &k.verifier, &connect(&query)).await;
+        let decision = decide(&t, &k.verifier, &connect(&query)).await;
         assert!(
             matches!(decision, Err(Failure::Unauthorized(_))),
             "{token:?}: {decision:?}"
@@ -116,7 +116,7 @@ async fn missing_bad_or_foreign_tokens_are_unauthorized() {
 
 #[tokio::test]
 async fn unreadable_keys_or_directory_fail_the_connect_rather_than_let_it_in() {
-    let (t, k) = (context(), keys());
+    let (t, k) = (MemoryStore::seeded(), keys());
     let token = k.issuer.token(user(1), Duration::from_secs(60));
     let query = [("token", token.as_str()), ("group_id", "1")];
     let keyless = Verifier::new(
@@ -124,16 +124,16 @@ async fn unreadable_keys_or_directory_fail_the_connect_rather_than_let_it_in() {
         AUDIENCE,
         KeySource::File("/nonexistent/jwks.json".into()),
     );
-    let decision = decide(&t.ctx, &keyless, &connect(&query)).await;
+    let decision = decide(&t, &keyless, &connect(&query)).await;
     assert!(
         matches!(decision, Err(Failure::Unavailable(_))),
         "{decision:?}"
     );
-    t.store.fail_with(StoreError::Unavailable {
+    t.fail_with(StoreError::Unavailable {
         op: "GetItem",
         cause: "down".into(),
     });
-    let decision = decide(&t.ctx, &k.verifier, &connect(&query)).await;
+    let decision = decide(&t, &k.verifier, &connect(&query)).await;
     assert!(
         matches!(decision, Err(Failure::Unavailable(_))),
         "{decision:?}"
@@ -142,7 +142,7 @@ async fn unreadable_keys_or_directory_fail_the_connect_rather_than_let_it_in() {
 
 #[test]
 fn the_authorizer_needs_an_issuer_and_an_audience() {
-    let mut auth = context().ctx.config.auth.clone();
+    let mut auth = chat_testkit::requests::config().auth.clone();
     assert!(verifier(&auth).is_err());
     auth.issuer = Some(ISSUER.into());
     auth.audience = Some(AUDIENCE.into());

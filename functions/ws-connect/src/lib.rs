@@ -9,61 +9,80 @@
 //! `MAX_SOCKETS_PER_USER` sockets: opening one more closes their oldest (a new tab or device
 //! wins; an abandoned one does not lock its user out until it expires).
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use chat_core::config::{AuthConfig, Config};
+use chat_core::domain::{Connection, GroupId, UserId};
+use chat_core::guard::{existing_group, require_membership};
+use chat_core::push::Pusher;
+use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
+use chat_core::ChatError;
+use chat_lambda::identity::connecting_user;
+use chat_lambda::ws::{connection_id, MAX_CONNECTION_SECONDS};
 use chrono::Utc;
-use shared::auth::connecting_user;
-use shared::context::AppContext;
-use shared::domain::{Connection, GroupId, UserId};
-use shared::guard::{existing_group, require_membership};
-use shared::push::{ApiGatewayPusher, Pusher};
-use shared::ws::{connection_id, MAX_CONNECTION_SECONDS};
-use shared::ChatError;
-use tokio::sync::OnceCell;
 
-/// The Management API client, made on first use and kept for the process.
-static PUSHER: OnceCell<Option<ApiGatewayPusher>> = OnceCell::const_new();
-
-pub async fn handle(
-    ctx: &AppContext,
-    request: ApiGatewayWebsocketProxyRequest,
-) -> Result<(), ChatError> {
-    let pusher = PUSHER
-        .get_or_init(|| async {
-            match &ctx.config.ws_management_endpoint {
-                Some(endpoint) => Some(
-                    ApiGatewayPusher::new(
-                        endpoint,
-                        &ctx.config.dynamodb.region,
-                        ctx.config.push_timeout,
-                    )
-                    .await,
-                ),
-                None => None,
-            }
-        })
-        .await;
-    handle_with(ctx, pusher.as_ref().map(|p| p as &dyn Pusher), request).await
+/// What the function holds for its life: the directory (read), the connections, and the
+/// Management API, to close a socket over the per-user limit.
+pub struct Context {
+    pub auth: AuthConfig,
+    pub directory: Arc<dyn Directory>,
+    pub connections: Arc<dyn ConnectionReader>,
+    pub connection_writer: Arc<dyn ConnectionWriter>,
+    /// None without a Management API endpoint: surplus sockets are then only forgotten.
+    pub pusher: Option<Arc<dyn Pusher>>,
 }
 
-/// [`handle`], closing surplus sockets through `pusher` (none: their rows are only deleted).
-pub async fn handle_with(
-    ctx: &AppContext,
-    pusher: Option<&dyn Pusher>,
+impl Context {
+    /// Over the DynamoDB store and the Management API.
+    pub async fn from_config(config: Config) -> Result<Self, Infallible> {
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        let pusher: Option<Arc<dyn Pusher>> = match &config.ws_management_endpoint {
+            Some(endpoint) => Some(Arc::new(
+                chat_push::ApiGatewayPusher::new(
+                    endpoint,
+                    &config.dynamodb.region,
+                    config.push_timeout,
+                )
+                .await,
+            )),
+            None => None,
+        };
+        Ok(Self::new(&config, Arc::new(store), pusher))
+    }
+
+    pub fn new<S>(config: &Config, store: Arc<S>, pusher: Option<Arc<dyn Pusher>>) -> Self
+    where
+        S: Directory + ConnectionReader + ConnectionWriter + 'static,
+    {
+        Self {
+            auth: config.auth.clone(),
+            directory: store.clone(),
+            connections: store.clone(),
+            connection_writer: store,
+            pusher,
+        }
+    }
+}
+
+pub async fn handle(
+    ctx: &Context,
     request: ApiGatewayWebsocketProxyRequest,
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
-    let user_id = connecting_user(&ctx.config.auth, &request)?;
+    let user_id = connecting_user(&ctx.auth, &request)?;
     let group_id: GroupId = request
         .query_string_parameters
         .first("group_id")
         .ok_or_else(|| ChatError::BadRequest("group_id is required (?group_id=)".into()))?
         .parse()?;
-    existing_group(ctx.store.as_ref(), group_id).await?;
+    existing_group(ctx.directory.as_ref(), group_id).await?;
     if let Some(user_id) = user_id {
-        require_membership(ctx.store.as_ref(), user_id, group_id).await?;
+        require_membership(ctx.directory.as_ref(), user_id, group_id).await?;
     }
     let now = Utc::now();
-    ctx.store
+    ctx.connection_writer
         .put_connection(&Connection {
             connection_id: connection_id.to_owned(),
             group_id,
@@ -75,7 +94,7 @@ pub async fn handle_with(
     tracing::debug!(connection_id, "connected");
     tracing::info!(%group_id, user_id = user_id.map(UserId::get), "subscribed");
     if let Some(user_id) = user_id {
-        close_surplus(ctx, pusher, user_id, group_id, connection_id).await;
+        close_surplus(ctx, user_id, group_id, connection_id).await;
     }
     Ok(())
 }
@@ -83,14 +102,8 @@ pub async fn handle_with(
 /// Closes the user's oldest sockets beyond the limit. A user belongs to one group, so their
 /// sockets are all in its index. Best effort: the limit bounds cost, and a failure here must
 /// not refuse the socket that was just accepted.
-async fn close_surplus(
-    ctx: &AppContext,
-    pusher: Option<&dyn Pusher>,
-    user_id: UserId,
-    group_id: GroupId,
-    keep: &str,
-) {
-    let mut mine = match ctx.store.connections_for_group(group_id).await {
+async fn close_surplus(ctx: &Context, user_id: UserId, group_id: GroupId, keep: &str) {
+    let mut mine = match ctx.connections.connections_for_group(group_id).await {
         Ok(all) => all
             .into_iter()
             .filter(|c| c.user_id == Some(user_id))
@@ -104,15 +117,15 @@ async fn close_surplus(
     mine.sort_by(|a, b| {
         (b.connection_id == keep, b.connected_at).cmp(&(a.connection_id == keep, a.connected_at))
     });
-    for surplus in mine.iter().skip(ctx.config.auth.max_sockets_per_user) {
+    for surplus in mine.iter().skip(ctx.auth.max_sockets_per_user) {
         let id = surplus.connection_id.as_str();
-        if let Some(pusher) = pusher {
+        if let Some(pusher) = &ctx.pusher {
             if let Err(e) = pusher.disconnect(id).await {
                 tracing::warn!(error = %e, "cannot close a socket over the per-user limit");
                 continue;
             }
         }
-        if let Err(e) = ctx.store.delete_connection(id).await {
+        if let Err(e) = ctx.connection_writer.delete_connection(id).await {
             tracing::warn!(error = %e, "cannot forget a socket over the per-user limit");
         }
         tracing::info!(
@@ -125,9 +138,17 @@ async fn close_surplus(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::store::Connections;
-    use shared::store::StoreError;
-    use shared::testing::{context, ws_event};
+    use chat_core::store::StoreError;
+    use chat_testkit::requests::ws_event;
+    use chat_testkit::{Fakes, Fallible, MemoryPusher, TestContext};
+
+    fn over(fakes: Fakes, pusher: Option<Arc<dyn Pusher>>) -> TestContext<Context> {
+        fakes.with(|f| Context::new(&f.config, f.store.clone(), pusher))
+    }
+
+    fn context() -> TestContext<Context> {
+        over(Fakes::trust_client(), None)
+    }
 
     fn event(connection_id: &str, query: serde_json::Value) -> ApiGatewayWebsocketProxyRequest {
         ws_event("$connect", Some(connection_id), query)
@@ -179,7 +200,7 @@ mod tests {
         user: &str,
     ) -> ApiGatewayWebsocketProxyRequest {
         event.request_context.authorizer.fields.insert(
-            shared::auth::CONTEXT_USER_ID.into(),
+            chat_lambda::identity::CONTEXT_USER_ID.into(),
             serde_json::json!(user),
         );
         event
@@ -187,17 +208,17 @@ mod tests {
 
     #[tokio::test]
     async fn with_identity_only_members_subscribe_and_the_user_is_stored() {
-        let t = shared::testing::jwt_context();
+        let t = over(Fakes::jwt(), None);
         let group = |g: &str| serde_json::json!({ "group_id": g });
-        let err = handle_with(&t.ctx, None, event("a", group("1")))
+        let err = handle(&t.ctx, event("a", group("1")))
             .await
             .expect_err("no authorizer context");
         assert_eq!(err.status(), 401);
-        let err = handle_with(&t.ctx, None, as_user(event("b", group("1")), "3"))
+        let err = handle(&t.ctx, as_user(event("b", group("1")), "3"))
             .await
             .expect_err("not a member");
         assert_eq!(err.status(), 403);
-        handle_with(&t.ctx, None, as_user(event("c", group("1")), "1"))
+        handle(&t.ctx, as_user(event("c", group("1")), "1"))
             .await
             .expect("a member");
         let stored = t
@@ -212,24 +233,20 @@ mod tests {
 
     #[tokio::test]
     async fn one_socket_over_the_limit_closes_the_users_oldest() {
-        let t = shared::testing::jwt_context();
-        let pusher = shared::push::MemoryPusher::new();
-        let limit = t.ctx.config.auth.max_sockets_per_user;
+        let pusher = Arc::new(MemoryPusher::new());
+        let t = over(Fakes::jwt(), Some(pusher.clone()));
+        let limit = t.ctx.auth.max_sockets_per_user;
         for n in 0..=limit {
             let id = format!("s{n}");
             pusher.open(&id);
             let e = as_user(event(&id, serde_json::json!({"group_id": "1"})), "2");
-            handle_with(&t.ctx, Some(&pusher), e)
-                .await
-                .expect("connect");
+            handle(&t.ctx, e).await.expect("connect");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         // Alice's socket in the same group is not Bob's to lose.
         pusher.open("alice");
         let e = as_user(event("alice", serde_json::json!({"group_id": "1"})), "1");
-        handle_with(&t.ctx, Some(&pusher), e)
-            .await
-            .expect("connect");
+        handle(&t.ctx, e).await.expect("connect");
         assert_eq!(pusher.disconnected(), ["s0"]);
         let left = t
             .store

@@ -2,13 +2,25 @@
 //! the original app (messages are sent over HTTP), so a frame from a known connection is
 //! accepted and changes nothing; an event without a connection id is refused.
 
+use std::convert::Infallible;
+
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use shared::context::AppContext;
-use shared::ws::connection_id;
-use shared::ChatError;
+use chat_core::config::Config;
+use chat_core::ChatError;
+use chat_lambda::ws::connection_id;
+
+/// What the function holds: nothing. It reads and writes nothing, so it is given no store and
+/// its role grants no access.
+pub struct Context;
+
+impl Context {
+    pub async fn from_config(_config: Config) -> Result<Self, Infallible> {
+        Ok(Self)
+    }
+}
 
 pub async fn handle(
-    _ctx: &AppContext,
+    _ctx: &Context,
     request: ApiGatewayWebsocketProxyRequest,
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
@@ -23,14 +35,15 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_core::domain::{Connection, GroupId};
+    use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
+    use chat_testkit::requests::ws_event;
+    use chat_testkit::Fakes;
     use chrono::Utc;
-    use shared::domain::{Connection, GroupId};
-    use shared::store::{Connections, Directory};
-    use shared::testing::{context, ws_event};
 
     #[tokio::test]
     async fn a_client_frame_is_accepted_and_changes_nothing() {
-        let t = context();
+        let t = Fakes::trust_client().with(|_| Context);
         let connection = Connection {
             connection_id: "c1".into(),
             group_id: GroupId::new(1).expect("id"),
@@ -54,9 +67,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_without_a_connection_id_is_refused() {
-        let t = context();
         let event = ws_event("$default", None, serde_json::json!({}));
-        let err = handle(&t.ctx, event).await.expect_err("refused");
+        let err = handle(&Context, event).await.expect_err("refused");
         assert_eq!(err.status(), 400);
     }
 }

@@ -1,17 +1,36 @@
 //! WebSocket `$disconnect`: forgets the connection. Best effort, as on AWS: a connection whose
 //! `$disconnect` never ran is removed when a push to it answers `410 Gone`, or by TTL.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use shared::context::AppContext;
-use shared::ws::connection_id;
-use shared::ChatError;
+use chat_core::config::Config;
+use chat_core::store::ConnectionWriter;
+use chat_core::ChatError;
+use chat_lambda::ws::connection_id;
+
+/// What the function holds for its life: the connections, to forget one.
+pub struct Context {
+    pub connections: Arc<dyn ConnectionWriter>,
+}
+
+impl Context {
+    /// Over the DynamoDB store.
+    pub async fn from_config(config: Config) -> Result<Self, Infallible> {
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        Ok(Self {
+            connections: Arc::new(store),
+        })
+    }
+}
 
 pub async fn handle(
-    ctx: &AppContext,
+    ctx: &Context,
     request: ApiGatewayWebsocketProxyRequest,
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
-    ctx.store.delete_connection(connection_id).await?;
+    ctx.connections.delete_connection(connection_id).await?;
     tracing::debug!(connection_id, "disconnected");
     Ok(())
 }
@@ -19,14 +38,18 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_core::domain::{Connection, GroupId};
+    use chat_core::store::ConnectionReader;
+    use chat_testkit::requests::ws_event;
+    use chat_testkit::MemoryStore;
     use chrono::Utc;
-    use shared::domain::{Connection, GroupId};
-    use shared::store::Connections;
-    use shared::testing::{context, ws_event};
 
     #[tokio::test]
     async fn the_connection_is_forgotten() {
-        let t = context();
+        let store = Arc::new(MemoryStore::seeded());
+        let ctx = Context {
+            connections: store.clone(),
+        };
         let connection = Connection {
             connection_id: "x1".into(),
             group_id: GroupId::new(1).expect("id"),
@@ -34,9 +57,9 @@ mod tests {
             connected_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::hours(2),
         };
-        t.store.put_connection(&connection).await.expect("put");
+        store.put_connection(&connection).await.expect("put");
         let event = ws_event("$disconnect", Some("x1"), serde_json::json!({}));
-        assert_eq!(handle(&t.ctx, event).await, Ok(()));
-        assert_eq!(t.store.get_connection("x1").await, Ok(None));
+        assert_eq!(handle(&ctx, event).await, Ok(()));
+        assert_eq!(store.get_connection("x1").await, Ok(None));
     }
 }

@@ -1,5 +1,5 @@
 #[tokio::main]
-async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::start(shared::Kafka::NotUsed).await?;
-    shared::lambda::run_ws(ctx, ws_disconnect::handle).await
+async fn main() -> Result<(), chat_lambda::Error> {
+    let ctx = chat_lambda::start(ws_disconnect::Context::from_config).await?;
+    chat_lambda::run_ws(ctx, ws_disconnect::handle).await
 }

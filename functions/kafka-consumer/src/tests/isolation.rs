@@ -67,7 +67,7 @@ async fn a_410_within_the_connect_window_is_retried_not_forgotten() {
 async fn a_failing_dead_letter_stops_only_its_partition_at_that_record() {
     let f = fixture();
     f.publisher
-        .fail_with(shared::publish::PublishError::Unavailable("down".into()));
+        .fail_with(chat_core::publish::PublishError::Unavailable("down".into()));
     let outcome = f
         .processor
         .process(&event(&[
@@ -89,7 +89,7 @@ async fn a_failing_dead_letter_stops_only_its_partition_at_that_record() {
     assert_eq!(texts(&f.store, 1).await, ["a", "b"]);
     assert_eq!(texts(&f.store, 2).await, ["other partition"]);
     // The retry, from the failed record on, once the broker is back.
-    f.publisher.fail_with_nothing();
+    f.publisher.recover();
     let outcome = f
         .processor
         .process(&event(&[
@@ -114,7 +114,7 @@ async fn a_store_outage_fails_the_whole_batch_for_a_retry() {
         f.processor.process(&batch).await,
         Err(ProcessError::Store(_))
     ));
-    f.store.fail_with_nothing();
+    f.store.recover();
     let outcome = f
         .processor
         .process(&batch)
@@ -128,8 +128,7 @@ async fn a_store_outage_fails_the_whole_batch_for_a_retry() {
 async fn a_push_outage_cuts_connections_off_but_never_fails_the_batch() {
     let f = fixture();
     connect(&f.store, "c", 1).await;
-    f.pusher
-        .fail_with(Some(PushError::Unavailable("503".into())));
+    f.pusher.fail_with(PushError::Unavailable("503".into()));
     let outcome = f
         .processor
         .process(&event(&[(0, 0, sent(1, 1, "stored anyway"))]))
@@ -224,7 +223,9 @@ async fn records_of_any_shape_cost_only_themselves() {
 async fn a_letter_the_broker_refuses_for_good_is_skipped() {
     let f = fixture();
     f.publisher
-        .fail_with(shared::publish::PublishError::Rejected("too large".into()));
+        .fail_with(chat_core::publish::PublishError::Rejected(
+            "too large".into(),
+        ));
     let outcome = f
         .processor
         .process(&event(&[

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use chat_core::domain::{Connection, GroupId, MessageId, RecordCoordinates};
+use chat_core::push::PushError;
+use chat_core::store::{StoreError, StoredMessage};
+use chat_testkit::{Fallible, MemoryPublisher, MemoryPusher, MemoryStore};
 use chrono::Utc;
 use serde_json::{json, Value};
-use shared::domain::{Connection, GroupId, MessageId, RecordCoordinates};
-use shared::publish::MemoryPublisher;
-use shared::push::{MemoryPusher, PushError};
-use shared::store::memory::MemoryStore;
-use shared::store::{Connections, Messages, StoreError, StoredMessage};
 
 use super::*;
 use crate::fan_out::FAN_OUT_BUDGET;
@@ -24,7 +23,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::seeded());
-    let publisher = Arc::new(MemoryPublisher::new());
+    let publisher = Arc::new(MemoryPublisher::with_topics(&["chat-events", "dlq"]));
     let pusher = Arc::new(MemoryPusher::new());
     Fixture {
         processor: Processor {
@@ -32,7 +31,7 @@ fn fixture() -> Fixture {
             publisher: publisher.clone(),
             pusher: Some(pusher.clone()),
             dead_letter_topic: "dlq".into(),
-            users: Arc::default(),
+            users: KnownUsers::default(),
         },
         store,
         publisher,
@@ -131,9 +130,9 @@ async fn texts(store: &MemoryStore, group: u64) -> Vec<String> {
     store
         .list_messages(
             GroupId::new(i128::from(group)).expect("id"),
-            shared::store::PageRequest {
+            chat_core::store::PageRequest {
                 limit: 1000,
-                cursor: shared::store::Cursor::Latest,
+                cursor: chat_core::store::Cursor::Latest,
             },
         )
         .await
@@ -399,14 +398,14 @@ mod isolation;
 
 #[tokio::test]
 async fn a_user_read_by_one_batch_is_believed_by_the_next_for_a_while() {
-    use shared::store::Directory;
+    use chat_core::store::DirectoryWriter;
     let f = fixture();
     f.processor
         .process(&event(&[(0, 1, sent(1, 1, "one"))]))
         .await
         .expect("first batch");
     // Renamed in the directory: the next batch, within KNOWN_USER_TTL, still says Alice.
-    let mut alice = shared::domain::seed_users()[0].clone();
+    let mut alice = chat_core::domain::seed_users()[0].clone();
     alice.name = "Alicia".into();
     f.store.put_user(&alice).await.expect("rename");
     f.processor

@@ -22,11 +22,12 @@ use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chat_auth::{flatten_claims, KeySource, TokenError, Verifier, JWKS_FILE};
 use serde_json::Value;
-use shared::auth::jwt::{flatten_claims, KeySource, TokenError, Verifier, JWKS_FILE};
 
-use crate::websocket::SocketInfo;
-use crate::Gateway;
+use crate::invoke::Invoker;
+use crate::reply::{json_error, message};
+use crate::socket::SocketInfo;
 
 /// The issuer the gateway trusts: the local one, or one whose keys are at a URL (a user pool).
 pub struct Auth {
@@ -64,7 +65,7 @@ impl Auth {
     /// The local issuer's public keys, as Cognito serves them at `/.well-known/jwks.json`.
     pub fn jwks(&self) -> Response {
         let Some(file) = &self.jwks_file else {
-            return crate::json_error(StatusCode::NOT_FOUND, "no keys of this issuer here");
+            return json_error(StatusCode::NOT_FOUND, "no keys of this issuer here");
         };
         match std::fs::read(file) {
             Ok(bytes) => {
@@ -75,7 +76,7 @@ impl Auth {
                 );
                 response
             }
-            Err(_) => crate::json_error(StatusCode::NOT_FOUND, "no keys"),
+            Err(_) => json_error(StatusCode::NOT_FOUND, "no keys"),
         }
     }
 
@@ -98,7 +99,7 @@ impl Auth {
             Ok(claims) => Ok(flatten_claims(&claims)),
             Err(e @ TokenError::KeysUnavailable(_)) => {
                 tracing::error!(error = %e, "cannot verify tokens");
-                Err(crate::json_error(
+                Err(json_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Service Unavailable",
                 ))
@@ -127,23 +128,11 @@ pub fn unauthorized(why: Option<&TokenError>) -> Response {
     response
 }
 
-/// `{"message": text}`: the shape of API Gateway's own refusals.
-pub fn message(status: StatusCode, text: &str) -> Response {
-    let mut response = Response::new(Body::from(
-        serde_json::json!({ "message": text }).to_string(),
-    ));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 /// Runs the `$connect` authorizer for a handshake: its context (`principalId` and what it
 /// returned), or the refusal to answer the handshake with.
 pub async fn authorize_connect(
-    gateway: &Gateway,
+    invoker: &Invoker,
+    function: &str,
     info: &SocketInfo,
 ) -> Result<HashMap<String, Value>, Response> {
     let has_token = info
@@ -168,20 +157,18 @@ pub async fn authorize_connect(
     event.query_string_parameters = QueryMap::from(query.clone());
     event.multi_value_query_string_parameters = QueryMap::from(query);
     event.request_context = context;
-    let function = &gateway.websocket_authorizer;
-    let reply: ApiGatewayCustomAuthorizerResponse =
-        match gateway.invoker.call(function, &event).await {
-            Err(failure) => return Err(failure),
-            Ok(Ok(reply)) => reply,
-            Ok(Err(error)) if error == "Unauthorized" => return Err(unauthorized(None)),
-            Ok(Err(error)) => {
-                tracing::error!(function, %error, "the authorizer failed");
-                return Err(message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error",
-                ));
-            }
-        };
+    let reply: ApiGatewayCustomAuthorizerResponse = match invoker.call(function, &event).await {
+        Err(failure) => return Err(failure),
+        Ok(Ok(reply)) => reply,
+        Ok(Err(error)) if error == "Unauthorized" => return Err(unauthorized(None)),
+        Ok(Err(error)) => {
+            tracing::error!(function, %error, "the authorizer failed");
+            return Err(message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+            ));
+        }
+    };
     let allowed = !reply.policy_document.statement.is_empty()
         && reply
             .policy_document

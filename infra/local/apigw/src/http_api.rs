@@ -20,8 +20,9 @@ use axum::response::Response;
 use base64::Engine;
 use chrono::Utc;
 
+use crate::gateway::Gateway;
+use crate::reply::json_error;
 use crate::routes::{find, Match};
-use crate::{json_error, Gateway};
 
 /// API Gateway's HTTP API payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;

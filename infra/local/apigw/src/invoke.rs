@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::json_error;
+use crate::reply::json_error;
 
 /// API Gateway's integration timeout.
 pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);

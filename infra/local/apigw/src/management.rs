@@ -10,9 +10,9 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::socket::Command;
-use crate::websocket::MAX_MESSAGE_BYTES;
-use crate::{json_error, Gateway};
+use crate::gateway::Gateway;
+use crate::reply::json_error;
+use crate::socket::{Command, MAX_MESSAGE_BYTES};
 
 pub async fn handle(gateway: &Gateway, request: Request, stage: &str, id: &str) -> Response {
     let (parts, body) = request.into_parts();
@@ -51,7 +51,7 @@ pub async fn handle(gateway: &Gateway, request: Request, stage: &str, id: &str) 
                 // A client that does not read costs only itself: it is closed, as API Gateway
                 // closes a connection it cannot deliver to, and this and later pushes are 410.
                 Err(TrySendError::Full(_)) => {
-                    tracing::warn!(connection = %shared::ws::log_tag(id), "closing a socket whose queue is full");
+                    tracing::warn!(connection = %chat_core::push::log_tag(id), "closing a socket whose queue is full");
                     live.closer.notify_one();
                     sockets.remove(id);
                     gone()
@@ -91,7 +91,7 @@ pub async fn handle(gateway: &Gateway, request: Request, stage: &str, id: &str) 
 
 /// The Management API's 403: AWS's error type and message (`{"message": ...}`).
 fn refusal(error_type: &'static str, message: &str) -> Response {
-    let mut response = crate::auth::message(StatusCode::FORBIDDEN, message);
+    let mut response = crate::reply::message(StatusCode::FORBIDDEN, message);
     response
         .headers_mut()
         .insert("x-amzn-errortype", HeaderValue::from_static(error_type));

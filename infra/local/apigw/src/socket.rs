@@ -4,16 +4,19 @@
 //! socket. A write that stalls past [`WRITE_TIMEOUT`], or a queue that fills, closes the socket
 //! (pushes to it then get 410).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, Notify};
 
 /// API Gateway's limits for WebSocket APIs.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const MAX_CONNECTION: Duration = Duration::from_secs(2 * 60 * 60);
 /// Frames queued for one socket; a push that finds the queue full closes the socket.
@@ -27,6 +30,41 @@ pub const MAX_DEFAULT_IN_FLIGHT: usize = 8;
 const GOING_AWAY: u16 = 1001;
 const NORMAL: u16 = 1000;
 const TOO_BIG: u16 = 1009;
+
+/// What the emulator knows of a socket, for the events it sends the route functions.
+#[derive(Clone)]
+pub struct SocketInfo {
+    pub connection_id: String,
+    pub connected_at: DateTime<Utc>,
+    pub domain_name: String,
+    pub source_ip: String,
+    pub user_agent: String,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    /// What the `$connect` authorizer returned; API Gateway passes it to every route.
+    pub authorizer: HashMap<String, serde_json::Value>,
+}
+
+/// A live socket, as the Management API sees it.
+pub struct Live {
+    pub sender: mpsc::Sender<Command>,
+    /// Closes the socket at once, whatever its queue holds.
+    pub closer: Arc<Notify>,
+    pub connected_at: DateTime<Utc>,
+    pub last_active_at: Arc<Mutex<DateTime<Utc>>>,
+    pub source_ip: String,
+    pub user_agent: String,
+}
+
+/// The live sockets, by connection id.
+#[derive(Default)]
+pub struct Registry(Mutex<HashMap<String, Live>>);
+
+impl Registry {
+    pub fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Live>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// What the Management API asks a socket to do.
 pub enum Command {
@@ -98,7 +136,7 @@ pub async fn serve<F, Fut>(
             ended = &mut writer => {
                 let why = ended.unwrap_or("writer failed");
                 if why != "closed" {
-                    tracing::warn!(connection = %shared::ws::log_tag(connection_id), why, "closing a socket that does not take its frames");
+                    tracing::warn!(connection = %chat_core::push::log_tag(connection_id), why, "closing a socket that does not take its frames");
                 }
                 break None;
             }

@@ -74,7 +74,7 @@ pub async fn serve(root: &Path, file: &Path, kind: &'static str, head: bool) -> 
         }
         Err(e) => {
             tracing::error!(file = %file.display(), error = %e, "cannot read a served file");
-            crate::json_error(
+            crate::reply::json_error(
                 StatusCode::NOT_FOUND,
                 &format!("{} is not available: {e}", file.display()),
             )

@@ -15,39 +15,19 @@ use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::query_map::QueryMap;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::socket::{serve, Command, MAX_DEFAULT_IN_FLIGHT, QUEUE_FRAMES};
-use crate::{json_error, Gateway};
-
-/// API Gateway's limits for WebSocket APIs.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
-/// A live socket, as the Management API sees it.
-pub struct Live {
-    pub sender: mpsc::Sender<Command>,
-    /// Closes the socket at once, whatever its queue holds.
-    pub closer: Arc<Notify>,
-    pub connected_at: DateTime<Utc>,
-    pub last_active_at: Arc<Mutex<DateTime<Utc>>>,
-    pub source_ip: String,
-    pub user_agent: String,
-}
-
-/// The live sockets, by connection id.
-#[derive(Default)]
-pub struct Registry(Mutex<HashMap<String, Live>>);
-
-impl Registry {
-    pub fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Live>) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
+use crate::gateway::Gateway;
+use crate::reply::json_error;
+use crate::socket::{
+    serve, Live, SocketInfo, MAX_DEFAULT_IN_FLIGHT, MAX_MESSAGE_BYTES, QUEUE_FRAMES,
+};
 
 /// A connection id in API Gateway's style (base64 of random bytes, 16 characters).
 pub fn new_connection_id() -> String {
@@ -55,20 +35,6 @@ pub fn new_connection_id() -> String {
     base64::engine::general_purpose::STANDARD
         .encode(&bytes[..10])
         .replace('/', "_")
-}
-
-/// What the emulator knows of a socket, for the events it sends the route functions.
-#[derive(Clone)]
-pub struct SocketInfo {
-    pub connection_id: String,
-    pub connected_at: DateTime<Utc>,
-    pub domain_name: String,
-    pub source_ip: String,
-    pub user_agent: String,
-    pub headers: HeaderMap,
-    pub query: Vec<(String, String)>,
-    /// What the `$connect` authorizer returned; API Gateway passes it to every route.
-    pub authorizer: HashMap<String, serde_json::Value>,
 }
 
 /// A handshake: the group comes from `?group_id=` (API Gateway's shape) or from
@@ -121,7 +87,8 @@ pub async fn connect(
         authorizer: HashMap::new(),
     };
     if verify {
-        match crate::auth::authorize_connect(&gateway, &info).await {
+        let authorizer = &gateway.websocket_authorizer;
+        match crate::auth::authorize_connect(&gateway.invoker, authorizer, &info).await {
             Ok(context) => info.authorizer = context,
             Err(refusal) => return refusal,
         }
@@ -182,7 +149,7 @@ pub async fn connect(
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |e| {
             let (gateway, info) = failed;
-            tracing::warn!(error = %e, connection = %shared::ws::log_tag(&info.connection_id), "a WebSocket handshake failed after $connect");
+            tracing::warn!(error = %e, connection = %chat_core::push::log_tag(&info.connection_id), "a WebSocket handshake failed after $connect");
             forget(&gateway, &info.connection_id);
             tokio::spawn(disconnected(gateway, info));
         })
@@ -281,6 +248,7 @@ pub fn route_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderMap;
 
     fn info() -> SocketInfo {
         let mut headers = HeaderMap::new();

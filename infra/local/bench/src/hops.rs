@@ -1,15 +1,15 @@
 //! `chat-bench hops`: where a message's time goes, hop by hop. Each send asks for a trace
 //! (`X-Chat-Trace`); the reply says when the handler started and when Kafka acknowledged,
 //! and the frame on the socket carries the stamps of the event source and the stream
-//! processor (see `shared::trace`). All stamps are this host's clock, in microseconds.
+//! processor (see `chat_core::trace`). All stamps are this host's clock, in microseconds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chat_core::trace::{now_us, Trace, REQUEST_HEADER};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use shared::trace::{now_us, Trace, REQUEST_HEADER};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The hops, each from one stamp to the next; `posted` and `arrived` are the client's.

@@ -13,8 +13,8 @@ mod watch;
 
 use std::process::ExitCode;
 
+use chat_core::config::Config;
 use clap::{Parser, Subcommand};
-use shared::config::Config;
 
 /// The local stack's set-up, and a Kafka and WebSocket client for the terminal.
 #[derive(Parser, Debug)]
@@ -211,11 +211,11 @@ async fn run(command: Command) -> Result<(), String> {
 
 /// The local issuer: its keys in `AUTH_KEY_DIR` (default `.data/dev/auth`, where `make dev`
 /// keeps them), its name and audience those of `make dev` unless set.
-fn local_issuer(config: &Config) -> Result<shared::auth::jwt::LocalIssuer, String> {
+fn local_issuer(config: &Config) -> Result<chat_auth::LocalIssuer, String> {
     let dir = std::env::var("AUTH_KEY_DIR").unwrap_or_else(|_| ".data/dev/auth".into());
     let issuer = config.auth.issuer.as_deref().unwrap_or(LOCAL_ISSUER);
     let audience = config.auth.audience.as_deref().unwrap_or(LOCAL_AUDIENCE);
-    shared::auth::jwt::LocalIssuer::open_or_create(std::path::Path::new(&dir), issuer, audience)
+    chat_auth::LocalIssuer::open_or_create(std::path::Path::new(&dir), issuer, audience)
 }
 
 /// `make dev`'s issuer and audience.

@@ -3,11 +3,11 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+use chat_core::config::Config;
+use chat_core::publish::Publisher;
+use chat_kafka::{self as kafka, KafkaContext, KafkaPublisher};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
-use shared::config::Config;
-use shared::kafka::{self, KafkaContext, KafkaPublisher};
-use shared::publish::Publisher;
 
 use crate::kafka_unreachable;
 

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use chat_core::config::Config;
+use chat_core::domain::{seed_groups, seed_users, PARTITION_SLOTS};
+use chat_core::store::{Cursor, Directory, DirectoryWriter, MessageReader, PageRequest};
+use chat_kafka::{self as kafka, KafkaContext};
+use chat_store::DynamoStore;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use shared::config::Config;
-use shared::domain::{seed_groups, seed_users, PARTITION_SLOTS};
-use shared::kafka::{self, KafkaContext};
-use shared::store::dynamodb::DynamoStore;
-use shared::store::{Cursor, Directory, Messages, PageRequest};
 
 use crate::kafka_unreachable;
 

@@ -1,18 +1,18 @@
 //! `chatctl setup` against the real broker and DynamoDB Local, on topics and tables of its own.
 
-use shared::store::Directory;
-use shared::store::Messages;
+use chat_core::store::Directory;
+use chat_core::store::MessageWriter;
 use std::process::Command;
 
+use chat_core::config::Config;
+use chat_core::domain::{GroupId, Message, MessageId, MessageText, RecordCoordinates, UserId};
+use chat_store::DynamoStore;
 use chrono::Utc;
-use shared::config::Config;
-use shared::domain::{GroupId, Message, MessageId, MessageText, RecordCoordinates, UserId};
-use shared::store::dynamodb::DynamoStore;
 
 /// The environment of a stack of its own: the running services, fresh topic and table names.
 fn isolated_env() -> Vec<(&'static str, String)> {
-    test_support::config();
-    let tag = test_support::unique("setup");
+    chat_testkit::services::config();
+    let tag = chat_testkit::services::unique("setup");
     vec![
         ("CHAT_TOPIC", tag.clone()),
         ("DEAD_LETTER_TOPIC", format!("{tag}-dlq")),

@@ -2,10 +2,10 @@
 //! function its execution role's: the stack sets them (`local-iam env <function>`, and for
 //! `cargo lambda watch` each function's `[package.metadata.lambda.env]`). Everything else on
 //! the laptop (the stack's set-up, tests, the developer's tools) signs with the fallback
-//! credentials of `shared::aws` (`local`/`local`), the administrator of the local account.
+//! credentials of `chat_aws` (`local`/`local`), the administrator of the local account.
 //! None of these are secrets: they tell the local stack which policy to check a call against.
 
-/// The administrator's access key (and secret): `shared::aws`'s fallback credentials.
+/// The administrator's access key (and secret): `chat_aws`'s fallback credentials.
 pub const ADMIN_KEY: &str = "local";
 
 const FUNCTION_KEY_PREFIX: &str = "local-fn-";

@@ -256,12 +256,12 @@ impl Iam {
 
 impl Locals {
     /// The local stack's values: its region, the variables the functions read (their local
-    /// values or `shared::config`'s defaults), and the parameters a deployment would pass,
+    /// values or `chat_core::config`'s defaults), and the parameters a deployment would pass,
     /// pointed at the local resources (a stand-in MSK cluster, the local consumer group).
     pub fn from_env() -> Self {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut variables = BTreeMap::new();
-        for variable in shared::config::VARIABLES {
+        for variable in chat_core::config::VARIABLES {
             if let Some(value) = env(variable.name).or(variable.default.map(str::to_owned)) {
                 variables.insert(variable.name.to_owned(), value);
             }

@@ -29,7 +29,7 @@ fn load() -> Iam {
 
 #[tokio::main]
 async fn main() {
-    shared::lambda::init_logging();
+    chat_lambda::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["serve"] => serve().await,

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chat_kafka::{consumer_config, KafkaContext};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use shared::kafka::{consumer_config, KafkaContext};
 
 use crate::event::stamp_fetched;
 use crate::{Settings, MAX_BATCH_BYTES};

@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use base64::Engine;
+use chat_core::publish::Publisher;
+use chat_kafka::KafkaPublisher;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Timestamp};
 use serde_json::{json, Value};
-use shared::kafka::KafkaPublisher;
-use shared::publish::Publisher;
 
 use crate::{kafka_event, Settings};
 

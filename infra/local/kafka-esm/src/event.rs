@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use chat_core::trace::{Trace, RECORD_HEADER};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{Message, Timestamp};
 use serde_json::{json, Value};
-use shared::trace::{Trace, RECORD_HEADER};
 
 /// Stamps when a traced record (one with a [`RECORD_HEADER`] header) was fetched; others are
 /// returned as they are. AWS's event source stamps nothing: this is the local stack's view of

@@ -28,10 +28,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_core::config::KafkaConfig;
+use chat_kafka::KafkaPublisher;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
-use shared::config::KafkaConfig;
-use shared::kafka::KafkaPublisher;
 use tokio::sync::{mpsc, Semaphore};
 
 pub use batcher::{commit, commit_offsets, consumer, next_offsets, Batcher, SharedConsumer};
@@ -71,6 +71,9 @@ pub struct Settings {
     pub report_batch_item_failures: bool,
     /// The `OnFailure` destination, a topic of the same cluster.
     pub on_failure_topic: Option<String>,
+    /// Written once the group first assigned this mapping its partitions: from then on a
+    /// record sent is delivered (the local stack waits for it before it opens the API).
+    pub ready_file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -83,7 +86,7 @@ impl Settings {
     /// (true), `ESM_FUNCTION_RESPONSE_TYPES` (`ReportBatchItemFailures`; empty for none) and
     /// `ESM_ON_FAILURE_TOPIC` (the dead-letter topic; empty for none).
     pub fn from_env() -> Result<Self, String> {
-        let config = shared::Config::from_env().map_err(|e| e.to_string())?;
+        let config = chat_core::Config::from_env().map_err(|e| e.to_string())?;
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let number = |name: &str, default: &str, range: std::ops::RangeInclusive<i64>| {
@@ -140,6 +143,9 @@ impl Settings {
             .split(',')
             .any(|t| t.trim() == "ReportBatchItemFailures"),
             on_failure_topic: Some(on_failure).filter(|t| !t.is_empty()),
+            ready_file: std::env::var_os("ESM_READY_FILE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
             kafka: config.kafka,
         })
     }
@@ -165,6 +171,22 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     }
 }
 
+/// Writes `path` once the group has assigned the consumer partitions. Looks every 50 ms, and
+/// only until then: an idle mapping does not poll.
+async fn announce_ready(consumer: SharedConsumer, path: std::path::PathBuf) {
+    use rdkafka::consumer::Consumer;
+    loop {
+        if consumer.get().assignment().is_ok_and(|a| a.count() > 0) {
+            if let Err(e) = std::fs::write(&path, b"ready\n") {
+                tracing::error!(error = %e, path = %path.display(), "cannot write the ready file");
+            }
+            tracing::info!("partitions assigned: the event source is ready");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Records read ahead of their delivery, per batch-size: the reading stops while this many
 /// batches' worth wait (memory stays bounded whatever a partition's function does).
 pub const BUFFERED_BATCHES: usize = 4;
@@ -179,6 +201,9 @@ pub const BUFFERED_BATCHES: usize = 4;
 pub async fn run(settings: Settings) -> Result<(), String> {
     let settings = Arc::new(settings);
     let mut batcher = Batcher::new(consumer(&settings)?);
+    if let Some(path) = settings.ready_file.clone() {
+        tokio::spawn(announce_ready(batcher.shared(), path));
+    }
     let on_failure = match &settings.on_failure_topic {
         Some(_) => Some(Arc::new(
             KafkaPublisher::new(&settings.kafka).map_err(|e| e.to_string())?,

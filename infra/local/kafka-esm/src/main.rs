@@ -1,6 +1,6 @@
 #[tokio::main]
 async fn main() {
-    shared::lambda::init_logging();
+    chat_lambda::init_logging();
     let result = match local_kafka_esm::Settings::from_env() {
         Ok(settings) => local_kafka_esm::run_until_stopped(settings).await,
         Err(e) => Err(e),

@@ -6,10 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use chat_kafka as kafka;
+use chat_testkit::services::{kafka_config as config, unique};
 use common::*;
 use serde_json::{json, Value};
-use shared::kafka;
-use test_support::{kafka_config as config, unique};
 
 fn item(topic: &str, partition: i32, offset: i64) -> Value {
     json!({"itemIdentifier": {"partition": format!("{topic}-{partition}"), "offset": offset}})
@@ -27,7 +27,12 @@ fn offsets(event: &Value) -> Vec<(String, i64)> {
     out
 }
 
-async fn wait_committed(config: &shared::config::Config, topic: &str, group: &str, want: Vec<i64>) {
+async fn wait_committed(
+    config: &chat_core::config::Config,
+    topic: &str,
+    group: &str,
+    want: Vec<i64>,
+) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while committed(config, topic, group, want.len() as i32) != want {
         assert!(
@@ -169,7 +174,7 @@ async fn bisection_isolates_the_record_the_function_cannot_take() {
 }
 
 /// The letters of the on-failure topic, waiting until `count` are there.
-async fn e2e_letters(config: &shared::config::Config, topic: &str, count: usize) -> Vec<Value> {
+async fn e2e_letters(config: &chat_core::config::Config, topic: &str, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let letters: Vec<Value> = read_topic(config, topic)

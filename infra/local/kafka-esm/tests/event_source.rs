@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::kafka::KafkaEvent;
+use chat_kafka as kafka;
+use chat_testkit::services::{kafka_config as config, unique};
 use common::*;
-use shared::kafka;
-use test_support::{kafka_config as config, unique};
 
 #[tokio::test]
 async fn a_batch_has_awss_shape() {

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::kafka::KafkaEvent;
 use base64::Engine;
+use chat_core::config::Config;
+use chat_kafka::{self as kafka, KafkaContext};
 use local_kafka_esm::Settings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
 use serde_json::Value;
-use shared::config::Config;
-use shared::kafka::{self, KafkaContext};
 
 /// How a stub answers an event: an HTTP status and a body.
 pub type Answer = Box<dyn Fn(&Value) -> (u16, Value) + Send + Sync>;
@@ -153,6 +153,7 @@ pub fn settings(config: &Config, topic: &str, group: &str, url: &str) -> Setting
         bisect_batch_on_function_error: false,
         report_batch_item_failures: true,
         on_failure_topic: None,
+        ready_file: None,
     }
 }
 

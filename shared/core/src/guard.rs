@@ -1,0 +1,204 @@
+//! The checks several handlers share: a user or group that must exist, a user who must belong
+//! to a group, and who may change a message.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{AuthConfig, Config};
+use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
+use crate::error::ChatError;
+use crate::known_users::KnownUsers;
+use crate::publish::{PublishError, Publisher};
+use crate::store::{Directory, MessageReader, StoreError, StoredMessage};
+
+/// The user, or 404.
+pub async fn existing_user<S: Directory + ?Sized>(
+    store: &S,
+    user_id: UserId,
+) -> Result<User, ChatError> {
+    store
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| no_such_user(user_id))
+}
+
+/// The user, or 404, believed for a short while once read (see [`KnownUsers`]): for hot paths
+/// whose decision is checked again downstream.
+pub async fn recent_user<S: Directory + ?Sized>(
+    known: &KnownUsers,
+    store: &S,
+    user_id: UserId,
+) -> Result<User, ChatError> {
+    known
+        .user(store, user_id)
+        .await?
+        .ok_or_else(|| no_such_user(user_id))
+}
+
+fn no_such_user(user_id: UserId) -> ChatError {
+    ChatError::NotFound(format!("user {user_id} does not exist"))
+}
+
+/// The group, or 404.
+pub async fn existing_group<S: Directory + ?Sized>(
+    store: &S,
+    group_id: GroupId,
+) -> Result<Group, ChatError> {
+    store
+        .get_group(group_id)
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("group {group_id} does not exist")))
+}
+
+/// Nothing, or 403 when `user` does not belong to `group`.
+pub fn require_member(user: &User, group: GroupId) -> Result<(), ChatError> {
+    if user.belongs_to(group) {
+        Ok(())
+    } else {
+        Err(ChatError::Forbidden(format!(
+            "user {} is not a member of group {group}",
+            user.user_id
+        )))
+    }
+}
+
+/// Nothing, or 403 when `user_id` is not a member of `group` (or is no user at all: a verified
+/// token may name a user the directory does not have).
+pub async fn require_membership<S: Directory + ?Sized>(
+    store: &S,
+    user_id: UserId,
+    group: GroupId,
+) -> Result<User, ChatError> {
+    match store.get_user(user_id).await? {
+        Some(user) => require_member(&user, group).map(|()| user),
+        None => Err(ChatError::Forbidden(format!(
+            "user {user_id} is not a member of group {group}"
+        ))),
+    }
+}
+
+/// What a function that changes messages (edit, delete) holds for its life: the directory and
+/// the messages, read only, and the log it publishes the change to (where a message's id also
+/// says it was written).
+#[derive(Clone)]
+pub struct ChangeContext {
+    pub auth: AuthConfig,
+    /// The chat topic.
+    pub chat_topic: String,
+    pub directory: Arc<dyn Directory>,
+    pub messages: Arc<dyn MessageReader>,
+    pub publisher: Arc<dyn Publisher>,
+    /// How long a message the log holds but the store does not is waited for
+    /// ([`STORE_WAIT`]).
+    pub store_wait: Duration,
+}
+
+impl ChangeContext {
+    pub fn new<S: Directory + MessageReader + 'static>(
+        config: &Config,
+        store: Arc<S>,
+        publisher: Arc<dyn Publisher>,
+    ) -> Self {
+        Self {
+            auth: config.auth.clone(),
+            chat_topic: config.kafka.chat_topic.clone(),
+            directory: store.clone(),
+            messages: store,
+            publisher,
+            store_wait: STORE_WAIT,
+        }
+    }
+}
+
+/// How long an edit or delete waits for a message the log holds but the store does not yet
+/// (the stream processor is behind), before answering 409 with `Retry-After`.
+pub const STORE_WAIT: Duration = Duration::from_secs(3);
+const STORE_POLL: Duration = Duration::from_millis(100);
+
+/// The live message `user_id` may make `change` to, or why not: the user exists, the message
+/// exists and is live, the user is its author and has the flag for the change. An id the API
+/// just returned is never a 404: a message that is in the log but not stored yet is waited
+/// for, briefly, then a 409 to retry. A message of a group the user is not in is a 404, as if
+/// it did not exist: ids of other groups' messages tell a caller nothing.
+pub async fn authorize_change(
+    ctx: &ChangeContext,
+    message_id: MessageId,
+    user_id: UserId,
+    change: Change,
+) -> Result<Message, ChatError> {
+    let user = existing_user(ctx.directory.as_ref(), user_id).await?;
+    let message = stored_message(
+        ctx.messages.as_ref(),
+        ctx.publisher.as_ref(),
+        &ctx.chat_topic,
+        ctx.store_wait,
+        user.group_id,
+        message_id,
+    )
+    .await?;
+    if !user.belongs_to(message.group_id) {
+        return Err(ChatError::NotFound(format!(
+            "message {message_id} does not exist"
+        )));
+    }
+    match refusal(&user, message.user_id, message_id, change) {
+        Some(reason) => Err(ChatError::Forbidden(reason)),
+        None => Ok(message),
+    }
+}
+
+/// The message `id`, looked for first in `likely_group` by key (the common case, no index),
+/// then through the id index (another group's message).
+async fn find_message<S: MessageReader + ?Sized>(
+    store: &S,
+    likely_group: GroupId,
+    id: MessageId,
+) -> Result<Option<StoredMessage>, StoreError> {
+    match store.get_message_in(likely_group, id).await? {
+        Some(found) => Ok(Some(found)),
+        None => store.get_message(id).await,
+    }
+}
+
+async fn stored_message<S: MessageReader + ?Sized>(
+    store: &S,
+    log: &dyn Publisher,
+    topic: &str,
+    wait: Duration,
+    likely_group: GroupId,
+    id: MessageId,
+) -> Result<Message, ChatError> {
+    let mut give_up_at = None;
+    loop {
+        match find_message(store, likely_group, id).await? {
+            Some(StoredMessage::Live(message)) => return Ok(message),
+            Some(StoredMessage::Deleted { .. }) => {
+                return Err(ChatError::NotFound(format!("message {id} was deleted")))
+            }
+            None => {}
+        }
+        let give_up_at = match give_up_at {
+            Some(at) => at,
+            None => {
+                // An id is its record's place in the log: past the end, it was never sent.
+                let at = id.coordinates();
+                let end = match log.partition_end(topic, at.partition).await {
+                    Ok(end) => end,
+                    // No such partition: nothing was ever sent there.
+                    Err(PublishError::Rejected(_)) => Some(0),
+                    Err(e) => return Err(e.into()),
+                };
+                if end.is_none_or(|end| at.offset >= end) {
+                    return Err(ChatError::NotFound(format!("message {id} does not exist")));
+                }
+                *give_up_at.insert(Instant::now() + wait)
+            }
+        };
+        if Instant::now() >= give_up_at {
+            return Err(ChatError::Conflict(format!(
+                "message {id} is not stored yet; retry shortly"
+            )));
+        }
+        tokio::time::sleep(STORE_POLL).await;
+    }
+}

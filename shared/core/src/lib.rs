@@ -1,0 +1,21 @@
+//! `chat-core`: what every part of the chat shares and nothing of AWS. The domain and its rules
+//! ([`domain`], [`events`], [`guard`], [`idempotency`]), one error type ([`error`]), the typed
+//! configuration ([`config`]), and the ports the other crates implement: the store
+//! ([`store`], one trait per capability), the publisher ([`publish`]) and the pusher ([`push`],
+//! with the frames a socket receives).
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod guard;
+pub mod idempotency;
+pub mod known_users;
+pub mod publish;
+pub mod push;
+pub mod store;
+pub mod trace;
+
+pub use config::Config;
+pub use error::ChatError;
+pub use known_users::{KnownUsers, KNOWN_USER_TTL};

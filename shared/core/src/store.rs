@@ -1,0 +1,300 @@
+//! Persistence of users, groups, messages, send claims and WebSocket connections, as ports:
+//! one small trait per capability, reads apart from writes, so that a function is given only
+//! what it may do (a history reader holds no [`MessageWriter`]: it cannot call one). The
+//! DynamoDB store (`chat-store`) implements them all, the test kit's `MemoryStore` too, and one
+//! contract suite holds both to the same behaviour.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId};
+use crate::error::{ChatError, Service};
+
+/// Most messages one history page may hold.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Timed out, unreachable, throttled: the caller may retry.
+    #[error("DynamoDB did not answer {op}: {cause}")]
+    Unavailable { op: &'static str, cause: String },
+    /// Refused for a reason a retry will not fix (missing table, bad request).
+    #[error("DynamoDB {op} failed: {cause}")]
+    Failed { op: &'static str, cause: String },
+    /// An item that our own code could not have written.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { .. } => ChatError::Unavailable {
+                service: Service::DynamoDb,
+                cause: e.to_string(),
+            },
+            other => ChatError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A message as stored: deleted messages stay as tombstones so that a replayed send can never
+/// bring them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredMessage {
+    Live(Message),
+    Deleted {
+        id: MessageId,
+        group_id: GroupId,
+        user_id: UserId,
+    },
+}
+
+impl StoredMessage {
+    pub fn id(&self) -> MessageId {
+        match self {
+            StoredMessage::Live(m) => m.id,
+            StoredMessage::Deleted { id, .. } => *id,
+        }
+    }
+
+    pub fn group_id(&self) -> GroupId {
+        match self {
+            StoredMessage::Live(m) => m.group_id,
+            StoredMessage::Deleted { group_id, .. } => *group_id,
+        }
+    }
+}
+
+/// Which slice of a group's history to read. Every page is returned oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest messages.
+    Latest,
+    /// The newest messages older than this id.
+    Before(MessageId),
+    /// The oldest messages newer than this id.
+    After(MessageId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1 to [`MAX_PAGE_SIZE`]; larger values are clamped.
+    pub limit: u32,
+    pub cursor: Cursor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// Whether more messages lie beyond this page in the direction of the cursor (older for
+    /// `Latest`/`Before`, newer for `After`).
+    pub more: bool,
+}
+
+/// An edit to apply. `version` orders edits of one message (the edit record's position in the
+/// log): an edit applies only over an older one, so a replay can never revert a later edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEdit {
+    pub group_id: GroupId,
+    pub message_id: MessageId,
+    pub new_text: MessageText,
+    pub edited_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// The edit is stored; the message as it now reads.
+    Applied(Message),
+    /// This edit, or a later one, was applied before: nothing changed.
+    AlreadyApplied,
+    /// The message is deleted; edits no longer apply.
+    Deleted,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    AlreadyDeleted,
+    NotFound,
+}
+
+/// Identifies one logical send: the sender and the idempotency key the client chose.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SendKey {
+    pub user_id: UserId,
+    pub client_message_id: String,
+}
+
+impl SendKey {
+    pub fn as_string(&self) -> String {
+        format!("{}:{}", self.user_id, self.client_message_id)
+    }
+}
+
+/// What claiming a [`SendKey`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendClaim {
+    /// Nobody sent this yet (or an earlier claim's lease ran out): the caller sends it.
+    Claimed,
+    /// Already sent: reply with this message.
+    Done {
+        group_id: GroupId,
+        message_id: MessageId,
+    },
+    /// Another request is sending it right now.
+    InProgress,
+    /// The key was used for a different message.
+    Conflict,
+}
+
+/// What recording the message of a send found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppliedSend {
+    /// The send is this message now.
+    Recorded,
+    /// The send already is a message: this one if the ids agree, else the record at hand is a
+    /// duplicate of the send.
+    Already {
+        group_id: GroupId,
+        message_id: MessageId,
+    },
+}
+
+/// Users and groups, read: who may post where.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Every user, ordered by id.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError>;
+}
+
+/// Users and groups, written: set-up and administration only.
+#[async_trait]
+pub trait DirectoryWriter: Send + Sync {
+    async fn put_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError>;
+}
+
+/// Messages, read: history and the checks of an edit or delete.
+#[async_trait]
+pub trait MessageReader: Send + Sync {
+    /// Finds a message by id alone, through the id index.
+    async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// Finds a message of `group` by its key (no index, strongly consistent): `None` also when
+    /// `id` is another group's. The fast way whenever the group is known.
+    async fn get_message_in(
+        &self,
+        group: GroupId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError>;
+    /// A page of a group's history without deleted messages.
+    async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError>;
+}
+
+/// Messages, written: only the stream processor writes them.
+#[async_trait]
+pub trait MessageWriter: Send + Sync {
+    /// Stores a new message unless a message (or tombstone) with its id exists.
+    /// Returns whether it was stored.
+    async fn insert_message(&self, message: &Message) -> Result<bool, StoreError>;
+    /// Stores many new messages in batches, skipping any whose id exists (as message or
+    /// tombstone). Returns, for each message in order, `None` if it was stored now, else what
+    /// was there. Safe only with a single writer per group (the stream processor), since the
+    /// check and the write are separate requests.
+    async fn insert_messages(
+        &self,
+        messages: &[Message],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<EditOutcome, StoreError>;
+    /// Turns the message into a tombstone (its text is dropped).
+    async fn delete_message(
+        &self,
+        group: GroupId,
+        id: MessageId,
+        deleted_at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError>;
+}
+
+/// Claims of `client_message_id`s, so that a retried send makes one message (send-message's
+/// side).
+#[async_trait]
+pub trait SendClaims: Send + Sync {
+    /// Claims a send for the caller unless it was sent already or another claim younger than
+    /// `lease` is pending; `fingerprint` identifies the send's content, and a claim of the
+    /// same key with another fingerprint is a [`SendClaim::Conflict`]. Claims are kept a day.
+    async fn claim_send(
+        &self,
+        key: &SendKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<SendClaim, StoreError>;
+    /// Records the message a claimed send produced, unless the send already is another one
+    /// (which the caller then answers with): the same rule as [`AppliedSends`].
+    async fn complete_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError>;
+    /// Gives a claim up after a failed send, so that a retry need not wait for the lease.
+    async fn release_send(&self, key: &SendKey) -> Result<(), StoreError>;
+}
+
+/// The stream processor's side of send claims.
+#[async_trait]
+pub trait AppliedSends: Send + Sync {
+    /// Records the message it applies for a send, unless the send already is another message
+    /// (the record at hand is then a duplicate, not stored).
+    async fn record_applied_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError>;
+}
+
+/// WebSocket connections, read: the group each listens to.
+#[async_trait]
+pub trait ConnectionReader: Send + Sync {
+    async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
+    /// The group's unexpired connections, through the group index.
+    async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError>;
+}
+
+/// WebSocket connections, written.
+#[async_trait]
+pub trait ConnectionWriter: Send + Sync {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError>;
+}
+
+/// Every capability at once: for set-up, administration and tests, never a function.
+pub trait Store:
+    Directory
+    + DirectoryWriter
+    + MessageReader
+    + MessageWriter
+    + SendClaims
+    + AppliedSends
+    + ConnectionReader
+    + ConnectionWriter
+{
+}
+
+impl<T> Store for T where
+    T: Directory
+        + DirectoryWriter
+        + MessageReader
+        + MessageWriter
+        + SendClaims
+        + AppliedSends
+        + ConnectionReader
+        + ConnectionWriter
+{
+}

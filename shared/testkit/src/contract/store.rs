@@ -1,0 +1,738 @@
+//! The store's contract: what every implementation of the store ports does, written once.
+//! `chat-testkit`'s own tests run it against [`crate::MemoryStore`] (in `make check`), and
+//! `chat-store`'s integration tests against DynamoDB Local (in `make test`), through
+//! [`crate::store_contract!`]: where the fake and DynamoDB differ, one of them fails it.
+//!
+//! Each case takes an empty store of its own.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+
+use chat_core::domain::{
+    seed_groups, seed_users, Connection, Group, GroupId, Message, MessageId, MessageText, User,
+    UserId,
+};
+use chat_core::store::{
+    AppliedSend, Cursor, DeleteOutcome, EditOutcome, PageRequest, SendClaim, SendKey, Store,
+    StoredMessage,
+};
+
+use crate::messages::{at, edit, fill, group, ids, message};
+
+/// Runs every case of the store's contract as a test, each on a store `$make` (an expression
+/// of a future) gives it: `chat_testkit::store_contract!(async { MemoryStore::new() });`
+#[macro_export]
+macro_rules! store_contract {
+    ($make:expr) => {
+        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely);
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::contract::store::$case(::std::sync::Arc::new($make.await)).await;
+            }
+        )*
+    };
+}
+
+// ---- directory
+pub async fn users_are_stored_read_back_and_listed_in_id_order<S: Store + 'static>(store: Arc<S>) {
+    for user in seed_users().into_iter().rev() {
+        store.put_user(&user).await.expect("put");
+    }
+    assert_eq!(store.list_users().await.expect("list"), seed_users());
+    let bob = store
+        .get_user(UserId::new(2).expect("id"))
+        .await
+        .expect("get");
+    assert_eq!(bob.map(|u| u.name), Some("Bob".to_owned()));
+}
+
+pub async fn an_unknown_user_is_none<S: Store + 'static>(store: Arc<S>) {
+    let nobody = store
+        .get_user(UserId::new(99).expect("id"))
+        .await
+        .expect("get");
+    assert_eq!(nobody, None);
+    assert!(store.list_users().await.expect("list").is_empty());
+}
+
+pub async fn putting_a_user_again_replaces_it<S: Store + 'static>(store: Arc<S>) {
+    let mut alice = seed_users()[0].clone();
+    store.put_user(&alice).await.expect("put");
+    alice.can_delete = true;
+    alice.name = "Alice Liddell 🐇".into();
+    store.put_user(&alice).await.expect("put again");
+    assert_eq!(
+        store.get_user(alice.user_id).await.expect("get"),
+        Some(alice)
+    );
+    assert_eq!(store.list_users().await.expect("list").len(), 1);
+}
+
+pub async fn groups_are_stored_apart_from_users<S: Store + 'static>(store: Arc<S>) {
+    for group in seed_groups() {
+        store.put_group(&group).await.expect("put group");
+    }
+    let user = User {
+        user_id: UserId::new(1).expect("id"),
+        name: "Only".into(),
+        group_id: GroupId::new(1).expect("id"),
+        can_edit: false,
+        can_delete: false,
+    };
+    store.put_user(&user).await.expect("put user");
+    assert_eq!(
+        store
+            .get_group(GroupId::new(2).expect("id"))
+            .await
+            .expect("get"),
+        Some(Group {
+            group_id: GroupId::new(2).expect("id"),
+            name: "Group 2".into()
+        })
+    );
+    assert_eq!(
+        store
+            .get_group(GroupId::new(3).expect("id"))
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(store.list_users().await.expect("list"), vec![user]);
+}
+
+// ---- messages
+
+pub async fn inserting_the_same_message_twice_stores_it_once<S: Store + 'static>(store: Arc<S>) {
+    let m = message(1, 5, "Hello!");
+    assert!(store.insert_message(&m).await.expect("first insert"));
+    let mut replay = m.clone();
+    replay.message = MessageText::new("a different text").expect("text");
+    assert!(!store.insert_message(&replay).await.expect("second insert"));
+    assert_eq!(
+        store.get_message(m.id).await.expect("get"),
+        Some(StoredMessage::Live(m))
+    );
+}
+
+pub async fn a_message_is_found_by_id_alone<S: Store + 'static>(store: Arc<S>) {
+    fill(store.as_ref(), 1, [1, 3]).await;
+    fill(store.as_ref(), 2, [2, 4]).await;
+    match store
+        .get_message(MessageId::new(4).expect("id"))
+        .await
+        .expect("get")
+    {
+        Some(StoredMessage::Live(m)) => {
+            assert_eq!((m.group_id.get(), m.message.as_str()), (2, "message 4"))
+        }
+        other => panic!("expected message 4, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .get_message(MessageId::new(9).expect("id"))
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+pub async fn a_message_is_found_by_its_group_and_id_and_not_from_another_group<
+    S: Store + 'static,
+>(
+    store: Arc<S>,
+) {
+    fill(store.as_ref(), 1, [1, 3]).await;
+    fill(store.as_ref(), 2, [2, 4]).await;
+    let id = |n: i128| MessageId::new(n).expect("id");
+    match store.get_message_in(group(2), id(4)).await.expect("get") {
+        Some(StoredMessage::Live(m)) => assert_eq!(m.message.as_str(), "message 4"),
+        other => panic!("expected message 4, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_message_in(group(1), id(4)).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.get_message_in(group(2), id(9)).await.expect("get"),
+        None
+    );
+    let deleted = store
+        .delete_message(group(2), id(4), at(60))
+        .await
+        .expect("delete");
+    assert_eq!(deleted, DeleteOutcome::Deleted);
+    assert!(matches!(
+        store.get_message_in(group(2), id(4)).await.expect("get"),
+        Some(StoredMessage::Deleted { group_id, .. }) if group_id == group(2)
+    ));
+}
+
+pub async fn unicode_and_multiline_text_round_trips_exactly<S: Store + 'static>(store: Arc<S>) {
+    let text = "héllo 👋\n\tличное «сообщение» 日本語 \u{202e}rtl";
+    let m = message(1, 1, text);
+    store.insert_message(&m).await.expect("insert");
+    let page = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.messages[0].message.as_str(), text);
+}
+
+pub async fn a_deleted_message_is_never_resurrected_by_a_replayed_insert<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let m = message(1, 42, "regret");
+    store.insert_message(&m).await.expect("insert");
+    let outcome = store
+        .delete_message(m.group_id, m.id, at(5))
+        .await
+        .expect("delete");
+    assert_eq!(outcome, DeleteOutcome::Deleted);
+    assert!(!store.insert_message(&m).await.expect("replayed insert"));
+    assert_eq!(
+        store.get_message(m.id).await.expect("get"),
+        Some(StoredMessage::Deleted {
+            id: m.id,
+            group_id: m.group_id,
+            user_id: m.user_id
+        })
+    );
+    let again = store
+        .delete_message(m.group_id, m.id, at(6))
+        .await
+        .expect("delete again");
+    assert_eq!(again, DeleteOutcome::AlreadyDeleted);
+}
+
+pub async fn deleting_an_unknown_message_changes_nothing<S: Store + 'static>(store: Arc<S>) {
+    let id = MessageId::new(77).expect("id");
+    let outcome = store
+        .delete_message(group(1), id, at(0))
+        .await
+        .expect("delete");
+    assert_eq!(outcome, DeleteOutcome::NotFound);
+    assert_eq!(store.get_message(id).await.expect("get"), None);
+    assert!(store
+        .insert_message(&message(1, 77, "late"))
+        .await
+        .expect("insert"));
+}
+
+pub async fn an_edit_applies_once_and_a_replay_never_reverts_a_later_edit<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let m = message(1, 9, "first");
+    store.insert_message(&m).await.expect("insert");
+
+    match store
+        .edit_message(&edit(&m, "second", 10))
+        .await
+        .expect("edit")
+    {
+        EditOutcome::Applied(edited) => {
+            assert_eq!(edited.message.as_str(), "second");
+            assert_eq!(edited.edited_at, Some(at(10)));
+            assert_eq!(edited.created_at, m.created_at);
+        }
+        other => panic!("expected applied, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .edit_message(&edit(&m, "third", 20))
+            .await
+            .expect("edit"),
+        EditOutcome::Applied(_)
+    ));
+    // Replays of both edits, in log order, change nothing.
+    for (text, version) in [("second", 10), ("third", 20)] {
+        assert_eq!(
+            store
+                .edit_message(&edit(&m, text, version))
+                .await
+                .expect("replay"),
+            EditOutcome::AlreadyApplied
+        );
+    }
+    match store.get_message(m.id).await.expect("get") {
+        Some(StoredMessage::Live(now)) => assert_eq!(now.message.as_str(), "third"),
+        other => panic!("expected a live message, got {other:?}"),
+    }
+}
+
+pub async fn edits_of_deleted_or_unknown_messages_do_not_apply<S: Store + 'static>(store: Arc<S>) {
+    let m = message(1, 3, "soon gone");
+    store.insert_message(&m).await.expect("insert");
+    store
+        .delete_message(m.group_id, m.id, at(1))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .edit_message(&edit(&m, "too late", 5))
+            .await
+            .expect("edit"),
+        EditOutcome::Deleted
+    );
+    let unknown = message(1, 4, "never stored");
+    assert_eq!(
+        store
+            .edit_message(&edit(&unknown, "x", 5))
+            .await
+            .expect("edit"),
+        EditOutcome::NotFound
+    );
+    // The group is part of the key: the right id in the wrong group is not found.
+    let live = message(1, 6, "mine");
+    store.insert_message(&live).await.expect("insert");
+    let mut wrong_group = edit(&live, "hijack", 9);
+    wrong_group.group_id = group(2);
+    assert_eq!(
+        store.edit_message(&wrong_group).await.expect("edit"),
+        EditOutcome::NotFound
+    );
+    assert_eq!(store.get_message(unknown.id).await.expect("get"), None);
+}
+
+pub async fn concurrent_inserts_of_one_id_store_exactly_one<S: Store + 'static>(store: Arc<S>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_message(&message(1, 500, &format!("racer {i}")))
+                    .await
+                    .expect("insert")
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(winners, 1);
+}
+
+pub async fn a_batch_insert_stores_new_messages_and_reports_existing_ones<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    // More than one transaction's worth (100), and a handful (parallel puts); in groups and
+    // id ranges of their own.
+    batch_insert_keeps_what_exists(store.as_ref(), 1, 0, 130).await;
+    batch_insert_keeps_what_exists(store.as_ref(), 2, 1000, 5).await;
+}
+
+async fn batch_insert_keeps_what_exists<S: Store>(
+    store: &S,
+    group_id: i128,
+    base: i128,
+    size: i128,
+) {
+    store
+        .insert_message(&message(group_id, base + 2, "already here"))
+        .await
+        .expect("insert");
+    store
+        .insert_message(&message(group_id, base + 3, "to be deleted"))
+        .await
+        .expect("insert");
+    store
+        .delete_message(
+            group(group_id),
+            MessageId::new(base + 3).expect("id"),
+            at(1),
+        )
+        .await
+        .expect("delete");
+    let batch: Vec<Message> = (base + 1..=base + size)
+        .map(|id| message(group_id, id, &format!("batch {id}")))
+        .collect();
+    let outcomes = store.insert_messages(&batch).await.expect("batch insert");
+    assert_eq!(outcomes.len(), batch.len());
+    assert!(
+        matches!(&outcomes[1], Some(StoredMessage::Live(m)) if m.message.as_str() == "already here")
+    );
+    assert!(matches!(&outcomes[2], Some(StoredMessage::Deleted { .. })));
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_none()).count(),
+        batch.len() - 2
+    );
+    let page = store
+        .list_messages(
+            group(group_id),
+            PageRequest {
+                limit: 1000,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        page.messages.len(),
+        batch.len() - 1,
+        "the tombstone stays a tombstone"
+    );
+    assert_eq!(page.messages[1].message.as_str(), "already here");
+    // Replaying the same batch changes nothing.
+    let again = store.insert_messages(&batch).await.expect("replay");
+    assert!(again.iter().all(Option::is_some));
+}
+
+// ---- history
+pub async fn history_pages_are_oldest_first_and_bounded<S: Store + 'static>(store: Arc<S>) {
+    fill(store.as_ref(), 1, 1..=25).await;
+    fill(store.as_ref(), 2, 100..=102).await;
+
+    let latest = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("latest");
+    assert_eq!(ids(&latest.messages), (16..=25).collect::<Vec<_>>());
+    assert!(latest.more);
+
+    let before = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Before(MessageId::new(16).expect("id")),
+            },
+        )
+        .await
+        .expect("before");
+    assert_eq!(ids(&before.messages), (6..=15).collect::<Vec<_>>());
+
+    let after = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::After(MessageId::new(20).expect("id")),
+            },
+        )
+        .await
+        .expect("after");
+    assert_eq!(ids(&after.messages), (21..=25).collect::<Vec<_>>());
+    assert!(!after.more);
+
+    let other = store
+        .list_messages(
+            group(2),
+            PageRequest {
+                limit: 1000,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("group 2");
+    assert_eq!(ids(&other.messages), vec![100, 101, 102]);
+    assert!(!other.more);
+}
+
+pub async fn walking_back_with_before_visits_every_message_once<S: Store + 'static>(store: Arc<S>) {
+    fill(store.as_ref(), 7, 1..=57).await;
+    let mut seen = Vec::new();
+    let mut cursor = Cursor::Latest;
+    loop {
+        let page = store
+            .list_messages(group(7), PageRequest { limit: 8, cursor })
+            .await
+            .expect("page");
+        let mut page_ids = ids(&page.messages);
+        page_ids.extend(seen);
+        seen = page_ids;
+        if !page.more {
+            break;
+        }
+        cursor = Cursor::Before(page.messages[0].id);
+    }
+    assert_eq!(seen, (1..=57).collect::<Vec<_>>());
+}
+
+pub async fn an_empty_group_has_an_empty_page<S: Store + 'static>(store: Arc<S>) {
+    let page = store
+        .list_messages(
+            group(3),
+            PageRequest {
+                limit: 100,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert!(page.messages.is_empty() && !page.more);
+}
+
+pub async fn deleted_messages_leave_history_but_pages_stay_full<S: Store + 'static>(store: Arc<S>) {
+    fill(store.as_ref(), 1, 1..=30).await;
+    for id in 11..=25 {
+        let outcome = store
+            .delete_message(group(1), MessageId::new(id).expect("id"), at(1))
+            .await
+            .expect("delete");
+        assert_eq!(outcome, DeleteOutcome::Deleted);
+    }
+    let page = store
+        .list_messages(
+            group(1),
+            PageRequest {
+                limit: 10,
+                cursor: Cursor::Latest,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        ids(&page.messages),
+        vec![6, 7, 8, 9, 10, 26, 27, 28, 29, 30]
+    );
+    assert!(page.more);
+}
+
+// ---- idempotency
+fn key(id: &str) -> SendKey {
+    SendKey {
+        user_id: UserId::new(1).expect("id"),
+        client_message_id: id.to_owned(),
+    }
+}
+
+pub async fn the_first_claim_wins_and_completion_is_remembered<S: Store + 'static>(store: Arc<S>) {
+    let lease = Duration::seconds(30);
+    let now = Utc::now();
+    assert_eq!(
+        store.claim_send(&key("a"), "fp", now, lease).await,
+        Ok(SendClaim::Claimed)
+    );
+    assert_eq!(
+        store.claim_send(&key("a"), "fp", now, lease).await,
+        Ok(SendClaim::InProgress)
+    );
+    let (group_id, message_id) = (
+        GroupId::new(1).expect("id"),
+        MessageId::new(77).expect("id"),
+    );
+    store
+        .complete_send(&key("a"), group_id, message_id)
+        .await
+        .expect("complete");
+    assert_eq!(
+        store.claim_send(&key("a"), "fp", now, lease).await,
+        Ok(SendClaim::Done {
+            group_id,
+            message_id
+        })
+    );
+    assert_eq!(
+        store.claim_send(&key("a"), "other", now, lease).await,
+        Ok(SendClaim::Conflict)
+    );
+    // A completed send is not released by a late failure path.
+    store.release_send(&key("a")).await.expect("release");
+    assert!(matches!(
+        store.claim_send(&key("a"), "fp", now, lease).await,
+        Ok(SendClaim::Done { .. })
+    ));
+}
+
+pub async fn a_released_or_expired_claim_can_be_taken_again<S: Store + 'static>(store: Arc<S>) {
+    let lease = Duration::seconds(30);
+    let now = Utc::now();
+    assert_eq!(
+        store.claim_send(&key("b"), "fp", now, lease).await,
+        Ok(SendClaim::Claimed)
+    );
+    store.release_send(&key("b")).await.expect("release");
+    assert_eq!(
+        store.claim_send(&key("b"), "fp", now, lease).await,
+        Ok(SendClaim::Claimed)
+    );
+    let later = now + Duration::seconds(31);
+    assert_eq!(
+        store.claim_send(&key("b"), "fp", later, lease).await,
+        Ok(SendClaim::Claimed)
+    );
+    assert_eq!(
+        store.claim_send(&key("b"), "fp", later, lease).await,
+        Ok(SendClaim::InProgress)
+    );
+}
+
+pub async fn racing_claims_have_exactly_one_winner<S: Store + 'static>(store: Arc<S>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .claim_send(&key("race"), "fp", Utc::now(), Duration::seconds(30))
+                .await
+                .expect("claim")
+        });
+    }
+    let mut winners = 0;
+    while let Some(claim) = tasks.join_next().await {
+        winners += usize::from(claim.expect("task") == SendClaim::Claimed);
+    }
+    assert_eq!(winners, 1);
+}
+
+pub async fn the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so<
+    S: Store + 'static,
+>(
+    store: Arc<S>,
+) {
+    let group_id = GroupId::new(1).expect("id");
+    let (first, repeat) = (
+        MessageId::new(5).expect("id"),
+        MessageId::new(9).expect("id"),
+    );
+    // The stream processor applies the first record before the API completes its claim.
+    assert_eq!(
+        store
+            .claim_send(&key("c"), "fp", Utc::now(), Duration::seconds(30))
+            .await,
+        Ok(SendClaim::Claimed)
+    );
+    assert_eq!(
+        store.record_applied_send(&key("c"), group_id, first).await,
+        Ok(AppliedSend::Recorded)
+    );
+    // The same record again (a retried batch) is still the send's message.
+    assert_eq!(
+        store.record_applied_send(&key("c"), group_id, first).await,
+        Ok(AppliedSend::Recorded)
+    );
+    assert_eq!(
+        store.record_applied_send(&key("c"), group_id, repeat).await,
+        Ok(AppliedSend::Already {
+            group_id,
+            message_id: first
+        })
+    );
+    assert_eq!(
+        store.complete_send(&key("c"), group_id, repeat).await,
+        Ok(AppliedSend::Already {
+            group_id,
+            message_id: first
+        })
+    );
+    // A send the API never claimed (its claim expired) is recorded all the same.
+    assert_eq!(
+        store.record_applied_send(&key("d"), group_id, repeat).await,
+        Ok(AppliedSend::Recorded)
+    );
+}
+
+// ---- connections
+fn connection(id: &str, group: i128, lifetime: Duration) -> Connection {
+    let now = Utc::now();
+    Connection {
+        connection_id: id.to_owned(),
+        group_id: GroupId::new(group).expect("group"),
+        user_id: None,
+        // Whole seconds: the expiry is stored as epoch seconds (the TTL attribute's format).
+        connected_at: chrono::DateTime::from_timestamp(now.timestamp(), 0).expect("time"),
+        expires_at: chrono::DateTime::from_timestamp((now + lifetime).timestamp(), 0)
+            .expect("time"),
+    }
+}
+
+fn sorted_ids(connections: &[Connection]) -> Vec<&str> {
+    let mut ids: Vec<&str> = connections
+        .iter()
+        .map(|c| c.connection_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+pub async fn a_connection_is_stored_read_back_and_deleted<S: Store + 'static>(store: Arc<S>) {
+    let c = connection("Abc123=", 1, Duration::hours(2));
+    store.put_connection(&c).await.expect("put");
+    assert_eq!(store.get_connection("Abc123=").await.expect("get"), Some(c));
+    // A verified user's socket keeps its user, for the per-user limit.
+    let mut owned = connection("Own456=", 1, Duration::hours(2));
+    owned.user_id = Some(UserId::new(2).expect("user"));
+    store.put_connection(&owned).await.expect("put");
+    assert_eq!(
+        store.get_connection("Own456=").await.expect("get"),
+        Some(owned)
+    );
+    store.delete_connection("Own456=").await.expect("delete");
+    store.delete_connection("Abc123=").await.expect("delete");
+    assert_eq!(store.get_connection("Abc123=").await.expect("get"), None);
+    // Deleting again (a late $disconnect after a 410 clean-up) is not an error.
+    store
+        .delete_connection("Abc123=")
+        .await
+        .expect("delete again");
+}
+
+pub async fn fan_out_finds_only_the_groups_live_connections<S: Store + 'static>(store: Arc<S>) {
+    for c in [
+        connection("a", 1, Duration::hours(2)),
+        connection("b", 1, Duration::hours(2)),
+        connection("c", 2, Duration::hours(2)),
+        connection("expired", 1, Duration::seconds(-5)),
+    ] {
+        store.put_connection(&c).await.expect("put");
+    }
+    let group1 = store
+        .connections_for_group(GroupId::new(1).expect("group"))
+        .await
+        .expect("query");
+    assert_eq!(sorted_ids(&group1), ["a", "b"]);
+    let group3 = store
+        .connections_for_group(GroupId::new(3).expect("group"))
+        .await
+        .expect("query");
+    assert!(group3.is_empty());
+}
+
+pub async fn a_large_group_is_listed_completely<S: Store + 'static>(store: Arc<S>) {
+    // Enough items that the index Query needs more than one page (1 MB per page).
+    let padding = "x".repeat(300);
+    let expected: Vec<String> = (0..400).map(|i| format!("conn-{i:04}-{padding}")).collect();
+    let puts = expected.iter().map(|id| {
+        let store = store.clone();
+        let c = connection(id, 5, Duration::hours(1));
+        async move { store.put_connection(&c).await }
+    });
+    for result in join_spawned(puts).await {
+        result.expect("put");
+    }
+    let found = store
+        .connections_for_group(GroupId::new(5).expect("group"))
+        .await
+        .expect("query");
+    assert_eq!(found.len(), expected.len());
+}
+
+async fn join_spawned<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}

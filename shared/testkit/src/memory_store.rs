@@ -1,0 +1,361 @@
+//! An in-memory store with the same semantics as the DynamoDB one (the store contract suite
+//! holds both to it), for unit tests of handler logic only. Integration and end-to-end tests
+//! use DynamoDB Local.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use chat_core::domain::{Connection, Group, GroupId, Message, MessageId, User, UserId};
+use chat_core::store::{
+    AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
+    Directory, DirectoryWriter, EditOutcome, MessageEdit, MessageReader, MessageWriter, Page,
+    PageRequest, SendClaim, SendClaims, SendKey, StoreError, StoredMessage, MAX_PAGE_SIZE,
+};
+
+use crate::{FailSwitch, Fallible};
+
+#[derive(Default)]
+struct State {
+    users: BTreeMap<UserId, User>,
+    groups: BTreeMap<GroupId, Group>,
+    /// By id, with the version of the last applied edit.
+    messages: BTreeMap<MessageId, (StoredMessage, Option<u64>)>,
+    connections: HashMap<String, Connection>,
+    sends: HashMap<String, SendRecord>,
+}
+
+/// A send's claim: what it sends, when it was claimed, and its message once known.
+struct SendRecord {
+    fingerprint: Option<String>,
+    claimed_at: DateTime<Utc>,
+    message: Option<(GroupId, MessageId)>,
+}
+
+/// A store in a mutex. [`Fallible::fail_with`] makes every call fail, to test error paths.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    failure: FailSwitch<StoreError>,
+}
+
+impl Fallible for MemoryStore {
+    type Error = StoreError;
+    fn failure(&self) -> &FailSwitch<StoreError> {
+        &self.failure
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store holding the original app's users and groups.
+    pub fn seeded() -> Self {
+        let store = Self::new();
+        {
+            let mut state = store.lock();
+            for user in chat_core::domain::seed_users() {
+                state.users.insert(user.user_id, user);
+            }
+            for group in chat_core::domain::seed_groups() {
+                state.groups.insert(group.group_id, group);
+            }
+        }
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.failure.check()?;
+        Ok(self.lock())
+    }
+}
+
+#[async_trait]
+impl Directory for MemoryStore {
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.check()?.users.get(&id).cloned())
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.check()?.users.values().cloned().collect())
+    }
+
+    async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError> {
+        Ok(self.check()?.groups.get(&id).cloned())
+    }
+}
+
+#[async_trait]
+impl DirectoryWriter for MemoryStore {
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        self.check()?.users.insert(user.user_id, user.clone());
+        Ok(())
+    }
+
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
+        self.check()?.groups.insert(group.group_id, group.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MessageReader for MemoryStore {
+    async fn get_message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.check()?.messages.get(&id).map(|(m, _)| m.clone()))
+    }
+
+    async fn get_message_in(
+        &self,
+        group: GroupId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self.get_message(id).await?;
+        Ok(found.filter(|m| m.group_id() == group))
+    }
+
+    async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError> {
+        let state = self.check()?;
+        let limit = page.limit.clamp(1, MAX_PAGE_SIZE) as usize;
+        let live = state.messages.values().filter_map(|(m, _)| match m {
+            StoredMessage::Live(m) if m.group_id == group => Some(m.clone()),
+            _ => None,
+        });
+        let mut messages: Vec<Message> = match page.cursor {
+            Cursor::Latest => live.rev().take(limit + 1).collect(),
+            Cursor::Before(id) => live.rev().filter(|m| m.id < id).take(limit + 1).collect(),
+            Cursor::After(id) => live.filter(|m| m.id > id).take(limit + 1).collect(),
+        };
+        let more = messages.len() > limit;
+        messages.truncate(limit);
+        if !matches!(page.cursor, Cursor::After(_)) {
+            messages.reverse();
+        }
+        Ok(Page { messages, more })
+    }
+}
+
+#[async_trait]
+impl MessageWriter for MemoryStore {
+    async fn insert_message(&self, message: &Message) -> Result<bool, StoreError> {
+        let mut state = self.check()?;
+        if state.messages.contains_key(&message.id) {
+            return Ok(false);
+        }
+        state
+            .messages
+            .insert(message.id, (StoredMessage::Live(message.clone()), None));
+        Ok(true)
+    }
+
+    async fn insert_messages(
+        &self,
+        messages: &[Message],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        let mut state = self.check()?;
+        Ok(messages
+            .iter()
+            .map(|m| match state.messages.get(&m.id) {
+                Some((existing, _)) => Some(existing.clone()),
+                None => {
+                    state
+                        .messages
+                        .insert(m.id, (StoredMessage::Live(m.clone()), None));
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<EditOutcome, StoreError> {
+        let mut state = self.check()?;
+        match state.messages.get_mut(&edit.message_id) {
+            Some((StoredMessage::Live(m), version)) if m.group_id == edit.group_id => {
+                if version.is_some_and(|v| v >= edit.version) {
+                    return Ok(EditOutcome::AlreadyApplied);
+                }
+                m.message = edit.new_text.clone();
+                m.edited_at = Some(edit.edited_at);
+                *version = Some(edit.version);
+                Ok(EditOutcome::Applied(m.clone()))
+            }
+            Some((StoredMessage::Deleted { group_id, .. }, _)) if *group_id == edit.group_id => {
+                Ok(EditOutcome::Deleted)
+            }
+            _ => Ok(EditOutcome::NotFound),
+        }
+    }
+
+    async fn delete_message(
+        &self,
+        group: GroupId,
+        id: MessageId,
+        _deleted_at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let mut state = self.check()?;
+        match state.messages.get_mut(&id) {
+            Some((StoredMessage::Live(m), _)) if m.group_id == group => {
+                let tombstone = StoredMessage::Deleted {
+                    id,
+                    group_id: group,
+                    user_id: m.user_id,
+                };
+                state.messages.insert(id, (tombstone, None));
+                Ok(DeleteOutcome::Deleted)
+            }
+            Some((StoredMessage::Deleted { group_id, .. }, _)) if *group_id == group => {
+                Ok(DeleteOutcome::AlreadyDeleted)
+            }
+            _ => Ok(DeleteOutcome::NotFound),
+        }
+    }
+}
+
+#[async_trait]
+impl SendClaims for MemoryStore {
+    async fn claim_send(
+        &self,
+        key: &SendKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<SendClaim, StoreError> {
+        let mut state = self.check()?;
+        match state.sends.get_mut(&key.as_string()) {
+            None => {
+                state.sends.insert(
+                    key.as_string(),
+                    SendRecord {
+                        fingerprint: Some(fingerprint.to_owned()),
+                        claimed_at: now,
+                        message: None,
+                    },
+                );
+                Ok(SendClaim::Claimed)
+            }
+            Some(record)
+                if record
+                    .fingerprint
+                    .as_deref()
+                    .is_some_and(|f| f != fingerprint) =>
+            {
+                Ok(SendClaim::Conflict)
+            }
+            Some(SendRecord {
+                message: Some((group_id, message_id)),
+                ..
+            }) => Ok(SendClaim::Done {
+                group_id: *group_id,
+                message_id: *message_id,
+            }),
+            Some(record) if record.claimed_at <= now - lease => {
+                record.claimed_at = now;
+                Ok(SendClaim::Claimed)
+            }
+            Some(_) => Ok(SendClaim::InProgress),
+        }
+    }
+
+    async fn release_send(&self, key: &SendKey) -> Result<(), StoreError> {
+        let mut state = self.check()?;
+        if state
+            .sends
+            .get(&key.as_string())
+            .is_some_and(|record| record.message.is_none())
+        {
+            state.sends.remove(&key.as_string());
+        }
+        Ok(())
+    }
+
+    async fn complete_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_applied_send(key, group_id, message_id).await
+    }
+}
+
+#[async_trait]
+impl AppliedSends for MemoryStore {
+    async fn record_applied_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        self.record_send(key, group_id, message_id)
+    }
+}
+
+impl MemoryStore {
+    fn record_send(
+        &self,
+        key: &SendKey,
+        group_id: GroupId,
+        message_id: MessageId,
+    ) -> Result<AppliedSend, StoreError> {
+        let mut state = self.check()?;
+        let record = state
+            .sends
+            .entry(key.as_string())
+            .or_insert_with(|| SendRecord {
+                fingerprint: None,
+                claimed_at: Utc::now(),
+                message: None,
+            });
+        match record.message {
+            Some((group_id, existing)) if existing != message_id => Ok(AppliedSend::Already {
+                group_id,
+                message_id: existing,
+            }),
+            Some(_) => Ok(AppliedSend::Recorded),
+            None => {
+                record.message = Some((group_id, message_id));
+                Ok(AppliedSend::Recorded)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionReader for MemoryStore {
+    async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        Ok(self.check()?.connections.get(connection_id).cloned())
+    }
+
+    async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError> {
+        let now = Utc::now();
+        Ok(self
+            .check()?
+            .connections
+            .values()
+            .filter(|c| c.group_id == group && c.expires_at > now)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ConnectionWriter for MemoryStore {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.check()?
+            .connections
+            .insert(connection.connection_id.clone(), connection.clone());
+        Ok(())
+    }
+
+    async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.check()?.connections.remove(connection_id);
+        Ok(())
+    }
+}
