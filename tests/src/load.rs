@@ -304,24 +304,21 @@ pub fn service_pid(dir: &Path, name: &str) -> i32 {
 
 /// Sends `signal` (STOP, CONT, KILL, TERM) to a pid.
 pub fn signal(pid: i32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid} failed");
+    use local_stack::process::Signal;
+    let signal = match signal {
+        "STOP" => Signal::STOP,
+        "CONT" => Signal::CONT,
+        "KILL" => Signal::KILL,
+        "TERM" => Signal::TERM,
+        other => panic!("no signal {other} here"),
+    };
+    local_stack::process::signal(pid, signal);
 }
 
-/// Restarts a service of the stack on its data, through `stack.sh restart DIR NAME`.
+/// Restarts a service of the stack on its data, as the stack's supervisor started it.
 pub fn restart_service(dir: &Path, name: &str) -> Duration {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack.sh");
     let started = Instant::now();
-    let status = std::process::Command::new(script)
-        .arg("restart")
-        .arg(dir)
-        .arg(name)
-        .status()
-        .expect("run stack.sh restart");
-    assert!(status.success(), "restarting {name} failed: {status}");
+    local_stack::restart(dir, name).unwrap_or_else(|e| panic!("restarting {name} failed: {e}"));
     started.elapsed()
 }
 

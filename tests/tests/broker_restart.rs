@@ -24,14 +24,7 @@ fn restart_broker() -> Duration {
              of its own (one given by KAFKA_BOOTSTRAP_SERVERS is not restarted by tests)"
         )
     });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack.sh");
-    let started = Instant::now();
-    let status = std::process::Command::new(script)
-        .args(["restart", &dir, "Kafka"])
-        .status()
-        .expect("run stack.sh restart");
-    assert!(status.success(), "restarting the broker failed: {status}");
-    started.elapsed()
+    e2e_tests::load::restart_service(Path::new(&dir), "Kafka")
 }
 
 #[derive(Debug)]

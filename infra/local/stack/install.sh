@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Installing the tools the stack needs, each cached under $TOOLS_DIR in a folder of its own,
 # keyed by version. Sourced by stack.sh.
 
