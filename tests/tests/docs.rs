@@ -48,3 +48,19 @@ fn the_configuration_table_lists_every_variable_config_reads_with_its_default() 
         );
     }
 }
+
+#[test]
+fn docs_compat_lists_every_behaviour_kept_for_the_original_app() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/compat.md");
+    let text = std::fs::read_to_string(&path).expect("docs/compat.md");
+    let documented: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let kept: Vec<&str> = chat_core::compat::KEPT.iter().map(|k| k.name).collect();
+    assert_eq!(
+        documented, kept,
+        "docs/compat.md and chat_core::compat::KEPT list different behaviours"
+    );
+}

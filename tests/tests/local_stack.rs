@@ -4,7 +4,8 @@
 use chat_core::store::Directory;
 use std::time::Duration;
 
-use chat_core::domain::{seed_users, GroupId};
+use chat_core::compat::seed_users;
+use chat_core::domain::GroupId;
 use chat_kafka as kafka;
 use chat_store::DynamoStore;
 use chat_testkit::services::config;

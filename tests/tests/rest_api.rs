@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use chat_core::domain::{seed_users, MessageId};
+use chat_core::compat::seed_users;
+use chat_core::domain::MessageId;
 use chat_core::events::{ChatEvent, IncomingEvent};
 use e2e_tests::{
     api_url, config, fresh_group, fresh_id, http, partition_records, record_at, store,

@@ -8,7 +8,8 @@ use chat_core::guard::{authorize_change, ChangeContext};
 use chat_core::publish::PublishError;
 use chat_core::ChatError;
 use chat_lambda::http::{
-    json_body, optional_query_or_body, parse_query, path_param, publish_accepted, require_method,
+    json_body, optional_query_or_body, parse_query, path_param, publish_accepted,
+    refuse_query_parameters_unless, require_method,
 };
 use chat_lambda::identity::acting_user;
 use chrono::Utc;
@@ -41,6 +42,7 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
     let request = &request;
     require_method(request, &Method::DELETE)?;
     let message_id: MessageId = path_param(request, "message_id")?;
+    refuse_query_parameters_unless(ctx.query_parameters, request, &["user_id"])?;
     let body: DeleteRequest = json_body(request)?.unwrap_or_default();
     let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
     let user_id = acting_user(&ctx.auth, request, named)?;
@@ -211,5 +213,20 @@ mod tests {
         assert_eq!(delete(Some("1"), "20", &[("user_id", "2")]).await, 403);
         assert_eq!(delete(Some("4"), "20", &[]).await, 404);
         assert_eq!(delete(Some("2"), "20", &[]).await, 202);
+    }
+
+    #[tokio::test]
+    async fn with_query_parameters_turned_off_only_the_json_body_is_read() {
+        let mut t = context();
+        t.ctx.query_parameters = false;
+        seed_messages(t.store.as_ref()).await;
+        let (status, body) = delete(&t.ctx, "20", &[("user_id", "2")], None).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("COMPAT_OFF=query-parameters")));
+        let (status, _) = delete(&t.ctx, "20", &[], Some(r#"{"user_id": 2}"#)).await;
+        assert_eq!(status, 202);
+        assert_eq!(t.publisher.records().len(), 1);
     }
 }

@@ -9,7 +9,7 @@ use chat_core::publish::PublishError;
 use chat_core::ChatError;
 use chat_lambda::http::{
     json_body, optional_query_or_body, parse_query, path_param, publish_accepted, query_or_body,
-    query_param, require_method,
+    query_param, refuse_query_parameters_unless, require_method,
 };
 use chat_lambda::identity::acting_user;
 use chrono::Utc;
@@ -44,6 +44,7 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
     let request = &request;
     require_method(request, &Method::PUT)?;
     let message_id: MessageId = path_param(request, "message_id")?;
+    refuse_query_parameters_unless(ctx.query_parameters, request, &["user_id", "new_text"])?;
     let body: EditRequest = json_body(request)?.unwrap_or_default();
     let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
     let user_id = acting_user(&ctx.auth, request, named)?;
@@ -191,7 +192,7 @@ mod tests {
     async fn a_user_without_can_edit_is_forbidden() {
         let t = context();
         seed_messages(t.store.as_ref()).await;
-        let mut alice = chat_core::domain::seed_users()[0].clone();
+        let mut alice = chat_core::compat::seed_users()[0].clone();
         alice.can_edit = false;
         t.store.put_user(&alice).await.expect("put");
         let (status, body) = put(&t.ctx, "10", &[("user_id", "1"), ("new_text", "x")], None).await;
@@ -318,5 +319,26 @@ mod tests {
             (status, body["error"].as_str()),
             (404, Some("message 10 does not exist"))
         );
+    }
+
+    #[tokio::test]
+    async fn with_query_parameters_turned_off_only_the_json_body_is_read() {
+        let mut t = context();
+        t.ctx.query_parameters = false;
+        seed_messages(t.store.as_ref()).await;
+        let (status, body) = put(&t.ctx, "10", &[("user_id", "1"), ("new_text", "x")], None).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("COMPAT_OFF=query-parameters")));
+        let (status, _) = put(
+            &t.ctx,
+            "10",
+            &[],
+            Some(r#"{"user_id": 1, "new_text": "x"}"#),
+        )
+        .await;
+        assert_eq!(status, 202);
+        assert_eq!(t.publisher.records().len(), 1);
     }
 }

@@ -112,6 +112,13 @@ impl Processor {
         })
         .map_err(|e| Refused::Poison(e.0))?;
         let (user_id, group_id, text, sent_at, key) = match event {
+            IncomingEvent::LegacySend { .. } if !self.bare_records => {
+                return Err(Refused::Poison(
+                    "a record in the original app's shape, and bare records are turned off \
+                     (COMPAT_OFF=bare-records)"
+                        .into(),
+                ))
+            }
             IncomingEvent::LegacySend { user_id, message } => {
                 let at = record.time().map_err(Refused::Poison)?;
                 (user_id, None, message, at, None)

@@ -116,6 +116,9 @@ pub struct Processor {
     /// Users read in earlier batches, for a short while: the directory changes rarely and by
     /// hand, and a batch should not wait on it.
     pub users: KnownUsers,
+    /// Whether records in the original app's shape are applied (`bare-records` in
+    /// `chat_core::compat`), else dead-lettered.
+    pub bare_records: bool,
 }
 
 impl Processor {
@@ -144,6 +147,7 @@ impl Processor {
             pusher,
             dead_letter_topic: config.kafka.dead_letter_topic.clone(),
             users: KnownUsers::default(),
+            bare_records: config.compat.bare_records,
         })
     }
 

@@ -91,6 +91,8 @@ pub struct ChangeContext {
     /// How long a message the log holds but the store does not is waited for
     /// ([`STORE_WAIT`]).
     pub store_wait: Duration,
+    /// Whether `user_id` and `new_text` may come as query parameters (`query-parameters`).
+    pub query_parameters: bool,
 }
 
 impl ChangeContext {
@@ -106,6 +108,7 @@ impl ChangeContext {
             messages: store,
             publisher,
             store_wait: STORE_WAIT,
+            query_parameters: config.compat.query_parameters,
         }
     }
 }

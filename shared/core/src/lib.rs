@@ -2,8 +2,10 @@
 //! ([`domain`], [`events`], [`guard`], [`idempotency`]), one error type ([`error`]), the typed
 //! configuration ([`config`]), and the ports the other crates implement: the store
 //! ([`store`], one trait per capability), the publisher ([`publish`]) and the pusher ([`push`],
-//! with the frames a socket receives).
+//! with the frames a socket receives). What is kept only for the original app's clients is
+//! listed, with its switches, in [`compat`].
 
+pub mod compat;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -114,6 +114,22 @@ where
         .transpose()
 }
 
+/// Refuses `names` as query parameters when the original app's way of passing them is turned
+/// off (`COMPAT_OFF=query-parameters`, see `chat_core::compat`): the JSON body is the API's.
+pub fn refuse_query_parameters_unless(
+    allowed: bool,
+    request: &Request,
+    names: &[&str],
+) -> Result<(), ChatError> {
+    match names.iter().find(|n| query_param(request, n).is_some()) {
+        Some(name) if !allowed => Err(ChatError::BadRequest(format!(
+            "{name} as a query parameter is turned off here (COMPAT_OFF=query-parameters): \
+             send it in the JSON body"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A value that may come from the query string (as the original app took it) or from the
 /// JSON body; both may be given only if they agree.
 pub fn query_or_body<T: PartialEq>(

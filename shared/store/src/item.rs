@@ -151,7 +151,7 @@ pub(super) fn connection_from_item(item: &Item) -> Result<Connection, StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_core::domain::seed_users;
+    use chat_core::compat::seed_users;
 
     #[test]
     fn users_round_trip_through_items() {

@@ -66,6 +66,12 @@ mod contract_of_the_fakes {
 
     crate::store_contract!(async { MemoryStore::new() });
 
+    mod push {
+        use crate::contract::push::MemorySockets;
+
+        crate::push_contract!(async { MemorySockets::default() });
+    }
+
     mod publisher {
         use crate::MemoryPublisher;
 

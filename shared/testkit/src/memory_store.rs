@@ -58,10 +58,10 @@ impl MemoryStore {
         let store = Self::new();
         {
             let mut state = store.lock();
-            for user in chat_core::domain::seed_users() {
+            for user in chat_core::compat::seed_users() {
                 state.users.insert(user.user_id, user);
             }
-            for group in chat_core::domain::seed_groups() {
+            for group in chat_core::compat::seed_groups() {
                 state.groups.insert(group.group_id, group);
             }
         }

@@ -7,8 +7,8 @@ use chat_core::publish::{PublishError, Publisher};
 use crate::{FailSwitch, Fallible};
 
 /// A [`Publisher`] that keeps records in memory, for unit tests of handler logic only.
-/// Like the broker of the deployment, it knows its topics (a record for another is refused),
-/// and each key maps to one of [`PARTITIONS`] partitions with its own offsets.
+/// Like the broker of the deployment, it knows its topics (a record for another fails as the
+/// producer reports it), and each key maps to one of [`PARTITIONS`] partitions with its own offsets.
 pub struct MemoryPublisher {
     topics: Vec<String>,
     records: std::sync::Mutex<Vec<PublishedRecord>>,
@@ -51,12 +51,8 @@ impl MemoryPublisher {
         }
     }
 
-    fn require_topic(&self, topic: &str) -> Result<(), PublishError> {
-        if self.topics.iter().any(|t| t == topic) {
-            Ok(())
-        } else {
-            Err(PublishError::Rejected(format!("unknown topic {topic}")))
-        }
+    fn knows(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| t == topic)
     }
 
     fn append(
@@ -67,7 +63,12 @@ impl MemoryPublisher {
         trace: Option<&str>,
     ) -> Result<RecordCoordinates, PublishError> {
         self.failure.check()?;
-        self.require_topic(topic)?;
+        if !self.knows(topic) {
+            // As the producer reports it: no leader for the topic answered in time.
+            return Err(PublishError::Unavailable(format!(
+                "no delivery report for {topic} in time (no such topic)"
+            )));
+        }
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let partition = (key.bytes().map(u32::from).sum::<u32>() % PARTITIONS as u32) as i32;
         let offset = records
@@ -127,8 +128,7 @@ impl Publisher for MemoryPublisher {
         partition: i32,
     ) -> Result<Option<i64>, PublishError> {
         self.failure.check()?;
-        self.require_topic(topic)?;
-        if !(0..PARTITIONS).contains(&partition) {
+        if !self.knows(topic) || !(0..PARTITIONS).contains(&partition) {
             return Err(PublishError::Rejected(format!(
                 "{topic} has no partition {partition}"
             )));

@@ -1,4 +1,6 @@
-//! A [`Pusher`] that records frames per connection, for unit tests of logic only.
+//! A [`Pusher`] that records frames per connection, for unit tests of logic only. As the
+//! Management API, it knows only connections that were opened ([`MemoryPusher::open`]): a push
+//! to any other is `410 Gone`.
 
 use async_trait::async_trait;
 use chat_core::push::{PushError, Pusher};
@@ -9,7 +11,7 @@ use crate::{FailSwitch, Fallible};
 #[derive(Default)]
 pub struct MemoryPusher {
     pushed: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
-    gone: std::sync::Mutex<std::collections::HashSet<String>>,
+    open: std::sync::Mutex<std::collections::HashSet<String>>,
     stuck: std::sync::Mutex<std::collections::HashSet<String>>,
     disconnected: std::sync::Mutex<Vec<String>>,
     failure: FailSwitch<PushError>,
@@ -20,20 +22,20 @@ impl MemoryPusher {
         Self::default()
     }
 
-    /// Pushes to `connection_id` answer `410 Gone` from now on.
+    /// The client closed `connection_id`: pushes to it answer `410 Gone` from now on.
     pub fn close(&self, connection_id: &str) {
-        self.gone
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(connection_id.to_owned());
-    }
-
-    /// Pushes to `connection_id` succeed again (a handshake finished).
-    pub fn open(&self, connection_id: &str) {
-        self.gone
+        self.open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(connection_id);
+    }
+
+    /// A client opened `connection_id` (its handshake finished): pushes to it succeed.
+    pub fn open(&self, connection_id: &str) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connection_id.to_owned());
     }
 
     /// Pushes to `connection_id` fail as a client that does not read makes them fail (429).
@@ -50,6 +52,17 @@ impl MemoryPusher {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The frames pushed to `connection_id`, in order, as sent.
+    pub fn raw_frames(&self, connection_id: &str) -> Vec<Vec<u8>> {
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(id, _)| id == connection_id)
+            .map(|(_, frame)| frame.clone())
+            .collect()
     }
 
     /// The frames pushed to `connection_id`, in order, as JSON.
@@ -75,8 +88,8 @@ impl Fallible for MemoryPusher {
 impl Pusher for MemoryPusher {
     async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError> {
         self.failure.check()?;
-        if self
-            .gone
+        if !self
+            .open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(connection_id)
@@ -100,10 +113,7 @@ impl Pusher for MemoryPusher {
 
     async fn disconnect(&self, connection_id: &str) -> Result<(), PushError> {
         self.failure.check()?;
-        self.gone
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(connection_id.to_owned());
+        self.close(connection_id);
         self.disconnected
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -173,7 +173,7 @@ pub fn parts(response: &Response<Body>) -> (u16, serde_json::Value) {
 
 /// Stores message `10 × user_id` by each seed user in the user's group.
 pub async fn seed_messages(store: &dyn MessageWriter) {
-    for user in chat_core::domain::seed_users() {
+    for user in chat_core::compat::seed_users() {
         let message = chat_core::domain::Message {
             id: chat_core::domain::MessageId::new(i128::from(user.user_id.get() * 10))
                 .unwrap_or_else(|e| panic!("{e}")),

@@ -7,9 +7,9 @@ use super::*;
 async fn a_socket_that_takes_nothing_is_cut_off_and_the_others_get_everything() {
     let f = fixture();
     for i in 0..1000 {
-        connect(&f.store, &format!("c{i}"), 2).await;
+        connect(&f, &format!("c{i}"), 2).await;
     }
-    connect(&f.store, "other-group", 1).await;
+    connect(&f, "other-group", 1).await;
     f.pusher.stick("c7");
     let started = std::time::Instant::now();
     let records: Vec<(i32, i64, Value)> = (0..20)
@@ -39,7 +39,7 @@ async fn a_socket_that_takes_nothing_is_cut_off_and_the_others_get_everything() 
 #[tokio::test]
 async fn a_410_within_the_connect_window_is_retried_not_forgotten() {
     let f = fixture();
-    connect_at(&f.store, "young", 1, Utc::now()).await;
+    connect_at(&f, "young", 1, Utc::now()).await;
     f.pusher.close("young");
     let pusher = f.pusher.clone();
     let opens = tokio::spawn(async move {
@@ -127,7 +127,7 @@ async fn a_store_outage_fails_the_whole_batch_for_a_retry() {
 #[tokio::test]
 async fn a_push_outage_cuts_connections_off_but_never_fails_the_batch() {
     let f = fixture();
-    connect(&f.store, "c", 1).await;
+    connect(&f, "c", 1).await;
     f.pusher.fail_with(PushError::Unavailable("503".into()));
     let outcome = f
         .processor
@@ -142,7 +142,7 @@ async fn a_push_outage_cuts_connections_off_but_never_fails_the_batch() {
 #[tokio::test]
 async fn a_send_published_twice_is_stored_and_pushed_once() {
     let f = fixture();
-    connect(&f.store, "c", 1).await;
+    connect(&f, "c", 1).await;
     let mut once = sent(1, 1, "once");
     once["client_message_id"] = json!("k-1");
     let report = f

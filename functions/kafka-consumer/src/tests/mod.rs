@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
             pusher: Some(pusher.clone()),
             dead_letter_topic: "dlq".into(),
             users: KnownUsers::default(),
+            bare_records: true,
         },
         store,
         publisher,
@@ -98,9 +99,10 @@ fn id(partition: i32, offset: i64) -> u64 {
 }
 
 /// A connection made a minute ago (past the `$connect` window).
-async fn connect(store: &MemoryStore, connection_id: &str, group: u64) {
+/// A socket of `group`, as ws-connect leaves it: stored, and open at the Management API.
+async fn connect(f: &Fixture, connection_id: &str, group: u64) {
     connect_at(
-        store,
+        f,
         connection_id,
         group,
         Utc::now() - chrono::Duration::minutes(1),
@@ -109,12 +111,13 @@ async fn connect(store: &MemoryStore, connection_id: &str, group: u64) {
 }
 
 async fn connect_at(
-    store: &MemoryStore,
+    f: &Fixture,
     connection_id: &str,
     group: u64,
     connected_at: chrono::DateTime<Utc>,
 ) {
-    store
+    f.pusher.open(connection_id);
+    f.store
         .put_connection(&Connection {
             connection_id: connection_id.into(),
             group_id: GroupId::new(i128::from(group)).expect("id"),
@@ -146,9 +149,9 @@ async fn texts(store: &MemoryStore, group: u64) -> Vec<String> {
 #[tokio::test]
 async fn sends_are_stored_and_pushed_in_order_to_their_group_only() {
     let f = fixture();
-    connect(&f.store, "g1-a", 1).await;
-    connect(&f.store, "g1-b", 1).await;
-    connect(&f.store, "g2-a", 2).await;
+    connect(&f, "g1-a", 1).await;
+    connect(&f, "g1-b", 1).await;
+    connect(&f, "g2-a", 2).await;
     let report = f
         .processor
         .process(&event(&[
@@ -182,7 +185,7 @@ async fn sends_are_stored_and_pushed_in_order_to_their_group_only() {
 #[tokio::test]
 async fn a_batch_reports_its_cloudwatch_figures_with_the_lag_of_its_oldest_record() {
     let f = fixture();
-    connect(&f.store, "g1-a", 1).await;
+    connect(&f, "g1-a", 1).await;
     let mut batch = event(&[(0, 0, sent(1, 1, "one")), (1, 0, sent(3, 2, "two"))]);
     // The second partition's record is the older one.
     if let Some(entry) = batch
@@ -207,7 +210,7 @@ async fn a_batch_reports_its_cloudwatch_figures_with_the_lag_of_its_oldest_recor
 #[tokio::test]
 async fn a_traced_records_frame_carries_its_stamps_in_order_and_others_none() {
     let f = fixture();
-    connect(&f.store, "g1-a", 1).await;
+    connect(&f, "g1-a", 1).await;
     let mut batch = event(&[(0, 0, sent(1, 1, "traced")), (0, 1, sent(2, 1, "plain"))]);
     let header: Vec<i64> = b"received=10;fetched=20;invoking=30"
         .iter()
@@ -293,6 +296,34 @@ async fn poison_records_are_dead_lettered_and_the_good_ones_applied() {
 }
 
 #[tokio::test]
+async fn bare_records_are_applied_unless_turned_off_then_dead_lettered() {
+    let bare = json!({"user_id": 1, "message": "in the original shape"});
+    let f = fixture();
+    let report = f
+        .processor
+        .process(&event(&[(0, 0, bare.clone())]))
+        .await
+        .expect("processed")
+        .report;
+    assert_eq!((report.applied, report.dead_lettered), (1, 0));
+    assert_eq!(texts(&f.store, 1).await, ["in the original shape"]);
+    let mut f = fixture();
+    f.processor.bare_records = false;
+    let report = f
+        .processor
+        .process(&event(&[(0, 0, bare), (0, 1, sent(1, 1, "typed"))]))
+        .await
+        .expect("processed")
+        .report;
+    assert_eq!((report.applied, report.dead_lettered), (1, 1));
+    assert_eq!(texts(&f.store, 1).await, ["typed"]);
+    let letter: Value = serde_json::from_slice(&f.publisher.records()[0].payload).expect("json");
+    assert!(letter["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("COMPAT_OFF=bare-records")));
+}
+
+#[tokio::test]
 async fn changes_the_log_does_not_allow_are_dropped_without_a_dead_letter() {
     let f = fixture();
     let send = id(0, 0);
@@ -318,7 +349,7 @@ async fn changes_the_log_does_not_allow_are_dropped_without_a_dead_letter() {
 #[tokio::test]
 async fn replaying_a_batch_changes_nothing_and_never_reverts_an_edit() {
     let f = fixture();
-    connect(&f.store, "c", 1).await;
+    connect(&f, "c", 1).await;
     let m = id(0, 0);
     let batch = event(&[
         (0, 0, sent(2, 1, "v1")),
@@ -356,7 +387,7 @@ async fn replaying_a_batch_changes_nothing_and_never_reverts_an_edit() {
 #[tokio::test]
 async fn a_deleted_message_is_not_resurrected_by_a_replayed_send() {
     let f = fixture();
-    connect(&f.store, "c", 1).await;
+    connect(&f, "c", 1).await;
     f.processor
         .process(&event(&[
             (0, 0, sent(2, 1, "gone soon")),
@@ -380,8 +411,8 @@ async fn a_deleted_message_is_not_resurrected_by_a_replayed_send() {
 #[tokio::test]
 async fn a_closed_connection_is_forgotten_after_a_410() {
     let f = fixture();
-    connect(&f.store, "open", 1).await;
-    connect(&f.store, "closed", 1).await;
+    connect(&f, "open", 1).await;
+    connect(&f, "closed", 1).await;
     f.pusher.close("closed");
     let report = f
         .processor
@@ -405,7 +436,7 @@ async fn a_user_read_by_one_batch_is_believed_by_the_next_for_a_while() {
         .await
         .expect("first batch");
     // Renamed in the directory: the next batch, within KNOWN_USER_TTL, still says Alice.
-    let mut alice = chat_core::domain::seed_users()[0].clone();
+    let mut alice = chat_core::compat::seed_users()[0].clone();
     alice.name = "Alicia".into();
     f.store.put_user(&alice).await.expect("rename");
     f.processor

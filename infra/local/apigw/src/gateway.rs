@@ -26,6 +26,8 @@ pub struct Gateway {
     pub(crate) stage: String,
     /// The security headers of every response, as CloudFront's policy adds them on AWS.
     pub(crate) security_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Whether `/subscribe/{group_id}` is served (`subscribe-path` in `chat_core::compat`).
+    pub(crate) compat: chat_core::compat::Compat,
 }
 
 /// How the gateway is set up (see the crate's documentation for the variables).
@@ -38,6 +40,7 @@ pub struct Settings {
     pub template: serde_json::Value,
     pub iam_mode: local_iam::Mode,
     pub locals: local_iam::template::Locals,
+    pub compat: chat_core::compat::Compat,
 }
 
 impl Settings {
@@ -58,6 +61,8 @@ impl Settings {
             template,
             iam_mode: local_iam::Mode::from_env()?,
             locals: local_iam::template::Locals::from_env(),
+            compat: chat_core::compat::Compat::from_env()
+                .map_err(|e| format!("COMPAT_OFF: {e}"))?,
         })
     }
 }
@@ -90,6 +95,7 @@ impl Gateway {
             iam,
             stage,
             security_headers,
+            compat: settings.compat,
         })
     }
 }

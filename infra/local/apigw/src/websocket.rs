@@ -52,7 +52,10 @@ pub async fn connect(
         form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
-    if let Some(group) = path.strip_prefix("/subscribe/") {
+    let subscribe_path = path
+        .strip_prefix("/subscribe/")
+        .filter(|_| gateway.compat.subscribe_path);
+    if let Some(group) = subscribe_path {
         let group = percent_encoding::percent_decode_str(group).decode_utf8_lossy();
         if group.is_empty() || group.contains('/') {
             return json_error(

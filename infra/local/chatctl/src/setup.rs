@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use chat_core::compat::{seed_groups, seed_users};
 use chat_core::config::Config;
-use chat_core::domain::{seed_groups, seed_users, PARTITION_SLOTS};
+use chat_core::domain::PARTITION_SLOTS;
 use chat_core::store::{Cursor, Directory, DirectoryWriter, MessageReader, PageRequest};
 use chat_kafka::{self as kafka, KafkaContext};
 use chat_store::DynamoStore;
@@ -40,11 +41,14 @@ pub async fn setup(config: &Config, partitions: i32) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     store.ensure_tables().await.map_err(|e| e.to_string())?;
     check_log_matches_store(config, &store).await?;
-    for group in seed_groups() {
-        store.put_group(&group).await.map_err(|e| e.to_string())?;
-    }
-    for user in seed_users() {
-        store.put_user(&user).await.map_err(|e| e.to_string())?;
+    // The original app's users, unless turned off (chat_core::compat, `seed-users`).
+    if config.compat.seed_users {
+        for group in seed_groups() {
+            store.put_group(&group).await.map_err(|e| e.to_string())?;
+        }
+        for user in seed_users() {
+            store.put_user(&user).await.map_err(|e| e.to_string())?;
+        }
     }
     let chat_partitions =
         kafka::partition_count(k, &k.chat_topic, k.timeout).map_err(|e| e.to_string())?;

@@ -34,6 +34,8 @@ pub fn check() -> Result<(), Failure> {
         "template_resources",
         "--test",
         "docs",
+        "--test",
+        "layout",
     ]
     .map(String::from)
     .to_vec();

@@ -99,6 +99,8 @@ pub struct Config {
     pub ws_management_endpoint: Option<String>,
     /// Upper bound for one push to a connection, retries included.
     pub push_timeout: Duration,
+    /// Which behaviours kept for the original app's clients are on (`COMPAT_OFF`).
+    pub compat: crate::compat::Compat,
 }
 
 /// How a deployment to AWS must treat a variable (checked against `infra/template.yaml`).
@@ -177,6 +179,8 @@ pub const VARIABLES: &[Variable] = &[
     var("MAX_SOCKETS_PER_USER", Some("5"), OnAws::Optional),
     // Read by crate::metrics when a function starts, not by Config.
     var("METRICS_NAMESPACE", Some("Chat"), OnAws::Optional),
+    // What of the original app's behaviour to drop (crate::compat); none by default.
+    var("COMPAT_OFF", None, OnAws::Optional),
 ];
 
 impl Config {
@@ -246,6 +250,8 @@ impl Config {
             dynamodb,
             ws_management_endpoint,
             push_timeout: millis("PUSH_TIMEOUT_MS", get("PUSH_TIMEOUT_MS"))?,
+            compat: crate::compat::Compat::parse_off(get("COMPAT_OFF").as_deref())
+                .map_err(|reason| invalid("COMPAT_OFF", reason))?,
         })
     }
 }

@@ -129,6 +129,20 @@ id_type!(UserId, "user_id");
 id_type!(GroupId, "group_id");
 id_type!(MessageId, "message_id");
 
+impl UserId {
+    /// For constants of our own, known to be in range.
+    pub(crate) const fn from_trusted(value: u64) -> Self {
+        Self(value)
+    }
+}
+
+impl GroupId {
+    /// For constants of our own, known to be in range.
+    pub(crate) const fn from_trusted(value: u64) -> Self {
+        Self(value)
+    }
+}
+
 /// Where a record sits in Kafka. The pair is unique for a topic and never changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordCoordinates {
@@ -286,34 +300,6 @@ pub struct Connection {
     pub user_id: Option<UserId>,
     pub connected_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-}
-
-/// The four users of the original app, each alone in one of two groups.
-pub fn seed_users() -> Vec<User> {
-    let user = |id: i128, name: &str, group: i128, can_edit: bool, can_delete: bool| User {
-        user_id: UserId(id as u64),
-        name: name.to_owned(),
-        group_id: GroupId(group as u64),
-        can_edit,
-        can_delete,
-    };
-    vec![
-        user(1, "Alice", 1, true, false),
-        user(2, "Bob", 1, true, true),
-        user(3, "Charlie", 2, true, false),
-        user(4, "David", 2, true, true),
-    ]
-}
-
-/// The groups of [`seed_users`].
-pub fn seed_groups() -> Vec<Group> {
-    [1u64, 2]
-        .into_iter()
-        .map(|id| Group {
-            group_id: GroupId(id),
-            name: format!("Group {id}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

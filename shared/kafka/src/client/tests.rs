@@ -65,11 +65,12 @@ fn an_unreadable_scram_secret_stops_the_client_at_start_naming_the_secret() {
     // No Secrets Manager is reachable from the tests: the read fails within the timeout.
     let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_chat-AbCdEf";
     let started = Instant::now();
-    let err = client_config(&kafka_config(KafkaSecurity::Scram(
-        ScramCredentials::Secret { arn: arn.into() },
-    )))
-    .err()
-    .expect("no secret, no client");
+    let mut config = kafka_config(KafkaSecurity::Scram(ScramCredentials::Secret {
+        arn: arn.into(),
+    }));
+    // Bounded by the configured timeout: a short one keeps the test quick.
+    config.timeout = Duration::from_millis(300);
+    let err = client_config(&config).err().expect("no secret, no client");
     assert!(
         matches!(&err, KafkaSetupError::ScramSecret { arn: a, .. } if a == arn),
         "{err}"

@@ -3,4 +3,5 @@
 //! service in `make test`.
 
 pub mod publisher;
+pub mod push;
 pub mod store;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 
+use chat_core::compat::{seed_groups, seed_users};
 use chat_core::domain::{
-    seed_groups, seed_users, Connection, Group, GroupId, Message, MessageId, MessageText, User,
-    UserId,
+    Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId,
 };
 use chat_core::store::{
     AppliedSend, Cursor, DeleteOutcome, EditOutcome, PageRequest, SendClaim, SendKey, Store,
