@@ -25,6 +25,7 @@ async fn stub_functions() -> String {
             "pathParameters": event["pathParameters"],
         });
         json!({"statusCode": 200, "headers": {"content-type": "application/json"},
+               "multiValueHeaders": {}, "cookies": [], "isBase64Encoded": false,
                "body": echo.to_string()})
         .to_string()
     }
