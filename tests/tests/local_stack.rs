@@ -44,3 +44,37 @@ async fn the_original_four_users_and_their_groups_are_seeded() {
         assert!(group.is_some(), "group missing");
     }
 }
+
+/// When the gateway first answers, the whole path behind it is warm: every function instance
+/// and the event source started before it, and the event source held its partitions (it
+/// writes `event-source.ready` then). Read from the files the supervisor keeps beside each
+/// service (its pid file is written when it is started).
+#[test]
+fn the_gateway_is_started_only_once_the_functions_and_the_event_source_are_ready() {
+    let api =
+        std::path::Path::new(&chat_testkit::services::require_env("CHAT_TEST_DATA")).join("api");
+    let modified = |name: &str| {
+        std::fs::metadata(api.join(name))
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{name} in {}: {e}", api.display()))
+    };
+    let gateway = modified("API-Gateway.pid");
+    let ready = modified("event-source.ready");
+    assert!(
+        ready <= gateway,
+        "the gateway started before the event source was ready"
+    );
+    let functions: Vec<String> = std::fs::read_dir(&api)
+        .expect("the api folder")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".pid") && n != "API-Gateway.pid")
+        .collect();
+    assert!(functions.len() > 10, "{functions:?}");
+    for pid_file in functions {
+        assert!(
+            modified(&pid_file) <= gateway,
+            "{pid_file} started after the gateway"
+        );
+    }
+}

@@ -127,20 +127,12 @@ impl Processor {
     pub async fn from_config(config: Config) -> Result<Self, PublishError> {
         let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
         let publisher = chat_kafka::KafkaPublisher::new(&config.kafka)?;
-        let pusher: Option<Arc<dyn Pusher>> = match &config.ws_management_endpoint {
-            Some(endpoint) => Some(Arc::new(
-                chat_push::ApiGatewayPusher::new(
-                    endpoint,
-                    &config.dynamodb.region,
-                    config.push_timeout,
-                )
-                .await,
-            )),
-            None => {
-                tracing::warn!("WS_MANAGEMENT_ENDPOINT is not set: events are stored, not pushed");
-                None
-            }
-        };
+        let pusher = chat_push::ApiGatewayPusher::from_config(&config)
+            .await
+            .map(|p| Arc::new(p) as Arc<dyn Pusher>);
+        if pusher.is_none() {
+            tracing::warn!("WS_MANAGEMENT_ENDPOINT is not set: events are stored, not pushed");
+        }
         Ok(Self {
             store: Arc::new(store),
             publisher: Arc::new(publisher),

@@ -38,17 +38,9 @@ impl Context {
     /// Over the DynamoDB store and the Management API.
     pub async fn from_config(config: Config) -> Result<Self, Infallible> {
         let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
-        let pusher: Option<Arc<dyn Pusher>> = match &config.ws_management_endpoint {
-            Some(endpoint) => Some(Arc::new(
-                chat_push::ApiGatewayPusher::new(
-                    endpoint,
-                    &config.dynamodb.region,
-                    config.push_timeout,
-                )
-                .await,
-            )),
-            None => None,
-        };
+        let pusher = chat_push::ApiGatewayPusher::from_config(&config)
+            .await
+            .map(|p| Arc::new(p) as Arc<dyn Pusher>);
         Ok(Self::new(&config, Arc::new(store), pusher))
     }
 

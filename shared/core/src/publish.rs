@@ -82,15 +82,3 @@ pub async fn publish_event(
         }
     }
 }
-
-/// Stands in for the producer of a function that never publishes.
-pub struct NoPublisher;
-
-#[async_trait]
-impl Publisher for NoPublisher {
-    async fn publish(&self, _: &str, _: &str, _: &[u8]) -> Result<RecordCoordinates, PublishError> {
-        Err(PublishError::Rejected(
-            "this function was started without a Kafka producer".into(),
-        ))
-    }
-}

@@ -69,6 +69,13 @@ impl ApiGatewayPusher {
         }
     }
 
+    /// The client of the configured Management API (`WS_MANAGEMENT_ENDPOINT`), or `None` when
+    /// none is configured.
+    pub async fn from_config(config: &chat_core::Config) -> Option<Self> {
+        let endpoint = config.ws_management_endpoint.as_deref()?;
+        Some(Self::new(endpoint, &config.dynamodb.region, config.push_timeout).await)
+    }
+
     /// The URL of a connection's resource.
     pub fn connection_url(&self, connection_id: &str) -> String {
         format!(

@@ -289,3 +289,39 @@ async fn mappings_of_one_group_share_the_partitions_and_take_over_from_one_that_
         assert!(delivered.contains(value), "{value} was never delivered");
     }
 }
+
+#[tokio::test]
+async fn the_ready_file_appears_once_partitions_are_assigned_and_a_record_then_arrives_at_once() {
+    let config = config();
+    let topic = unique("esm-ready");
+    kafka::ensure_topics(&config.kafka, &[(&topic, 2)])
+        .await
+        .expect("topic");
+    let (stub, url) = start_stub(0).await;
+    let ready = std::env::temp_dir().join(format!("{}.ready", unique("esm")));
+    let mut settings = settings(&config, &topic, &unique("esm"), &url);
+    settings.ready_file = Some(ready.clone());
+    let task = tokio::spawn(local_kafka_esm::run(settings));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the event source never said it was ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What the local stack waits for before it opens the API: from here, a send is applied
+    // without waiting for the group to form.
+    let sent = Instant::now();
+    produce(&config, &topic, 1, "right after ready").await;
+    wait_for(&stub, "the record sent right after ready", |events| {
+        events
+            .iter()
+            .any(|(e, _)| values(e) == ["right after ready"])
+    })
+    .await;
+    let took = sent.elapsed();
+    task.abort();
+    let _ = std::fs::remove_file(&ready);
+    assert!(took < Duration::from_secs(3), "delivered after {took:?}");
+}
