@@ -46,35 +46,20 @@ async fn the_original_four_users_and_their_groups_are_seeded() {
 }
 
 /// When the gateway first answers, the whole path behind it is warm: every function instance
-/// and the event source started before it, and the event source held its partitions (it
-/// writes `event-source.ready` then). Read from the files the supervisor keeps beside each
-/// service (its pid file is written when it is started).
+/// and the event source were ready before it (the event source once the group assigned it its
+/// partitions). The supervisor notes the order in which the services became ready at start.
 #[test]
 fn the_gateway_is_started_only_once_the_functions_and_the_event_source_are_ready() {
-    let api =
-        std::path::Path::new(&chat_testkit::services::require_env("CHAT_TEST_DATA")).join("api");
-    let modified = |name: &str| {
-        std::fs::metadata(api.join(name))
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| panic!("{name} in {}: {e}", api.display()))
-    };
-    let gateway = modified("API-Gateway.pid");
-    let ready = modified("event-source.ready");
-    assert!(
-        ready <= gateway,
-        "the gateway started before the event source was ready"
-    );
-    let functions: Vec<String> = std::fs::read_dir(&api)
-        .expect("the api folder")
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".pid") && n != "API-Gateway.pid")
-        .collect();
-    assert!(functions.len() > 10, "{functions:?}");
-    for pid_file in functions {
-        assert!(
-            modified(&pid_file) <= gateway,
-            "{pid_file} started after the gateway"
-        );
-    }
+    let api = std::path::Path::new(&chat_testkit::services::require_env("CHAT_TEST_DATA"))
+        .join("api")
+        .join(local_stack::supervisor::READY_LOG);
+    let text = std::fs::read_to_string(&api).unwrap_or_else(|e| panic!("{}: {e}", api.display()));
+    let order: Vec<&str> = text.lines().collect();
+    assert_eq!(order.last(), Some(&"API-Gateway"), "{order:?}");
+    assert!(order.contains(&"event-source"), "{order:?}");
+    let instances = order
+        .iter()
+        .filter(|name| name.starts_with("kafka-consumer-") || name.starts_with("send-message-"))
+        .count();
+    assert!(instances >= 2, "{order:?}");
 }

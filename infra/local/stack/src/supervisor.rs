@@ -120,6 +120,7 @@ impl Supervisor {
             pid,
         });
         spec.wait_ready(pid)?;
+        note_ready(&spec);
         Ok(Reused::No)
     }
 
@@ -174,6 +175,22 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+/// The order in which the services of a folder became ready at start (restarts by a test are
+/// not noted): `ready.log` in the folder, one name a line.
+pub const READY_LOG: &str = "ready.log";
+
+fn note_ready(spec: &Spec) {
+    use std::io::Write;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(spec.dir.join(READY_LOG))
+        .and_then(|mut log| writeln!(log, "{}", spec.name));
+    if let Err(e) = appended {
+        crate::warn(&format!("cannot note that {} is ready: {e}", spec.name));
     }
 }
 
