@@ -67,7 +67,7 @@ pub fn dev() -> Result<(), Failure> {
     let ports = Ports::dev()?;
     let data = tools.root.join(".data/dev");
     stack.bring_up(&ports, &data, true)?;
-    stack.chatctl(&["setup", "--partitions", &partitions()])?;
+    stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
     stack.start_api(&ports, &data, Functions::Watch)?;
     let exports = &stack.exports;
     let api = exports.get("CHAT_API_URL").unwrap_or_default();
@@ -153,7 +153,7 @@ fn run_test_stack(
             fail(format!("{program} failed"))
         };
     }
-    stack.chatctl(&["setup", "--partitions", &partitions()])?;
+    stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
     stack.start_api(&ports, data, Functions::Prebuilt)?;
     check_template(tools)?;
     // CARGO_TEST_ARGS picks some tests (e.g. '-p e2e-tests --test faults'); default: all.
@@ -207,7 +207,7 @@ pub fn services() -> Result<(), Failure> {
     let mut stack = Stack::new(&tools, &supervisor);
     let ports = Ports::free(true)?;
     stack.bring_up(&ports, &data, false)?;
-    stack.chatctl(&["setup", "--partitions", &partitions()])?;
+    stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
     stack.start_api(&ports, &data, Functions::Prebuilt)?;
     println!("{}", stack.exports.shell_line());
     say("Ctrl-C stops these services");

@@ -26,8 +26,10 @@ pub struct Spec {
     pub args: Vec<String>,
     /// Added to the supervisor's own environment.
     pub env: BTreeMap<String, String>,
-    /// Its working directory, which holds its files.
+    /// The folder of its files (pid, log, spec), and its working directory unless `cwd` says.
     pub dir: PathBuf,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
     pub readiness: Readiness,
 }
 
@@ -69,6 +71,7 @@ impl Spec {
             args: Vec::new(),
             env: BTreeMap::new(),
             dir: dir.to_owned(),
+            cwd: None,
             readiness: Readiness::Started,
         }
     }
@@ -95,6 +98,12 @@ impl Spec {
     pub fn envs(mut self, vars: &BTreeMap<String, String>) -> Self {
         self.env
             .extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self
+    }
+
+    /// Runs it in `cwd` (its files stay in its folder).
+    pub fn working_in(mut self, cwd: &Path) -> Self {
+        self.cwd = Some(cwd.to_owned());
         self
     }
 
@@ -140,7 +149,7 @@ impl Spec {
         let child = Command::new(&self.program)
             .args(&self.args)
             .envs(&self.env)
-            .current_dir(&self.dir)
+            .current_dir(self.cwd.as_ref().unwrap_or(&self.dir))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

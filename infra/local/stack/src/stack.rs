@@ -170,7 +170,20 @@ impl<'a> Stack<'a> {
         command
     }
 
-    /// `chatctl` with the stack's variables; fails with its output.
+    /// `chatctl` with the stack's variables, its output shown as it goes.
+    pub fn chatctl_shown(&self, args: &[&str]) -> Result<(), Failure> {
+        let status = self
+            .command(self.tools.binary("chatctl"))
+            .args(args)
+            .status()
+            .map_err(|e| Failure(format!("cannot run chatctl: {e}")))?;
+        if !status.success() {
+            return fail(format!("chatctl {} failed", args.join(" ")));
+        }
+        Ok(())
+    }
+
+    /// `chatctl` with the stack's variables: what it prints; fails with its errors.
     pub fn chatctl(&self, args: &[&str]) -> Result<String, Failure> {
         let output = self
             .command(self.tools.binary("chatctl"))
@@ -378,7 +391,10 @@ impl<'a> Stack<'a> {
         let cargo_lambda_path = self
             .tools
             .path_with(&[&self.tools.cargo_lambda_venv.join("bin")]);
+        // In the checkout: cargo lambda watch restarts the functions when a file there changes,
+        // and it ignores what git ignores (the logs under .data among them).
         let watch = Spec::new("cargo-lambda", &dir, "cargo")
+            .working_in(&self.tools.root)
             .envs(&self.exports.0)
             .env("PATH", cargo_lambda_path)
             .ready_on(Readiness::Port(ports.lambda));
@@ -395,19 +411,11 @@ impl<'a> Stack<'a> {
                     "127.0.0.1",
                 ])
                 .args(["--invoke-port".to_owned(), ports.lambda.to_string()])
-                .args(["--concurrency".to_owned(), concurrency().to_string()])
-                .args([
-                    "--manifest-path".to_owned(),
-                    self.tools.root.join("Cargo.toml").display().to_string(),
-                ]),
+                .args(["--concurrency".to_owned(), concurrency().to_string()]),
             Functions::Prebuilt => watch
                 .args(["lambda", "watch", "--quiet", "--only-lambda-apis"])
                 .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
-                .args([ports.lambda.to_string()])
-                .args([
-                    "--manifest-path".to_owned(),
-                    self.tools.root.join("Cargo.toml").display().to_string(),
-                ]),
+                .args([ports.lambda.to_string()]),
         };
         if self.supervisor.start(watch)? == Reused::Yes {
             self.reused = true;
