@@ -121,7 +121,21 @@ pub async fn fresh_user(can_delete: bool) -> User {
         can_delete,
     };
     store.put_user(&user).await.expect("put user");
+    join_first_group(&store, &user).await;
     user
+}
+
+/// Makes `user` a member of their first group, as set-up does for every user.
+pub async fn join_first_group(store: &DynamoStore, user: &User) {
+    store
+        .seed_member(&chat_core::domain::Member {
+            group_id: user.group_id,
+            user_id: user.user_id,
+            role: chat_core::domain::Role::Member,
+            read_mark: 0,
+        })
+        .await
+        .expect("membership");
 }
 
 pub type Socket =
@@ -262,4 +276,54 @@ pub fn local_issuer() -> chat_auth::LocalIssuer {
         &require_env("AUTH_AUDIENCE"),
     )
     .expect("the local issuer")
+}
+
+/// A request to the token-verifying address, as `token`'s holder: the status and JSON body
+/// (`null` when there is none).
+pub async fn call_signed_in(
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = http().request(method, format!("{}{path}", jwt_api_url()));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// Waits up to 20 s for `check` to hold, polling; panics naming `what` if it never does.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 20 s");
+}
+
+/// A group made through the API in trust-client mode, `owner` its owner; its id.
+pub async fn create_group(owner: UserId, name: &str) -> u64 {
+    let response = http()
+        .post(format!("{}/groups", api_url()))
+        .json(&serde_json::json!({"name": name, "user_id": owner}))
+        .send()
+        .await
+        .expect("create a group");
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.expect("json");
+    created["group_id"].as_u64().expect("group id")
 }

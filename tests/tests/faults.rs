@@ -169,6 +169,105 @@ async fn a_socket_that_never_reads_costs_only_itself() {
     drop(stuck);
 }
 
+/// A group change through the API, retried as a client does while a service is down: until a
+/// 2xx, or a 404 on a retried removal (the first attempt got through). The status it ended on.
+async fn until_accepted(method: reqwest::Method, url: &str, body: Option<Value>) -> u16 {
+    let client = e2e_tests::http();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut retried = false;
+    loop {
+        let mut request = client.request(method.clone(), url);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let status = match request.send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        };
+        match status {
+            200..=299 => return status,
+            404 if retried && method == reqwest::Method::DELETE => return status,
+            0 | 500..=599 => {}
+            other => panic!("{method} {url}: {other}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{method} {url}: never accepted"
+        );
+        retried = true;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_survive_a_paused_store_and_broker_applied_once_each() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let api = e2e_tests::api_url();
+    let owner = fresh_user(false).await;
+    let g = e2e_tests::create_group(owner.user_id, "under faults").await;
+    let mut people = Vec::new();
+    for _ in 0..6 {
+        people.push(fresh_user(false).await.user_id.get());
+    }
+    let members = format!("{api}/groups/{g}/members");
+    let add = |who: u64| {
+        let url = format!("{members}?user_id={}", owner.user_id);
+        async move { until_accepted(reqwest::Method::POST, &url, Some(json!({"user_id": who}))).await }
+    };
+    // The store paused while four members are added and one of them removed again.
+    let store = service_pid(&service_dir("dynamodb"), "DynamoDB");
+    let (_, statuses) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            pause(store, Duration::from_secs(6)).await;
+        },
+        futures_util::future::join_all(people[..4].iter().map(|&who| add(who))),
+    );
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let leave = format!("{members}/{}?user_id={}", people[0], people[0]);
+    e2e_tests::eventually("the first member is in", || async {
+        let list = member_ids(&members, owner.user_id.get()).await;
+        list.contains(&people[0])
+    })
+    .await;
+    until_accepted(reqwest::Method::DELETE, &leave, None).await;
+    // The broker paused while two more are added.
+    let broker = service_pid(&service_dir("kafka"), "Kafka");
+    let (_, statuses) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            pause(broker, Duration::from_secs(8)).await;
+        },
+        futures_util::future::join_all(people[4..].iter().map(|&who| add(who))),
+    );
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let mut expected: Vec<u64> = people[1..].to_vec();
+    expected.push(owner.user_id.get());
+    expected.sort_unstable();
+    e2e_tests::eventually("every accepted change applied, none lost", || async {
+        member_ids(&members, owner.user_id.get()).await == expected
+    })
+    .await;
+    // And it stays so: no replay or late duplicate brings the member who left back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(member_ids(&members, owner.user_id.get()).await, expected);
+}
+
+/// The members of a group, by user id, as `caller` lists them.
+async fn member_ids(members_url: &str, caller: u64) -> Vec<u64> {
+    let Ok(response) = e2e_tests::http()
+        .get(format!("{members_url}?user_id={caller}"))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let list: Value = response.json().await.unwrap_or(Value::Null);
+    list.as_array()
+        .map(|l| l.iter().filter_map(|m| m["user_id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_of_every_kind_never_block_a_partition() {
     let _one = ONE_AT_A_TIME.lock().await;

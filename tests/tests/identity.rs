@@ -8,7 +8,7 @@ use base64::Engine;
 use chat_auth::LocalIssuer;
 use chat_core::domain::User;
 use chat_core::domain::USER_ID_CLAIM;
-use e2e_tests::{fresh_user, http, jwt_api_url, local_issuer};
+use e2e_tests::{fresh_user, jwt_api_url, local_issuer};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -97,17 +97,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = http().request(method, format!("{}{path}", jwt_api_url()));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
+    e2e_tests::call_signed_in(method, path, token, body).await
 }
 
 /// A message by `author`, sent through the verifying address and stored.

@@ -275,8 +275,8 @@ fn a_template_without_a_statement_refuses_the_matching_management_call() {
         "{}",
         refusal.message
     );
-    // ws-connect may close sockets (DELETE), never push to them.
-    let push = signed_push("ws-connect", "abc=");
+    // The group routes publish to Kafka, never push to sockets.
+    let push = signed_push("groups", "abc=");
     assert!(granted
         .authorize_management_call(&push.request(), "live", "abc=")
         .is_err());

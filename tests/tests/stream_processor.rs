@@ -72,6 +72,7 @@ async fn fresh_user() -> User {
         can_delete: true,
     };
     store.put_user(&user).await.expect("put");
+    e2e_tests::join_first_group(&store, &user).await;
     user
 }
 

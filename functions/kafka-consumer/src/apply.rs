@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 
 use chat_core::domain::{
-    refusal, Change, GroupId, Message, MessageId, MessageText, RecordCoordinates, User, UserId,
+    refusal, Change, GroupId, Member, Message, MessageId, MessageText, RecordCoordinates, Role,
+    User, UserId,
 };
 use chat_core::events::{ChatEvent, IncomingEvent};
-use chat_core::guard::require_member;
+use chat_core::guard::not_a_member;
 use chat_core::push::Frame;
 use chat_core::store::{
     AppliedSend, DeleteOutcome, Directory, EditOutcome, MessageEdit, SendKey, StoreError,
@@ -59,6 +60,7 @@ impl Processor {
             users: UserCache {
                 batch: HashMap::new(),
                 known: &self.users,
+                members: HashMap::new(),
             },
             frames: Vec::new(),
             report: Report::default(),
@@ -137,11 +139,21 @@ impl Processor {
                 (user_id, Some(group_id), message, sent_at, key)
             }
             IncomingEvent::Event(change) => {
-                // A change may refer to the sends before it.
+                // A change may refer to the sends before it, and a membership change decides
+                // whether the sends after it are allowed.
                 self.insert(state)
                     .await
                     .map_err(|(_, e)| Refused::Failed(e))?;
-                match self.apply_change(&mut state.users, change, id).await? {
+                let applied = match change {
+                    ChatEvent::MessageEdited { .. } | ChatEvent::MessageDeleted { .. } => {
+                        self.apply_change(&mut state.users, change, id).await?
+                    }
+                    membership => {
+                        self.apply_membership(&mut state.users, membership, id)
+                            .await?
+                    }
+                };
+                match applied {
                     Some(frame) => {
                         state.report.applied += 1;
                         state.frames.push(Outgoing::stored(frame, record));
@@ -176,14 +188,19 @@ impl Processor {
         let Some(user) = users.get(self.store.as_ref(), user_id).await? else {
             return Ok(Err(format!("user {user_id} does not exist")));
         };
+        let user = user.clone();
         let group_id = group_id.unwrap_or(user.group_id);
-        if let Err(refused) = require_member(user, group_id) {
-            return Ok(Err(refused.to_string()));
+        if users
+            .member(self.store.as_ref(), group_id, user_id)
+            .await?
+            .is_none()
+        {
+            return Ok(Err(not_a_member(user_id, group_id).to_string()));
         }
         Ok(Ok(Message {
             id,
             user_id,
-            name: user.name.clone(),
+            name: user.name,
             group_id,
             message: text,
             can_edit: user.can_edit,
@@ -269,12 +286,16 @@ impl Processor {
                 user_id,
                 ..
             } => (*message_id, *group_id, *user_id, Change::Delete),
-            ChatEvent::MessageSent { .. } => return Ok(None),
+            _ => return Ok(None),
         };
-        let Some(user) = users.get(self.store.as_ref(), user_id).await? else {
+        let Some(user) = users.get(self.store.as_ref(), user_id).await?.cloned() else {
             tracing::warn!(%message_id, %user_id, "dropped a change by an unknown user");
             return Ok(None);
         };
+        let role = users
+            .member(self.store.as_ref(), group_id, user_id)
+            .await?
+            .map(|m| m.role);
         let author = match self.store.get_message_in(group_id, message_id).await? {
             Some(StoredMessage::Live(m)) => m.user_id,
             Some(StoredMessage::Deleted {
@@ -285,7 +306,7 @@ impl Processor {
                 return Ok(None);
             }
         };
-        if let Some(reason) = refusal(user, author, message_id, kind) {
+        if let Some(reason) = refusal(&user, role, author, message_id, kind) {
             tracing::warn!(%message_id, %user_id, %reason, "dropped a change the sender may not make");
             return Ok(None);
         }
@@ -329,8 +350,153 @@ impl Processor {
                     DeleteOutcome::NotFound => Ok(None),
                 }
             }
-            ChatEvent::MessageSent { .. } => Ok(None),
+            _ => Ok(None),
         }
+    }
+
+    /// Applies a membership change or a read mark if the log's authority allows it (who may
+    /// add, remove, mark), once however often it is delivered; the frame to push, or `None`
+    /// when it was dropped.
+    async fn apply_membership(
+        &self,
+        users: &mut UserCache<'_>,
+        change: ChatEvent,
+        version: MessageId,
+    ) -> Result<Option<Frame>, StoreError> {
+        let store = self.store.as_ref();
+        match change {
+            ChatEvent::MemberAdded {
+                group_id,
+                user_id,
+                role,
+                by,
+                ..
+            } => {
+                let actor = users.member(store, group_id, by).await?.map(|m| m.role);
+                let current = users
+                    .member(store, group_id, user_id)
+                    .await?
+                    .map(|m| m.role);
+                if let Some(reason) = add_refusal(actor, current, role) {
+                    tracing::warn!(%group_id, %user_id, %by, %reason, "dropped a membership change");
+                    return Ok(None);
+                }
+                if users.get(store, user_id).await?.is_none() {
+                    tracing::warn!(%group_id, %user_id, "dropped the addition of an unknown user");
+                    return Ok(None);
+                }
+                store
+                    .apply_membership(group_id, user_id, Some(role), version.get())
+                    .await?;
+                // Applied now or before (a replay): announce it if it is the state.
+                let now = users.reread(store, group_id, user_id).await?;
+                Ok(now.filter(|m| m.role == role).map(|_| Frame::MemberAdded {
+                    group_id,
+                    user_id,
+                    role,
+                }))
+            }
+            ChatEvent::MemberRemoved {
+                group_id,
+                user_id,
+                by,
+                ..
+            } => {
+                let actor = users.member(store, group_id, by).await?.map(|m| m.role);
+                let Some(current) = users
+                    .member(store, group_id, user_id)
+                    .await?
+                    .map(|m| m.role)
+                else {
+                    // Not a member (any more): a replay of the removal, or nothing to do.
+                    return Ok(None);
+                };
+                let other_owners = if current == Role::Owner {
+                    store
+                        .members_of(group_id)
+                        .await?
+                        .iter()
+                        .filter(|m| m.role == Role::Owner && m.user_id != user_id)
+                        .count()
+                } else {
+                    1
+                };
+                if let Some(reason) = remove_refusal(by == user_id, actor, current, other_owners) {
+                    tracing::warn!(%group_id, %user_id, %by, %reason, "dropped a membership change");
+                    return Ok(None);
+                }
+                store
+                    .apply_membership(group_id, user_id, None, version.get())
+                    .await?;
+                let now = users.reread(store, group_id, user_id).await?;
+                Ok(now.is_none().then_some(Frame::MemberRemoved {
+                    group_id,
+                    user_id,
+                    role: current,
+                }))
+            }
+            ChatEvent::ReadMarked {
+                group_id,
+                user_id,
+                message_id,
+                ..
+            } => {
+                if users.member(store, group_id, user_id).await?.is_none() {
+                    return Ok(None);
+                }
+                let moved = store.mark_read(group_id, user_id, message_id).await?;
+                let now = users.reread(store, group_id, user_id).await?;
+                // Moved now, or before by this record (a replay): announce it; an older mark
+                // changes nothing and says nothing.
+                let current = moved || now.is_some_and(|m| m.read_mark == message_id.get());
+                Ok(current.then_some(Frame::Read {
+                    group_id,
+                    user_id,
+                    message_id,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Why `actor` (their role in the group) may not give a member whose role is `current` the
+/// role `role`; `None` when allowed. Owners and admins add; only an owner makes or unmakes
+/// an owner.
+pub(crate) fn add_refusal(
+    actor: Option<Role>,
+    current: Option<Role>,
+    role: Role,
+) -> Option<&'static str> {
+    match actor {
+        None => Some("the one adding is not a member"),
+        Some(actor) if !actor.manages() => Some("only an owner or admin may add members"),
+        Some(Role::Admin) if role == Role::Owner || current == Some(Role::Owner) => {
+            Some("only an owner may make or unmake an owner")
+        }
+        Some(_) => None,
+    }
+}
+
+/// Why a removal may not happen; `None` when allowed. Anyone may leave; owners and admins
+/// remove others, an admin not an owner; the last owner may not go.
+pub(crate) fn remove_refusal(
+    leaving: bool,
+    actor: Option<Role>,
+    current: Role,
+    other_owners: usize,
+) -> Option<&'static str> {
+    if current == Role::Owner && other_owners == 0 {
+        return Some("the last owner may not leave");
+    }
+    if leaving {
+        return None;
+    }
+    match actor {
+        Some(Role::Owner) => None,
+        Some(Role::Admin) if current != Role::Owner => None,
+        Some(Role::Admin) => Some("only an owner may remove an owner"),
+        _ => Some("only an owner or admin may remove others"),
     }
 }
 
@@ -341,10 +507,13 @@ struct PartitionState<'a> {
     pending: Vec<PendingSend<'a>>,
 }
 
-/// The users of one batch: each read once, from the process's recent ones or the directory.
+/// The users of one batch: each read once, from the process's recent ones or the directory;
+/// and the memberships of this partition, read once and kept as the log changes them (the
+/// partition holds every change of its groups, in order).
 struct UserCache<'p> {
     batch: HashMap<UserId, Option<User>>,
     known: &'p KnownUsers,
+    members: HashMap<(GroupId, UserId), Option<Member>>,
 }
 
 impl UserCache<'_> {
@@ -357,5 +526,32 @@ impl UserCache<'_> {
             slot.insert(self.known.user(store, id).await?);
         }
         Ok(self.batch.get(&id).and_then(Option::as_ref))
+    }
+
+    async fn member<S: Directory + ?Sized>(
+        &mut self,
+        store: &S,
+        group: GroupId,
+        user: UserId,
+    ) -> Result<Option<&Member>, StoreError> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.members.entry((group, user)) {
+            slot.insert(store.membership(group, user).await?);
+        }
+        Ok(self.members.get(&(group, user)).and_then(Option::as_ref))
+    }
+
+    /// The membership as stored now, after a change.
+    async fn reread<S: Directory + ?Sized>(
+        &mut self,
+        store: &S,
+        group: GroupId,
+        user: UserId,
+    ) -> Result<Option<Member>, StoreError> {
+        self.forget(group, user);
+        Ok(self.member(store, group, user).await?.cloned())
+    }
+
+    fn forget(&mut self, group: GroupId, user: UserId) {
+        self.members.remove(&(group, user));
     }
 }

@@ -7,10 +7,13 @@
 //!   whose `$connect` has run but whose handshake has not finished yet is retried until then;
 //! - the whole fan-out of a batch ends within [`FAN_OUT_BUDGET`]; a connection still owed frames
 //!   then is cut off. Storing never waits on it: the batch is applied before it fans out.
+//!
+//! A member removed from a group gets the group's frames up to their `member_removed`, then
+//! their sockets following the group are closed: nothing of the group reaches them after it.
 
 use std::time::{Duration, Instant};
 
-use chat_core::domain::{Connection, GroupId};
+use chat_core::domain::{Connection, GroupId, UserId};
 use chat_core::push::{Frame, PushError, Pusher};
 use chat_core::trace::{now_us, Trace};
 use chrono::Utc;
@@ -72,6 +75,8 @@ enum Delivery {
     Done(usize),
     Gone(usize),
     CutOff(usize, String),
+    /// Its user is no longer a member: closed after the frame that says so.
+    Ended(usize),
 }
 
 impl Processor {
@@ -104,16 +109,38 @@ impl Processor {
             .iter()
             .map(|(group, list)| (*group, list.iter().map(|o| o.to_json(pushing_us)).collect()))
             .collect();
-        let by_group = &by_group;
+        // Per group, where each removed member's frames end.
+        let removals: Vec<Vec<(UserId, usize)>> = grouped
+            .iter()
+            .map(|(_, list)| {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(at, o)| o.frame.removes().map(|user| (user, at)))
+                    .collect()
+            })
+            .collect();
+        let (by_group, removals) = (&by_group, &removals);
         let results: Vec<Delivery> = stream::iter(deliveries)
             .map(|(connection, index)| async move {
-                let frames = &by_group[index].1;
-                let delivery =
+                let mut frames = by_group[index].1.as_slice();
+                let removed_at = connection.user_id.and_then(|user| {
+                    removals[index]
+                        .iter()
+                        .find(|(removed, _)| *removed == user)
+                        .map(|(_, at)| *at)
+                });
+                if let Some(at) = removed_at {
+                    frames = &frames[..=at];
+                }
+                let mut delivery =
                     tokio::time::timeout_at(deadline.into(), deliver(pusher, &connection, frames))
                         .await
                         .unwrap_or_else(|_| {
                             Delivery::CutOff(0, "the batch's fan-out budget ran out".into())
                         });
+                if let (Some(_), Delivery::Done(n)) = (removed_at, &delivery) {
+                    delivery = Delivery::Ended(*n);
+                }
                 self.settle(pusher, &connection, &delivery).await;
                 delivery
             })
@@ -123,7 +150,7 @@ impl Processor {
         let mut out = FanOut::default();
         for delivery in results {
             match delivery {
-                Delivery::Done(n) => out.pushed += n,
+                Delivery::Done(n) | Delivery::Ended(n) => out.pushed += n,
                 Delivery::Gone(n) => {
                     out.pushed += n;
                     out.gone += 1;
@@ -143,11 +170,13 @@ impl Processor {
         let id = &connection.connection_id;
         if let Delivery::CutOff(_, why) = delivery {
             tracing::warn!(connection = %chat_core::push::log_tag(id), %why, "cutting off a connection that does not take its frames");
+        }
+        if matches!(delivery, Delivery::CutOff(..) | Delivery::Ended(_)) {
             if let Err(e) = pusher.disconnect(id).await {
                 tracing::warn!(connection = %chat_core::push::log_tag(id), error = %e, "could not close a connection");
             }
         }
-        if matches!(delivery, Delivery::Gone(_) | Delivery::CutOff(..)) {
+        if !matches!(delivery, Delivery::Done(_)) {
             if let Err(e) = self.store.delete_connection(id).await {
                 tracing::warn!(connection = %chat_core::push::log_tag(id), error = %e, "could not forget a connection");
             }

@@ -25,8 +25,8 @@ use chat_core::config::Config;
 use chat_core::publish::{PublishError, Publisher};
 use chat_core::push::Pusher;
 use chat_core::store::{
-    AppliedSends, ConnectionReader, ConnectionWriter, Directory, MessageReader, MessageWriter,
-    StoreError,
+    AppliedSends, ConnectionReader, ConnectionWriter, Directory, MembershipWriter, MessageReader,
+    MessageWriter, StoreError,
 };
 use chat_core::KnownUsers;
 use serde::Serialize;
@@ -90,16 +90,23 @@ pub struct Outcome {
 }
 
 /// What the stream processor may do with the store: everything it applies (messages, sends,
-/// forgetting gone connections), and reading the directory and the connections; not changing
-/// the directory, claiming sends, or opening connections.
+/// memberships and read marks, forgetting gone connections), and reading the directory and the
+/// connections; not changing users or groups, claiming sends, or opening connections.
 pub trait ProcessorStore:
-    Directory + MessageReader + MessageWriter + AppliedSends + ConnectionReader + ConnectionWriter
+    Directory
+    + MessageReader
+    + MessageWriter
+    + MembershipWriter
+    + AppliedSends
+    + ConnectionReader
+    + ConnectionWriter
 {
 }
 
 impl<T> ProcessorStore for T where
     T: Directory
         + MessageReader
+        + MembershipWriter
         + MessageWriter
         + AppliedSends
         + ConnectionReader
@@ -127,9 +134,7 @@ impl Processor {
     pub async fn from_config(config: Config) -> Result<Self, PublishError> {
         let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
         let publisher = chat_kafka::KafkaPublisher::new(&config.kafka)?;
-        let pusher = chat_push::ApiGatewayPusher::from_config(&config)
-            .await
-            .map(|p| Arc::new(p) as Arc<dyn Pusher>);
+        let pusher = chat_push::ApiGatewayPusher::port_from_config(&config).await;
         if pusher.is_none() {
             tracing::warn!("WS_MANAGEMENT_ENDPOINT is not set: events are stored, not pushed");
         }

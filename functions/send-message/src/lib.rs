@@ -8,7 +8,7 @@ use std::time::Duration;
 use chat_core::config::{AuthConfig, Config};
 use chat_core::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
 use chat_core::events::ChatEvent;
-use chat_core::guard::{existing_group, recent_user, require_member};
+use chat_core::guard::{existing_group, recent_user, require_membership};
 use chat_core::idempotency::send_once;
 use chat_core::publish::{publish_event, PublishError, Publisher};
 use chat_core::store::{Directory, SendClaims, SendKey};
@@ -97,7 +97,8 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
                 .group_id
         }
     };
-    require_member(&user, group_id)?;
+    // Read consistently: a member removed a moment ago can no longer send here.
+    require_membership(ctx.directory.as_ref(), user.user_id, group_id).await?;
     let event = ChatEvent::MessageSent {
         group_id,
         user_id: user.user_id,

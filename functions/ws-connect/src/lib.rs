@@ -6,8 +6,9 @@
 //! With identity on, `ws-authorize` has verified the token and the membership before this
 //! runs and passes the user in its context; the membership is checked again here, so that a
 //! route deployed without the authorizer cannot subscribe anyone anywhere. A user holds at most
-//! `MAX_SOCKETS_PER_USER` sockets: opening one more closes their oldest (a new tab or device
-//! wins; an abandoned one does not lock its user out until it expires).
+//! `MAX_SOCKETS_PER_USER` sockets on a group: opening one more closes their oldest (a new tab
+//! or device wins; an abandoned one does not lock its user out until it expires). A member's
+//! first socket on the group is announced to the group's other sockets (`presence`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::{AuthConfig, Config};
 use chat_core::domain::{Connection, GroupId, UserId};
 use chat_core::guard::{existing_group, require_membership};
-use chat_core::push::Pusher;
+use chat_core::push::{announce_presence, Pusher};
 use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
 use chat_core::ChatError;
 use chat_lambda::identity::connecting_user;
@@ -38,9 +39,7 @@ impl Context {
     /// Over the DynamoDB store and the Management API.
     pub async fn from_config(config: Config) -> Result<Self, Infallible> {
         let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
-        let pusher = chat_push::ApiGatewayPusher::from_config(&config)
-            .await
-            .map(|p| Arc::new(p) as Arc<dyn Pusher>);
+        let pusher = chat_push::ApiGatewayPusher::port_from_config(&config).await;
         Ok(Self::new(&config, Arc::new(store), pusher))
     }
 
@@ -87,13 +86,23 @@ pub async fn handle(
     tracing::info!(%group_id, user_id = user_id.map(UserId::get), "subscribed");
     if let Some(user_id) = user_id {
         close_surplus(ctx, user_id, group_id, connection_id).await;
+        if let Some(pusher) = &ctx.pusher {
+            announce_presence(
+                ctx.connections.as_ref(),
+                pusher.as_ref(),
+                group_id,
+                user_id,
+                connection_id,
+                true,
+            )
+            .await;
+        }
     }
     Ok(())
 }
 
-/// Closes the user's oldest sockets beyond the limit. A user belongs to one group, so their
-/// sockets are all in its index. Best effort: the limit bounds cost, and a failure here must
-/// not refuse the socket that was just accepted.
+/// Closes the user's oldest sockets on the group beyond the limit. Best effort: the limit
+/// bounds cost, and a failure here must not refuse the socket that was just accepted.
 async fn close_surplus(ctx: &Context, user_id: UserId, group_id: GroupId, keep: &str) {
     let mut mine = match ctx.connections.connections_for_group(group_id).await {
         Ok(all) => all

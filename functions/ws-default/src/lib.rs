@@ -1,74 +1,155 @@
-//! WebSocket `$default`: what a client sends on its socket. Subscriptions are read-only, as in
-//! the original app (messages are sent over HTTP), so a frame from a known connection is
-//! accepted and changes nothing; an event without a connection id is refused.
+//! WebSocket `$default`: what a client sends on its socket. Messages are sent over HTTP, as in
+//! the original app; the one frame a client sends is `{"action": "typing", "group_id": g}`,
+//! which the group's other sockets get as a `typing` frame, at most one per user per group
+//! every [`TYPING_INTERVAL`]. Typing is never stored and never goes through Kafka. Any other
+//! frame from a known connection is accepted and changes nothing; an event without a
+//! connection id is refused.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::Config;
-use chat_core::ChatError;
+use chat_core::domain::{GroupId, UserId};
+use chat_core::push::{push_each, Frame, Pusher};
+use chat_core::store::{ConnectionReader, Directory};
+use chat_core::{ChatError, KnownUsers};
 use chat_lambda::ws::connection_id;
+use serde::Deserialize;
 
-/// What the function holds: nothing. It reads and writes nothing, so it is given no store and
-/// its role grants no access.
-pub struct Context;
+/// A user's typing reaches a group at most once per interval.
+pub const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+/// Throttle entries kept before the stale ones are dropped.
+const THROTTLE_ENTRIES: usize = 10_000;
+
+/// What the function holds for its life: the connections and the directory (read), the
+/// Management API, and when each user last typed in each group.
+pub struct Context {
+    pub connections: Arc<dyn ConnectionReader>,
+    pub directory: Arc<dyn Directory>,
+    /// None without a Management API endpoint: typing then goes nowhere.
+    pub pusher: Option<Arc<dyn Pusher>>,
+    pub known_users: KnownUsers,
+    throttle: Throttle,
+}
 
 impl Context {
-    pub async fn from_config(_config: Config) -> Result<Self, Infallible> {
-        Ok(Self)
+    /// Over the DynamoDB store and the Management API.
+    pub async fn from_config(config: Config) -> Result<Self, Infallible> {
+        let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
+        let pusher = chat_push::ApiGatewayPusher::port_from_config(&config).await;
+        Ok(Self::new(Arc::new(store), pusher))
+    }
+
+    pub fn new<S>(store: Arc<S>, pusher: Option<Arc<dyn Pusher>>) -> Self
+    where
+        S: ConnectionReader + Directory + 'static,
+    {
+        Self {
+            connections: store.clone(),
+            directory: store,
+            pusher,
+            known_users: KnownUsers::default(),
+            throttle: Throttle::default(),
+        }
     }
 }
 
+/// When each user last typed in each group, in this process. On AWS each instance of the
+/// function keeps its own: a client typing through several at once may be heard once per
+/// instance per interval, a bound the per-user limits of the API keep small.
+#[derive(Default)]
+struct Throttle(Mutex<HashMap<(UserId, GroupId), Instant>>);
+
+impl Throttle {
+    /// Whether `user` may be heard in `group` now; if so, remembers it.
+    fn allow(&self, user: UserId, group: GroupId, now: Instant) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if last.len() >= THROTTLE_ENTRIES {
+            last.retain(|_, at| now.duration_since(*at) < TYPING_INTERVAL);
+        }
+        match last.get(&(user, group)) {
+            Some(at) if now.duration_since(*at) < TYPING_INTERVAL => false,
+            _ => {
+                last.insert((user, group), now);
+                true
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientFrame {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    group_id: Option<serde_json::Value>,
+}
+
 pub async fn handle(
-    _ctx: &Context,
+    ctx: &Context,
     request: ApiGatewayWebsocketProxyRequest,
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
-    tracing::debug!(
-        connection_id,
-        bytes = request.body.as_deref().map_or(0, str::len),
-        "ignored a client frame"
-    );
+    let body = request.body.as_deref().unwrap_or_default();
+    match serde_json::from_str::<ClientFrame>(body) {
+        Ok(frame) if frame.action.as_deref() == Some("typing") => {
+            typing(ctx, connection_id, frame.group_id).await
+        }
+        _ => {
+            tracing::debug!(connection_id, bytes = body.len(), "ignored a client frame");
+            Ok(())
+        }
+    }
+}
+
+/// Tells the socket's group that its user is typing. A socket follows one group: a frame
+/// naming another is ignored, as is one from an anonymous socket (trust-client mode).
+async fn typing(
+    ctx: &Context,
+    connection_id: &str,
+    named: Option<serde_json::Value>,
+) -> Result<(), ChatError> {
+    let Some(connection) = ctx.connections.get_connection(connection_id).await? else {
+        return Ok(());
+    };
+    let (Some(user_id), Some(pusher)) = (connection.user_id, &ctx.pusher) else {
+        return Ok(());
+    };
+    let group_id = connection.group_id;
+    let names_its_group = match &named {
+        None => true,
+        Some(value) => value.as_u64() == Some(group_id.get()),
+    };
+    if !names_its_group || !ctx.throttle.allow(user_id, group_id, Instant::now()) {
+        return Ok(());
+    }
+    let Some(user) = ctx
+        .known_users
+        .user(ctx.directory.as_ref(), user_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let others: Vec<_> = ctx
+        .connections
+        .connections_for_group(group_id)
+        .await?
+        .into_iter()
+        .filter(|c| c.user_id != Some(user_id))
+        .collect();
+    let frame = Frame::Typing {
+        group_id,
+        user_id,
+        name: user.name,
+    }
+    .to_json();
+    let reached = push_each(pusher.as_ref(), &others, &frame).await;
+    tracing::debug!(%group_id, reached, "typing");
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chat_core::domain::{Connection, GroupId};
-    use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
-    use chat_testkit::requests::ws_event;
-    use chat_testkit::Fakes;
-    use chrono::Utc;
-
-    #[tokio::test]
-    async fn a_client_frame_is_accepted_and_changes_nothing() {
-        let t = Fakes::trust_client().with(|_| Context);
-        let connection = Connection {
-            connection_id: "c1".into(),
-            group_id: GroupId::new(1).expect("id"),
-            user_id: None,
-            connected_at: Utc::now(),
-            expires_at: Utc::now() + chrono::Duration::hours(2),
-        };
-        t.store.put_connection(&connection).await.expect("put");
-        let users = t.store.list_users().await.expect("users");
-        let mut event = ws_event("$default", Some("c1"), serde_json::json!({}));
-        event.body = Some(r#"{"user_id": 1, "message": "sent over the socket"}"#.into());
-        assert_eq!(handle(&t.ctx, event).await, Ok(()));
-        assert!(t.publisher.records().is_empty(), "nothing is published");
-        assert_eq!(
-            t.store.get_connection("c1").await,
-            Ok(Some(connection)),
-            "the connection is kept as it was"
-        );
-        assert_eq!(t.store.list_users().await.expect("users"), users);
-    }
-
-    #[tokio::test]
-    async fn an_event_without_a_connection_id_is_refused() {
-        let event = ws_event("$default", None, serde_json::json!({}));
-        let err = handle(&Context, event).await.expect_err("refused");
-        assert_eq!(err.status(), 400);
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 //! the names below, or `all`); `trust-client` is `AUTH_MODE`'s, and the template never deploys
 //! it.
 
-use crate::domain::{Group, GroupId, User, UserId};
+use crate::domain::{Group, GroupId, Member, Role, User, UserId};
 
 /// One behaviour kept for the original app's clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +148,20 @@ pub fn seed_groups() -> Vec<Group> {
         .collect()
 }
 
+/// The memberships of [`seed_users`]: each a member of their group (the original app had no
+/// roles; nobody there is an owner).
+pub fn seed_members() -> Vec<Member> {
+    seed_users()
+        .into_iter()
+        .map(|u| Member {
+            group_id: u.group_id,
+            user_id: u.user_id,
+            role: Role::Member,
+            read_mark: 0,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +188,11 @@ mod tests {
         assert!(users[1].can_delete && !users[0].can_delete);
         assert!(users
             .iter()
-            .all(|u| seed_groups().iter().any(|g| u.belongs_to(g.group_id))));
+            .all(|u| seed_groups().iter().any(|g| u.group_id == g.group_id)));
+        assert!(seed_members()
+            .iter()
+            .zip(&users)
+            .all(|(m, u)| m.user_id == u.user_id && m.group_id == u.group_id));
     }
 
     #[test]

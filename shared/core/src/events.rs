@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
+use crate::domain::{GroupId, MessageId, MessageText, Role, UserId, ValidationError};
 
 /// Largest record value we try to decode; anything bigger is not one of ours.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -36,6 +36,28 @@ pub enum ChatEvent {
         user_id: UserId,
         deleted_at: DateTime<Utc>,
     },
+    /// `by` adds `user_id` to the group with `role`, or gives a member that role.
+    MemberAdded {
+        group_id: GroupId,
+        user_id: UserId,
+        role: Role,
+        by: UserId,
+        at: DateTime<Utc>,
+    },
+    /// `by` removes `user_id` from the group; `by == user_id` is leaving.
+    MemberRemoved {
+        group_id: GroupId,
+        user_id: UserId,
+        by: UserId,
+        at: DateTime<Utc>,
+    },
+    /// `user_id` has read the group up to `message_id`.
+    ReadMarked {
+        group_id: GroupId,
+        user_id: UserId,
+        message_id: MessageId,
+        at: DateTime<Utc>,
+    },
 }
 
 impl ChatEvent {
@@ -44,7 +66,10 @@ impl ChatEvent {
         match self {
             ChatEvent::MessageSent { group_id, .. }
             | ChatEvent::MessageEdited { group_id, .. }
-            | ChatEvent::MessageDeleted { group_id, .. } => *group_id,
+            | ChatEvent::MessageDeleted { group_id, .. }
+            | ChatEvent::MemberAdded { group_id, .. }
+            | ChatEvent::MemberRemoved { group_id, .. }
+            | ChatEvent::ReadMarked { group_id, .. } => *group_id,
         }
     }
 
@@ -153,6 +178,25 @@ mod tests {
                 group_id: GroupId::new(1).expect("id"),
                 user_id: UserId::new(2).expect("id"),
                 deleted_at: at("2026-01-01T00:00:02Z"),
+            },
+            ChatEvent::MemberAdded {
+                group_id: GroupId::new(1).expect("id"),
+                user_id: UserId::new(3).expect("id"),
+                role: Role::Admin,
+                by: UserId::new(2).expect("id"),
+                at: at("2026-01-01T00:00:03Z"),
+            },
+            ChatEvent::MemberRemoved {
+                group_id: GroupId::new(1).expect("id"),
+                user_id: UserId::new(3).expect("id"),
+                by: UserId::new(3).expect("id"),
+                at: at("2026-01-01T00:00:04Z"),
+            },
+            ChatEvent::ReadMarked {
+                group_id: GroupId::new(1).expect("id"),
+                user_id: UserId::new(2).expect("id"),
+                message_id: MessageId::new(9).expect("id"),
+                at: at("2026-01-01T00:00:05Z"),
             },
         ];
         for event in events {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{AuthConfig, Config};
-use crate::domain::{refusal, Change, Group, GroupId, Message, MessageId, User, UserId};
+use crate::domain::{refusal, Change, Group, GroupId, Member, Message, MessageId, User, UserId};
 use crate::error::ChatError;
 use crate::known_users::KnownUsers;
 use crate::publish::{PublishError, Publisher};
@@ -50,31 +50,21 @@ pub async fn existing_group<S: Directory + ?Sized>(
         .ok_or_else(|| ChatError::NotFound(format!("group {group_id} does not exist")))
 }
 
-/// Nothing, or 403 when `user` does not belong to `group`.
-pub fn require_member(user: &User, group: GroupId) -> Result<(), ChatError> {
-    if user.belongs_to(group) {
-        Ok(())
-    } else {
-        Err(ChatError::Forbidden(format!(
-            "user {} is not a member of group {group}",
-            user.user_id
-        )))
-    }
-}
-
-/// Nothing, or 403 when `user_id` is not a member of `group` (or is no user at all: a verified
-/// token may name a user the directory does not have).
+/// The membership, or 403 when `user_id` is not a member of `group` (or is no user at all: a
+/// verified token may name a user the directory does not have).
 pub async fn require_membership<S: Directory + ?Sized>(
     store: &S,
     user_id: UserId,
     group: GroupId,
-) -> Result<User, ChatError> {
-    match store.get_user(user_id).await? {
-        Some(user) => require_member(&user, group).map(|()| user),
-        None => Err(ChatError::Forbidden(format!(
-            "user {user_id} is not a member of group {group}"
-        ))),
-    }
+) -> Result<Member, ChatError> {
+    store
+        .membership(group, user_id)
+        .await?
+        .ok_or_else(|| not_a_member(user_id, group))
+}
+
+pub fn not_a_member(user_id: UserId, group: GroupId) -> ChatError {
+    ChatError::Forbidden(format!("user {user_id} is not a member of group {group}"))
 }
 
 /// What a function that changes messages (edit, delete) holds for its life: the directory and
@@ -119,7 +109,8 @@ pub const STORE_WAIT: Duration = Duration::from_secs(3);
 const STORE_POLL: Duration = Duration::from_millis(100);
 
 /// The live message `user_id` may make `change` to, or why not: the user exists, the message
-/// exists and is live, the user is its author and has the flag for the change. An id the API
+/// exists and is live, the user is a member of its group and either its author with the flag
+/// for the change, or an owner or admin of the group deleting it. An id the API
 /// just returned is never a 404: a message that is in the log but not stored yet is waited
 /// for, briefly, then a 409 to retry. A message of a group the user is not in is a 404, as if
 /// it did not exist: ids of other groups' messages tell a caller nothing.
@@ -139,12 +130,18 @@ pub async fn authorize_change(
         message_id,
     )
     .await?;
-    if !user.belongs_to(message.group_id) {
+    let Some(member) = ctx.directory.membership(message.group_id, user_id).await? else {
         return Err(ChatError::NotFound(format!(
             "message {message_id} does not exist"
         )));
-    }
-    match refusal(&user, message.user_id, message_id, change) {
+    };
+    match refusal(
+        &user,
+        Some(member.role),
+        message.user_id,
+        message_id,
+        change,
+    ) {
         Some(reason) => Err(ChatError::Forbidden(reason)),
         None => Ok(message),
     }

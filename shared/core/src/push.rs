@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::domain::{GroupId, Message, MessageId};
+use crate::domain::{Connection, GroupId, Message, MessageId, Role, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
@@ -30,14 +30,58 @@ pub trait Pusher: Send + Sync {
 pub enum Frame {
     Created(Message),
     Edited(Message),
-    Deleted { id: MessageId, group_id: GroupId },
+    Deleted {
+        id: MessageId,
+        group_id: GroupId,
+    },
+    MemberAdded {
+        group_id: GroupId,
+        user_id: UserId,
+        role: Role,
+    },
+    /// The member's sockets following the group get this frame last.
+    MemberRemoved {
+        group_id: GroupId,
+        user_id: UserId,
+        role: Role,
+    },
+    Read {
+        group_id: GroupId,
+        user_id: UserId,
+        message_id: MessageId,
+    },
+    /// A member's first socket on the group opened (`online`), or their last one closed.
+    Presence {
+        group_id: GroupId,
+        user_id: UserId,
+        online: bool,
+    },
+    /// A member is typing: never stored, never in the log.
+    Typing {
+        group_id: GroupId,
+        user_id: UserId,
+        name: String,
+    },
 }
 
 impl Frame {
     pub fn group_id(&self) -> GroupId {
         match self {
             Frame::Created(m) | Frame::Edited(m) => m.group_id,
-            Frame::Deleted { group_id, .. } => *group_id,
+            Frame::Deleted { group_id, .. }
+            | Frame::MemberAdded { group_id, .. }
+            | Frame::MemberRemoved { group_id, .. }
+            | Frame::Read { group_id, .. }
+            | Frame::Presence { group_id, .. }
+            | Frame::Typing { group_id, .. } => *group_id,
+        }
+    }
+
+    /// The user whose membership of the group this frame ends.
+    pub fn removes(&self) -> Option<UserId> {
+        match self {
+            Frame::MemberRemoved { user_id, .. } => Some(*user_id),
+            _ => None,
         }
     }
 
@@ -67,12 +111,106 @@ impl Frame {
             Frame::Deleted { id, group_id } => {
                 json!({"id": id, "deleted": true, "event": "deleted", "group_id": group_id})
             }
+            Frame::MemberAdded {
+                group_id,
+                user_id,
+                role,
+            } => {
+                json!({"event": "member_added", "group_id": group_id, "user_id": user_id, "role": role})
+            }
+            Frame::MemberRemoved {
+                group_id,
+                user_id,
+                role,
+            } => {
+                json!({"event": "member_removed", "group_id": group_id, "user_id": user_id, "role": role})
+            }
+            Frame::Read {
+                group_id,
+                user_id,
+                message_id,
+            } => {
+                json!({"event": "read", "group_id": group_id, "user_id": user_id, "message_id": message_id})
+            }
+            Frame::Presence {
+                group_id,
+                user_id,
+                online,
+            } => {
+                json!({"event": "presence", "group_id": group_id, "user_id": user_id, "online": online})
+            }
+            Frame::Typing {
+                group_id,
+                user_id,
+                name,
+            } => {
+                json!({"event": "typing", "group_id": group_id, "user_id": user_id, "name": name})
+            }
         };
         if let (Some(trace), Some(object)) = (trace, value.as_object_mut()) {
             object.insert("trace".into(), trace.to_json());
         }
         value.to_string().into_bytes()
     }
+}
+
+/// Connections pushed to at once by [`push_each`].
+pub const EPHEMERAL_CONCURRENCY: usize = 64;
+
+/// Pushes `frame` once to each of `connections`, concurrently, for frames that are neither
+/// stored nor owed (presence, typing): a connection that does not take it misses it, and is
+/// left to the stream processor's fan-out to forget. How many took it.
+pub async fn push_each(pusher: &dyn Pusher, connections: &[Connection], frame: &[u8]) -> usize {
+    use futures_util::stream::{self, StreamExt};
+    // Owned ids: a stream over borrowed items trips the compiler's higher-ranked check on a
+    // handler's future.
+    let ids: Vec<String> = connections
+        .iter()
+        .map(|c| c.connection_id.clone())
+        .collect();
+    stream::iter(ids)
+        .map(|id| async move { pusher.push(&id, frame).await })
+        .buffer_unordered(EPHEMERAL_CONCURRENCY)
+        .filter(|result| std::future::ready(result.is_ok()))
+        .count()
+        .await
+}
+
+/// Tells the group's other sockets that `user` came online or went offline, when `socket`
+/// (just opened, or just closed) is the user's only socket on the group. Best effort, never
+/// stored: a failure costs a presence dot, not the socket.
+pub async fn announce_presence(
+    connections: &dyn crate::store::ConnectionReader,
+    pusher: &dyn Pusher,
+    group_id: GroupId,
+    user_id: UserId,
+    socket: &str,
+    online: bool,
+) {
+    let all = match connections.connections_for_group(group_id).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the group's sockets; presence not announced");
+            return;
+        }
+    };
+    if all
+        .iter()
+        .any(|c| c.user_id == Some(user_id) && c.connection_id != socket)
+    {
+        return;
+    }
+    let others: Vec<Connection> = all
+        .into_iter()
+        .filter(|c| c.connection_id != socket)
+        .collect();
+    let frame = Frame::Presence {
+        group_id,
+        user_id,
+        online,
+    }
+    .to_json();
+    push_each(pusher, &others, &frame).await;
 }
 
 /// How logs name a connection: a connection id lets whoever holds it push to or close the
@@ -125,5 +263,64 @@ mod tests {
                 .expect("json");
         assert_eq!(traced["trace"], json!({"received": 1, "stored": 2}));
         assert_eq!(traced["event"], "deleted");
+        let user_id = UserId::new(3).expect("id");
+        let added: Value = serde_json::from_slice(
+            &Frame::MemberAdded {
+                group_id,
+                user_id,
+                role: Role::Admin,
+            }
+            .to_json(),
+        )
+        .expect("json");
+        assert_eq!(
+            added,
+            json!({"event": "member_added", "group_id": 2, "user_id": 3, "role": "admin"})
+        );
+        let removed = Frame::MemberRemoved {
+            group_id,
+            user_id,
+            role: Role::Member,
+        };
+        assert_eq!(removed.removes(), Some(user_id));
+        let read: Value = serde_json::from_slice(
+            &Frame::Read {
+                group_id,
+                user_id,
+                message_id: id,
+            }
+            .to_json(),
+        )
+        .expect("json");
+        assert_eq!(
+            read,
+            json!({"event": "read", "group_id": 2, "user_id": 3, "message_id": 5})
+        );
+        let presence: Value = serde_json::from_slice(
+            &Frame::Presence {
+                group_id,
+                user_id,
+                online: false,
+            }
+            .to_json(),
+        )
+        .expect("json");
+        assert_eq!(
+            presence,
+            json!({"event": "presence", "group_id": 2, "user_id": 3, "online": false})
+        );
+        let typing: Value = serde_json::from_slice(
+            &Frame::Typing {
+                group_id,
+                user_id,
+                name: "Charlie".into(),
+            }
+            .to_json(),
+        )
+        .expect("json");
+        assert_eq!(
+            typing,
+            json!({"event": "typing", "group_id": 2, "user_id": 3, "name": "Charlie"})
+        );
     }
 }

@@ -7,11 +7,15 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId};
+use crate::domain::{
+    Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role, User, UserId,
+};
 use crate::error::{ChatError, Service};
 
 /// Most messages one history page may hold.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Unread counts stop here: a bounded read whatever a group holds (a client shows "999+").
+pub const MAX_UNREAD: u32 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -171,6 +175,16 @@ pub trait Directory: Send + Sync {
     /// Every user, ordered by id.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError>;
+    /// Every group, ordered by id (set-up and administration).
+    async fn list_groups(&self) -> Result<Vec<Group>, StoreError>;
+    /// The user's membership of the group, read consistently; `None` when the user is not a
+    /// member (never was, or was removed).
+    async fn membership(&self, group: GroupId, user: UserId) -> Result<Option<Member>, StoreError>;
+    /// The group's members, by user id.
+    async fn members_of(&self, group: GroupId) -> Result<Vec<Member>, StoreError>;
+    /// The user's memberships, by group id (through the user index: a change shows within a
+    /// second or so).
+    async fn groups_of(&self, user: UserId) -> Result<Vec<Member>, StoreError>;
 }
 
 /// Users and groups, written: set-up and administration only.
@@ -178,6 +192,40 @@ pub trait Directory: Send + Sync {
 pub trait DirectoryWriter: Send + Sync {
     async fn put_user(&self, user: &User) -> Result<(), StoreError>;
     async fn put_group(&self, group: &Group) -> Result<(), StoreError>;
+    /// Records the membership unless one (or its removal) is recorded already: set-up's seed,
+    /// which must not undo a member's leaving when it runs again.
+    async fn seed_member(&self, member: &Member) -> Result<(), StoreError>;
+}
+
+/// Creating groups (`POST /groups`): the group and its owner's membership, at once.
+#[async_trait]
+pub trait GroupCreator: Send + Sync {
+    /// Creates the group with `owner` as its owner unless the id is taken; whether it did.
+    async fn create_group(&self, group: &Group, owner: UserId) -> Result<bool, StoreError>;
+}
+
+/// Memberships and read marks, written: only the stream processor, applying the log.
+#[async_trait]
+pub trait MembershipWriter: Send + Sync {
+    /// Gives `user` `role` in `group` (`None`: removes the user), as the log's record at
+    /// `version` says, unless a change recorded later in the log was applied already; whether
+    /// it changed anything. A replay therefore never undoes a later change, and a read mark
+    /// survives a role change.
+    async fn apply_membership(
+        &self,
+        group: GroupId,
+        user: UserId,
+        role: Option<Role>,
+        version: u64,
+    ) -> Result<bool, StoreError>;
+    /// Moves a member's read mark forward to `message_id`; whether it moved (never back, and
+    /// not for a non-member).
+    async fn mark_read(
+        &self,
+        group: GroupId,
+        user: UserId,
+        message_id: MessageId,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Messages, read: history and the checks of an edit or delete.
@@ -194,6 +242,14 @@ pub trait MessageReader: Send + Sync {
     ) -> Result<Option<StoredMessage>, StoreError>;
     /// A page of a group's history without deleted messages.
     async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError>;
+    /// How many live messages of `group` newer than `after` were sent by others than
+    /// `reader`, counted up to [`MAX_UNREAD`].
+    async fn unread_count(
+        &self,
+        group: GroupId,
+        reader: UserId,
+        after: u64,
+    ) -> Result<u32, StoreError>;
 }
 
 /// Messages, written: only the stream processor writes them.
@@ -278,6 +334,8 @@ pub trait ConnectionWriter: Send + Sync {
 pub trait Store:
     Directory
     + DirectoryWriter
+    + GroupCreator
+    + MembershipWriter
     + MessageReader
     + MessageWriter
     + SendClaims
@@ -290,6 +348,8 @@ pub trait Store:
 impl<T> Store for T where
     T: Directory
         + DirectoryWriter
+        + GroupCreator
+        + MembershipWriter
         + MessageReader
         + MessageWriter
         + SendClaims

@@ -76,6 +76,14 @@ impl ApiGatewayPusher {
         Some(Self::new(endpoint, &config.dynamodb.region, config.push_timeout).await)
     }
 
+    /// [`Self::from_config`] as the port functions hold.
+    pub async fn port_from_config(
+        config: &chat_core::Config,
+    ) -> Option<std::sync::Arc<dyn chat_core::push::Pusher>> {
+        let pusher = Self::from_config(config).await?;
+        Some(std::sync::Arc::new(pusher))
+    }
+
     /// The URL of a connection's resource.
     pub fn connection_url(&self, connection_id: &str) -> String {
         format!(

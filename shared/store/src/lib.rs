@@ -12,12 +12,16 @@
 //!   group's connections for fan-out; `expires_at` (N, epoch seconds) is the TTL attribute.
 //! - idempotency table: `send_key` (S, `user_id:client_message_id`): a claim, then the message
 //!   it produced; expires after a day (TTL `expires_at`).
+//! - members table: `group_id` (N) + `user_id` (N), with `role`, `read_mark`, the `version`
+//!   (log position) of the last change and `removed`; index `user_id-index` (hash `user_id`)
+//!   lists a user's groups.
 
 mod connections;
 mod directory;
 mod idempotency;
 mod inserts;
 mod item;
+mod members;
 mod messages;
 pub mod schema;
 
@@ -29,7 +33,9 @@ use aws_sdk_dynamodb::Client;
 use chat_core::config::{DynamoConfig, TableNames};
 use chat_core::store::StoreError;
 use item::Item;
-pub use schema::{KeyAttribute, TableSpec, GROUP_INDEX, MESSAGE_ID_INDEX, TABLES, TTL_ATTRIBUTE};
+pub use schema::{
+    KeyAttribute, TableSpec, GROUP_INDEX, MESSAGE_ID_INDEX, TABLES, TTL_ATTRIBUTE, USER_INDEX,
+};
 
 /// A DynamoDB client bounded by `config.timeout`, pointed at `config.endpoint` when set.
 pub async fn client(config: &DynamoConfig) -> Client {

@@ -10,11 +10,16 @@ use chrono::{DateTime, Utc};
 
 use crate::item::{message_to_item, n, s, stored_message_from_item, Item};
 use crate::{classify, DynamoStore, MESSAGE_ID_INDEX};
-use chat_core::domain::{GroupId, Message, MessageId};
+use aws_sdk_dynamodb::types::Select;
+use chat_core::domain::{GroupId, Message, MessageId, UserId};
 use chat_core::store::{
     Cursor, DeleteOutcome, EditOutcome, MessageEdit, MessageReader, MessageWriter, Page,
-    PageRequest, StoreError, StoredMessage, MAX_PAGE_SIZE,
+    PageRequest, StoreError, StoredMessage, MAX_PAGE_SIZE, MAX_UNREAD,
 };
+
+/// Most messages an unread count reads, whatever their authors: the work stays bounded when
+/// the reader's own messages are many of the newest.
+const UNREAD_SCAN_BUDGET: i32 = 4 * MAX_UNREAD as i32;
 
 impl DynamoStore {
     /// Puts `message` unless its id exists: `None` when it was new, else what is stored (live,
@@ -145,6 +150,50 @@ impl MessageReader for DynamoStore {
             messages.reverse();
         }
         Ok(Page { messages, more })
+    }
+
+    async fn unread_count(
+        &self,
+        group: GroupId,
+        reader: UserId,
+        after: u64,
+    ) -> Result<u32, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.tables.messages)
+            .key_condition_expression("#g = :g AND #id > :after")
+            .filter_expression("#d = :false AND #u <> :me")
+            .expression_attribute_names("#g", "group_id")
+            .expression_attribute_names("#id", "message_id")
+            .expression_attribute_names("#d", "deleted")
+            .expression_attribute_names("#u", "user_id")
+            .expression_attribute_values(":g", n(group))
+            .expression_attribute_values(":after", n(after))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":me", n(reader))
+            .select(Select::Count);
+        let (mut counted, mut scanned) = (0u32, 0i32);
+        let mut start: Option<Item> = None;
+        loop {
+            let out = request
+                .clone()
+                .limit(UNREAD_SCAN_BUDGET - scanned)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", e))?;
+            counted += out.count().max(0) as u32;
+            scanned += out.scanned_count().max(1);
+            match out.last_evaluated_key() {
+                Some(key)
+                    if !key.is_empty() && counted < MAX_UNREAD && scanned < UNREAD_SCAN_BUDGET =>
+                {
+                    start = Some(key.clone())
+                }
+                _ => return Ok(counted.min(MAX_UNREAD)),
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use chat_core::config::TableNames;
 
 pub const MESSAGE_ID_INDEX: &str = "message_id-index";
 pub const GROUP_INDEX: &str = "group_id-index";
+pub const USER_INDEX: &str = "user_id-index";
 /// Epoch seconds after which DynamoDB's TTL removes an item.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -33,7 +34,7 @@ const fn attr(name: &'static str, kind: &'static str) -> KeyAttribute {
     KeyAttribute { name, kind }
 }
 
-pub const TABLES: [TableSpec; 4] = [
+pub const TABLES: [TableSpec; 5] = [
     TableSpec {
         variable: "USERS_TABLE",
         name: |t| &t.users,
@@ -65,6 +66,14 @@ pub const TABLES: [TableSpec; 4] = [
         range: None,
         index: None,
         ttl: true,
+    },
+    TableSpec {
+        variable: "MEMBERS_TABLE",
+        name: |t| &t.members,
+        hash: attr("group_id", "N"),
+        range: Some(attr("user_id", "N")),
+        index: Some((USER_INDEX, attr("user_id", "N"))),
+        ttl: false,
     },
 ];
 
@@ -211,10 +220,11 @@ mod tests {
             messages: "m".into(),
             connections: "c".into(),
             idempotency: "i".into(),
+            members: "g".into(),
         };
         let mut seen: Vec<&str> = TABLES.iter().map(|t| (t.name)(&names).as_str()).collect();
         seen.sort_unstable();
-        assert_eq!(seen, ["c", "i", "m", "u"]);
+        assert_eq!(seen, ["c", "g", "i", "m", "u"]);
         for spec in TABLES {
             assert!(
                 chat_core::config::VARIABLES

@@ -8,11 +8,14 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use chat_core::domain::{Connection, Group, GroupId, Message, MessageId, User, UserId};
+use chat_core::domain::{
+    Connection, Group, GroupId, Member, Message, MessageId, Role, User, UserId,
+};
 use chat_core::store::{
     AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
-    Directory, DirectoryWriter, EditOutcome, MessageEdit, MessageReader, MessageWriter, Page,
-    PageRequest, SendClaim, SendClaims, SendKey, StoreError, StoredMessage, MAX_PAGE_SIZE,
+    Directory, DirectoryWriter, EditOutcome, GroupCreator, MembershipWriter, MessageEdit,
+    MessageReader, MessageWriter, Page, PageRequest, SendClaim, SendClaims, SendKey, StoreError,
+    StoredMessage, MAX_PAGE_SIZE, MAX_UNREAD,
 };
 
 use crate::{FailSwitch, Fallible};
@@ -25,6 +28,9 @@ struct State {
     messages: BTreeMap<MessageId, (StoredMessage, Option<u64>)>,
     connections: HashMap<String, Connection>,
     sends: HashMap<String, SendRecord>,
+    /// By (group, user): the membership (`None` once removed) and the version of its last
+    /// change.
+    members: BTreeMap<(GroupId, UserId), (Option<Member>, u64)>,
 }
 
 /// A send's claim: what it sends, when it was claimed, and its message once known.
@@ -64,6 +70,11 @@ impl MemoryStore {
             for group in chat_core::compat::seed_groups() {
                 state.groups.insert(group.group_id, group);
             }
+            for member in chat_core::compat::seed_members() {
+                state
+                    .members
+                    .insert((member.group_id, member.user_id), (Some(member), 0));
+            }
         }
         store
     }
@@ -91,6 +102,108 @@ impl Directory for MemoryStore {
     async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError> {
         Ok(self.check()?.groups.get(&id).cloned())
     }
+
+    async fn list_groups(&self) -> Result<Vec<Group>, StoreError> {
+        Ok(self.check()?.groups.values().cloned().collect())
+    }
+
+    async fn membership(&self, group: GroupId, user: UserId) -> Result<Option<Member>, StoreError> {
+        let state = self.check()?;
+        Ok(state
+            .members
+            .get(&(group, user))
+            .and_then(|(m, _)| m.clone()))
+    }
+
+    async fn members_of(&self, group: GroupId) -> Result<Vec<Member>, StoreError> {
+        let state = self.check()?;
+        Ok(state
+            .members
+            .range((group, UserId::new(1).map_err(corrupt)?)..)
+            .take_while(|((g, _), _)| *g == group)
+            .filter_map(|(_, (m, _))| m.clone())
+            .collect())
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<Member>, StoreError> {
+        let state = self.check()?;
+        Ok(state
+            .members
+            .iter()
+            .filter(|((_, u), _)| *u == user)
+            .filter_map(|(_, (m, _))| m.clone())
+            .collect())
+    }
+}
+
+fn corrupt(e: chat_core::domain::ValidationError) -> StoreError {
+    StoreError::Corrupt(e.0)
+}
+
+#[async_trait]
+impl GroupCreator for MemoryStore {
+    async fn create_group(&self, group: &Group, owner: UserId) -> Result<bool, StoreError> {
+        let mut state = self.check()?;
+        let taken = state.groups.contains_key(&group.group_id)
+            || state.members.keys().any(|(g, _)| *g == group.group_id);
+        if taken {
+            return Ok(false);
+        }
+        state.groups.insert(group.group_id, group.clone());
+        let member = Member {
+            group_id: group.group_id,
+            user_id: owner,
+            role: Role::Owner,
+            read_mark: 0,
+        };
+        state
+            .members
+            .insert((group.group_id, owner), (Some(member), 0));
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MembershipWriter for MemoryStore {
+    async fn apply_membership(
+        &self,
+        group: GroupId,
+        user: UserId,
+        role: Option<Role>,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.check()?;
+        let slot = state.members.entry((group, user)).or_insert((None, 0));
+        // As DynamoDB's condition: only over an older change (set-up's seed is version 0).
+        if slot.1 >= version {
+            return Ok(false);
+        }
+        let read_mark = slot.0.as_ref().map_or(0, |m| m.read_mark);
+        slot.0 = role.map(|role| Member {
+            group_id: group,
+            user_id: user,
+            role,
+            read_mark,
+        });
+        slot.1 = version;
+        Ok(true)
+    }
+
+    async fn mark_read(
+        &self,
+        group: GroupId,
+        user: UserId,
+        message_id: MessageId,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.check()?;
+        match state.members.get_mut(&(group, user)) {
+            Some((Some(member), _)) if member.read_mark < message_id.get() => {
+                member.read_mark = message_id.get();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]
@@ -102,6 +215,14 @@ impl DirectoryWriter for MemoryStore {
 
     async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
         self.check()?.groups.insert(group.group_id, group.clone());
+        Ok(())
+    }
+
+    async fn seed_member(&self, member: &Member) -> Result<(), StoreError> {
+        self.check()?
+            .members
+            .entry((member.group_id, member.user_id))
+            .or_insert((Some(member.clone()), 0));
         Ok(())
     }
 }
@@ -139,6 +260,25 @@ impl MessageReader for MemoryStore {
             messages.reverse();
         }
         Ok(Page { messages, more })
+    }
+
+    async fn unread_count(
+        &self,
+        group: GroupId,
+        reader: UserId,
+        after: u64,
+    ) -> Result<u32, StoreError> {
+        let state = self.check()?;
+        let count = state
+            .messages
+            .values()
+            .filter(|(m, _)| {
+                matches!(m, StoredMessage::Live(m)
+                    if m.group_id == group && m.id.get() > after && m.user_id != reader)
+            })
+            .take(MAX_UNREAD as usize)
+            .count();
+        Ok(count as u32)
     }
 }
 

@@ -84,6 +84,7 @@ pub fn with_own_tables(mut config: Config) -> Config {
     tables.messages = format!("{prefix}-messages");
     tables.connections = format!("{prefix}-connections");
     tables.idempotency = format!("{prefix}-idempotency");
+    tables.members = format!("{prefix}-members");
     config
 }
 

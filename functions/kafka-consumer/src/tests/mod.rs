@@ -426,6 +426,7 @@ async fn a_closed_connection_is_forgotten_after_a_410() {
 }
 
 mod isolation;
+mod membership;
 
 #[tokio::test]
 async fn a_user_read_by_one_batch_is_believed_by_the_next_for_a_while() {

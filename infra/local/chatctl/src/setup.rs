@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chat_core::compat::{seed_groups, seed_users};
 use chat_core::config::Config;
-use chat_core::domain::PARTITION_SLOTS;
+use chat_core::domain::{Member, Role, PARTITION_SLOTS};
 use chat_core::store::{Cursor, Directory, DirectoryWriter, MessageReader, PageRequest};
 use chat_kafka::{self as kafka, KafkaContext};
 use chat_store::DynamoStore;
@@ -50,6 +50,7 @@ pub async fn setup(config: &Config, partitions: i32) -> Result<(), String> {
             store.put_user(&user).await.map_err(|e| e.to_string())?;
         }
     }
+    first_group_memberships(&store).await?;
     let chat_partitions =
         kafka::partition_count(k, &k.chat_topic, k.timeout).map_err(|e| e.to_string())?;
     check_partition_count(i32::try_from(chat_partitions).unwrap_or(i32::MAX))?;
@@ -77,11 +78,31 @@ pub async fn seed(config: &Config) -> Result<(), String> {
     for user in seed_users() {
         store.put_user(&user).await.map_err(|e| e.to_string())?;
     }
+    first_group_memberships(&store).await?;
     println!(
         "{} users in {}",
         store.list_users().await.map_err(|e| e.to_string())?.len(),
         store.tables().users
     );
+    Ok(())
+}
+
+/// Makes every user a member of their first group (`group_id`) unless a membership, or its
+/// removal, is recorded: users made before groups had members keep their group, and one who
+/// left it stays out.
+async fn first_group_memberships(store: &DynamoStore) -> Result<(), String> {
+    for user in store.list_users().await.map_err(|e| e.to_string())? {
+        let member = Member {
+            group_id: user.group_id,
+            user_id: user.user_id,
+            role: Role::Member,
+            read_mark: 0,
+        };
+        store
+            .seed_member(&member)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -92,11 +113,11 @@ async fn check_log_matches_store(config: &Config, store: &DynamoStore) -> Result
     let k = &config.kafka;
     let ends = kafka::partition_ends(k, &k.chat_topic, k.timeout).map_err(|e| e.to_string())?;
     let groups: BTreeSet<_> = store
-        .list_users()
+        .list_groups()
         .await
         .map_err(|e| e.to_string())?
         .iter()
-        .map(|u| u.group_id)
+        .map(|g| g.group_id)
         .collect();
     for group in groups {
         let newest = store

@@ -43,6 +43,8 @@ pub struct TableNames {
     pub connections: String,
     /// Claims of `client_message_id`s, so that a retried send makes one message.
     pub idempotency: String,
+    /// Who belongs to which group, with role and read mark.
+    pub members: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +169,7 @@ pub const VARIABLES: &[Variable] = &[
         Some("chat-idempotency"),
         OnAws::Required,
     ),
+    var("MEMBERS_TABLE", Some("chat-members"), OnAws::Required),
     var("DYNAMODB_TIMEOUT_MS", Some("3000"), OnAws::Optional),
     // Required by the stream processor only (without it events are stored, not pushed).
     var("WS_MANAGEMENT_ENDPOINT", None, OnAws::Optional),
@@ -229,6 +232,7 @@ impl Config {
                 messages: table_name("MESSAGES_TABLE", get("MESSAGES_TABLE"))?,
                 connections: table_name("CONNECTIONS_TABLE", get("CONNECTIONS_TABLE"))?,
                 idempotency: table_name("IDEMPOTENCY_TABLE", get("IDEMPOTENCY_TABLE"))?,
+                members: table_name("MEMBERS_TABLE", get("MEMBERS_TABLE"))?,
             },
             timeout: millis("DYNAMODB_TIMEOUT_MS", get("DYNAMODB_TIMEOUT_MS"))?,
         };

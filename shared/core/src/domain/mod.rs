@@ -224,7 +224,9 @@ impl From<MessageText> for String {
     }
 }
 
-/// A person who may post to a group, in the original app's shape.
+/// A person, in the original app's shape. `group_id` is the user's first group: where a send
+/// that names no group goes. The groups a user may post to and read are their memberships
+/// ([`Member`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub user_id: UserId,
@@ -234,11 +236,77 @@ pub struct User {
     pub can_delete: bool,
 }
 
-impl User {
-    /// The groups this user may post to and read from.
-    pub fn belongs_to(&self, group: GroupId) -> bool {
-        self.group_id == group
+/// What a member may do in a group: owners and admins add and remove members and may delete
+/// any message of the group (moderation); an admin may not remove an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    /// Whether the role manages the group's members and messages.
+    pub fn manages(self) -> bool {
+        self >= Role::Admin
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "member" => Ok(Role::Member),
+            "admin" => Ok(Role::Admin),
+            "owner" => Ok(Role::Owner),
+            other => Err(ValidationError(format!(
+                "role must be member, admin or owner, got `{}`",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// A user's membership of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub group_id: GroupId,
+    pub user_id: UserId,
+    pub role: Role,
+    /// The newest message id the member has read; 0 when none.
+    pub read_mark: u64,
+}
+
+/// Longest group name, in characters.
+pub const MAX_GROUP_NAME_CHARS: usize = 100;
+
+/// A group's name: 1 to [`MAX_GROUP_NAME_CHARS`] characters, not blank, no control characters;
+/// kept as given, without surrounding white space.
+pub fn group_name(name: &str) -> Result<String, ValidationError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ValidationError("a group's name must not be empty".into()));
+    }
+    if name.chars().count() > MAX_GROUP_NAME_CHARS {
+        return Err(ValidationError(format!(
+            "a group's name may be {MAX_GROUP_NAME_CHARS} characters long at most"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError(
+            "a group's name must not hold control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 /// A change to an existing message, which only its author may make, and only with the flag.
@@ -248,13 +316,24 @@ pub enum Change {
     Delete,
 }
 
-/// Why `user` may not make `change` to a message by `author`; `None` when allowed. The log is
-/// the authority, so the stream processor asks this again when it applies the change.
-pub fn refusal(user: &User, author: UserId, message: MessageId, change: Change) -> Option<String> {
+/// Why `user`, whose role in the message's group is `role`, may not make `change` to a
+/// message by `author`; `None` when allowed. A user's own messages follow the user's flags; an
+/// owner or admin of the group may delete any of its messages (moderation). The log is the
+/// authority, so the stream processor asks this again when it applies the change.
+pub fn refusal(
+    user: &User,
+    role: Option<Role>,
+    author: UserId,
+    message: MessageId,
+    change: Change,
+) -> Option<String> {
     let (verb, allowed) = match change {
         Change::Edit => ("edit", user.can_edit),
         Change::Delete => ("delete", user.can_delete),
     };
+    if change == Change::Delete && role.is_some_and(Role::manages) {
+        return None;
+    }
     if user.user_id != author {
         Some(format!(
             "only the author of message {message} may {verb} it; user {} is not",

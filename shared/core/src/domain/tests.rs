@@ -141,10 +141,42 @@ fn only_authors_with_the_flag_may_change_their_messages() {
     };
     let (alice, bob) = (&user(1, false), &user(2, true));
     let m = MessageId(7);
-    assert_eq!(refusal(alice, alice.user_id, m, Change::Edit), None);
-    assert!(refusal(alice, alice.user_id, m, Change::Delete)
+    let member = Some(Role::Member);
+    assert_eq!(refusal(alice, member, alice.user_id, m, Change::Edit), None);
+    assert!(refusal(alice, member, alice.user_id, m, Change::Delete)
         .is_some_and(|r| r.contains("may not delete")));
-    assert_eq!(refusal(bob, bob.user_id, m, Change::Delete), None);
-    assert!(refusal(bob, alice.user_id, m, Change::Edit)
+    assert_eq!(refusal(bob, member, bob.user_id, m, Change::Delete), None);
+    assert!(refusal(bob, member, alice.user_id, m, Change::Edit)
         .is_some_and(|r| r.contains("only the author of message 7")));
+}
+
+#[test]
+fn owners_and_admins_may_delete_any_message_of_their_group_but_not_edit_it() {
+    let alice = &User {
+        user_id: UserId(1),
+        name: "Alice".into(),
+        group_id: GroupId(1),
+        can_edit: false,
+        can_delete: false,
+    };
+    let m = MessageId(7);
+    let author = UserId(2);
+    for role in [Role::Owner, Role::Admin] {
+        assert_eq!(refusal(alice, Some(role), author, m, Change::Delete), None);
+        assert!(refusal(alice, Some(role), author, m, Change::Edit).is_some());
+    }
+    assert!(refusal(alice, Some(Role::Member), author, m, Change::Delete).is_some());
+    assert!(refusal(alice, None, author, m, Change::Delete).is_some());
+    assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
+    assert!("root".parse::<Role>().is_err());
+    assert!(Role::Owner.manages() && Role::Admin.manages() && !Role::Member.manages());
+}
+
+#[test]
+fn group_names_are_trimmed_printable_and_bounded() {
+    assert_eq!(group_name("  Team  ").as_deref(), Ok("Team"));
+    assert!(group_name("   ").is_err());
+    assert!(group_name("a\u{7}b").is_err());
+    assert!(group_name(&"x".repeat(MAX_GROUP_NAME_CHARS + 1)).is_err());
+    assert!(group_name(&"x".repeat(MAX_GROUP_NAME_CHARS)).is_ok());
 }

@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 
 use chat_core::compat::{seed_groups, seed_users};
 use chat_core::domain::{
-    Connection, Group, GroupId, Message, MessageId, MessageText, User, UserId,
+    Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role, User, UserId,
 };
 use chat_core::store::{
     AppliedSend, Cursor, DeleteOutcome, EditOutcome, PageRequest, SendClaim, SendKey, Store,
@@ -25,7 +25,7 @@ use crate::messages::{at, edit, fill, group, ids, message};
 #[macro_export]
 macro_rules! store_contract {
     ($make:expr) => {
-        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely);
+        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -735,4 +735,205 @@ where
         out.push(h.await.expect("task"));
     }
     out
+}
+
+// ---- memberships and read marks
+fn user(id: i128) -> UserId {
+    UserId::new(id).expect("user id")
+}
+
+fn member(group_id: i128, user_id: i128, role: Role) -> Member {
+    Member {
+        group_id: group(group_id),
+        user_id: user(user_id),
+        role,
+        read_mark: 0,
+    }
+}
+
+pub async fn memberships_are_read_by_group_and_by_user<S: Store + 'static>(store: Arc<S>) {
+    for (g, u) in [(1, 1), (1, 2), (2, 1), (3, 3)] {
+        store
+            .seed_member(&member(g, u, Role::Member))
+            .await
+            .expect("seed");
+    }
+    assert_eq!(
+        store.membership(group(1), user(2)).await.expect("get"),
+        Some(member(1, 2, Role::Member))
+    );
+    assert_eq!(
+        store.membership(group(2), user(2)).await.expect("get"),
+        None
+    );
+    let of_group: Vec<u64> = store
+        .members_of(group(1))
+        .await
+        .expect("members")
+        .iter()
+        .map(|m| m.user_id.get())
+        .collect();
+    assert_eq!(of_group, [1, 2]);
+    let of_user: Vec<u64> = store
+        .groups_of(user(1))
+        .await
+        .expect("groups")
+        .iter()
+        .map(|m| m.group_id.get())
+        .collect();
+    assert_eq!(of_user, [1, 2]);
+    assert!(store.groups_of(user(9)).await.expect("none").is_empty());
+}
+
+pub async fn a_membership_change_applies_only_over_an_older_one_and_a_removal_stays<
+    S: Store + 'static,
+>(
+    store: Arc<S>,
+) {
+    let (g, u) = (group(1), user(5));
+    assert!(store
+        .apply_membership(g, u, Some(Role::Member), 10)
+        .await
+        .expect("add"));
+    assert!(
+        !store
+            .apply_membership(g, u, Some(Role::Member), 10)
+            .await
+            .expect("replay"),
+        "the same change twice changes nothing the second time"
+    );
+    assert!(store
+        .apply_membership(g, u, Some(Role::Admin), 12)
+        .await
+        .expect("promote"));
+    assert!(store
+        .mark_read(g, u, MessageId::new(7).expect("id"))
+        .await
+        .expect("read"));
+    assert!(store
+        .apply_membership(g, u, None, 14)
+        .await
+        .expect("remove"));
+    assert!(
+        !store
+            .apply_membership(g, u, Some(Role::Admin), 12)
+            .await
+            .expect("replayed promotion"),
+        "an older change never undoes a later one"
+    );
+    assert_eq!(store.membership(g, u).await.expect("get"), None);
+    assert!(store.members_of(g).await.expect("members").is_empty());
+    assert!(store.groups_of(u).await.expect("groups").is_empty());
+    store
+        .seed_member(&member(1, 5, Role::Member))
+        .await
+        .expect("seed");
+    assert_eq!(
+        store.membership(g, u).await.expect("get"),
+        None,
+        "set-up's seed does not bring a removed member back"
+    );
+    assert!(store
+        .apply_membership(g, u, Some(Role::Member), 20)
+        .await
+        .expect("added again"));
+    assert_eq!(
+        store.membership(g, u).await.expect("get").map(|m| m.role),
+        Some(Role::Member)
+    );
+}
+
+pub async fn read_marks_move_forward_only_and_only_for_members<S: Store + 'static>(store: Arc<S>) {
+    let (g, u) = (group(1), user(1));
+    let id = |n: i128| MessageId::new(n).expect("id");
+    assert!(
+        !store.mark_read(g, u, id(5)).await.expect("non-member"),
+        "no mark for a non-member"
+    );
+    assert_eq!(store.membership(g, u).await.expect("get"), None);
+    store
+        .seed_member(&member(1, 1, Role::Member))
+        .await
+        .expect("seed");
+    assert!(store.mark_read(g, u, id(5)).await.expect("mark"));
+    assert!(!store.mark_read(g, u, id(3)).await.expect("back"));
+    assert!(!store.mark_read(g, u, id(5)).await.expect("same"));
+    let read = |m: Option<Member>| m.map(|m| m.read_mark);
+    assert_eq!(read(store.membership(g, u).await.expect("get")), Some(5));
+    assert!(store
+        .apply_membership(g, u, Some(Role::Admin), 9)
+        .await
+        .expect("promote"));
+    assert_eq!(
+        read(store.membership(g, u).await.expect("get")),
+        Some(5),
+        "a role change keeps the read mark"
+    );
+}
+
+pub async fn a_created_group_has_its_owner_and_a_taken_id_is_refused<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let team = Group {
+        group_id: group(1_000_001),
+        name: "Team ☕".into(),
+    };
+    assert!(store.create_group(&team, user(3)).await.expect("create"));
+    assert_eq!(
+        store.get_group(team.group_id).await.expect("get"),
+        Some(team.clone())
+    );
+    assert_eq!(
+        store
+            .membership(team.group_id, user(3))
+            .await
+            .expect("owner"),
+        Some(member(1_000_001, 3, Role::Owner))
+    );
+    let other = Group {
+        group_id: team.group_id,
+        name: "Impostor".into(),
+    };
+    assert!(!store.create_group(&other, user(4)).await.expect("taken"));
+    assert_eq!(
+        store
+            .get_group(team.group_id)
+            .await
+            .expect("get")
+            .map(|g| g.name),
+        Some(team.name)
+    );
+    assert_eq!(
+        store.membership(team.group_id, user(4)).await.expect("get"),
+        None
+    );
+}
+
+pub async fn unread_counts_others_live_messages_after_the_mark<S: Store + 'static>(store: Arc<S>) {
+    // Alice (1) wrote 1..=3; Bob (2) wrote 4..=8, of which 6 is deleted.
+    fill(store.as_ref(), 1, 1..=3).await;
+    for id in 4..=8 {
+        let mut m = message(1, id, "from Bob");
+        m.user_id = user(2);
+        store.insert_message(&m).await.expect("insert");
+    }
+    fill(store.as_ref(), 2, 100..=104).await;
+    store
+        .delete_message(group(1), MessageId::new(6).expect("id"), at(1))
+        .await
+        .expect("delete");
+    let unread = |reader: i128, after: u64| {
+        let store = store.clone();
+        async move {
+            store
+                .unread_count(group(1), user(reader), after)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(unread(1, 0).await, 4);
+    assert_eq!(unread(1, 5).await, 2);
+    assert_eq!(unread(1, 8).await, 0);
+    assert_eq!(unread(2, 0).await, 3);
+    assert_eq!(unread(3, 0).await, 7);
 }
