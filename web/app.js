@@ -4,6 +4,9 @@
 "use strict";
 
 const PAGE = 50;                 // messages per history page
+const TYPING_EVERY_MS = 2000;    // the API passes on one typing frame per user and group per 2 s
+const TYPING_SHOWN_MS = 3000;    // how long "… is typing" stays without another frame
+const GROUPS_EVERY_MS = 10000;   // unread counts of the other groups, while the page is visible
 const MAX_BACKOFF_MS = 8000;     // longest wait between two reconnection attempts
 const $ = (id) => document.getElementById(id);
 // One formatter for every message: toLocaleTimeString builds a new one per call.
@@ -13,6 +16,15 @@ const state = {
   config: { api: "", websocket: null },
   token: sessionStorage.getItem("chat.token"),
   me: null,                      // {user_id, name, group_id, can_edit, can_delete}
+  group: null,                   // the group on screen
+  role: null,                    // the user's role in it: owner, admin or member
+  groups: [],                    // GET /groups: [{group_id, name, role, unread, last_message_id}]
+  members: new Map(),            // user_id -> {user_id, name, role, online}
+  readSent: new Map(),           // group_id -> the read mark last sent
+  readTimer: null,
+  typingSentAt: 0,
+  typingTimer: null,
+  lost: null,                    // a group the user was removed from: its socket is not reopened
   messages: new Map(),           // id -> message as the API gives it
   deleted: new Set(),            // ids seen deleted: a late page must not bring them back
   newest: 0,                     // highest id seen: where a reconnection catches up from
@@ -159,12 +171,16 @@ function element(message) {
     edited.textContent = "edited";
     meta.append(edited);
   }
-  // Buttons only where the API would allow the change: one's own messages, with one's flags.
-  if (mine && !message.pending && (state.me.can_edit || state.me.can_delete)) {
+  // Buttons only where the API would allow the change: one's own messages, with one's flags;
+  // any message of the group for its owners and admins (delete only).
+  const moderator = state.role === "owner" || state.role === "admin";
+  const canEdit = mine && state.me.can_edit;
+  const canDelete = (mine && state.me.can_delete) || moderator;
+  if (!message.pending && (canEdit || canDelete)) {
     const actions = document.createElement("span");
     actions.className = "actions";
-    if (state.me.can_edit) actions.append(button("Edit", "edit", () => startEdit(li, message)));
-    if (state.me.can_delete) actions.append(button("Delete", "delete", () => deleteMessage(message.id)));
+    if (canEdit) actions.append(button("Edit", "edit", () => startEdit(li, message)));
+    if (canDelete) actions.append(button("Delete", "delete", () => deleteMessage(message.id)));
     meta.append(actions);
   }
   const text = document.createElement("p");
@@ -188,7 +204,7 @@ function button(label, className, onClick) {
 async function send(text) {
   const key = crypto.randomUUID();
   const { data } = await withRetry(() => api("POST", "/send-message/", {
-    user_id: state.me.user_id, group_id: state.me.group_id, message: text, client_message_id: key,
+    user_id: state.me.user_id, group_id: state.group, message: text, client_message_id: key,
   }));
   // Shown at once; the frame (or a page) replaces it with the stored message.
   if (!state.messages.has(data.message_id)) {
@@ -245,11 +261,12 @@ async function deleteMessage(id) {
 // --- history -------------------------------------------------------------------------------
 
 async function loadNewest() {
-  const { data, link } = await api("GET", `/messages/${state.me.group_id}?limit=${PAGE}`);
+  const { data, link } = await api("GET", `/messages/${state.group}?limit=${PAGE}&user_id=${state.me.user_id}`);
   upsertAll(data);
   state.olderUrl = link;
   historyState();
   $("scroller").scrollTop = $("scroller").scrollHeight;
+  scheduleRead();
   return data;
 }
 
@@ -283,14 +300,14 @@ function historyState() {
 async function catchUp(reconnected) {
   // after= takes ids from 1: with nothing seen yet, the newest page is the catch-up.
   const cursor = state.newest ? `after=${state.newest}&` : "";
-  let path = `/messages/${state.me.group_id}?${cursor}limit=100`;
+  let path = `/messages/${state.group}?${cursor}limit=100&user_id=${state.me.user_id}`;
   while (path) {
     const { data, link } = await api("GET", path);
     upsertAll(data);
     path = link;
   }
   if (!reconnected) return;
-  const { data } = await api("GET", `/messages/${state.me.group_id}?limit=100`);
+  const { data } = await api("GET", `/messages/${state.group}?limit=100&user_id=${state.me.user_id}`);
   const shown = [...state.messages.keys()];
   if (!data.length || !shown.length) return;
   const from = Math.max(data[0].id, Math.min(...shown));
@@ -310,7 +327,8 @@ function websocketUrl() {
     base = `${scheme}//${location.host}/`;
   }
   const url = new URL(base);
-  url.searchParams.set("group_id", state.me.group_id);
+  url.searchParams.set("group_id", state.group);
+  if (!state.token) url.searchParams.set("user_id", state.me.user_id);
   if (state.token) url.searchParams.set("token", state.token);
   return url.toString();
 }
@@ -345,20 +363,235 @@ function connect() {
   socket.onmessage = (event) => {
     let frame;
     try { frame = JSON.parse(event.data); } catch (e) { return; }
-    if (frame.group_id !== state.me.group_id) return;
-    if (frame.event === "deleted") remove(frame.id);
-    else if (frame.event === "created" || frame.event === "edited") {
-      const { event: _, trace: __, ...message } = frame;
-      upsert(message);
-    }
+    if (frame.group_id !== state.group) return;
+    onFrame(frame);
   };
   socket.onclose = () => {
     if (state.socket !== socket) return; // replaced on purpose
+    if (state.lost === state.group) return; // removed: the group list moves the page on
     setConnection("reconnecting");
     const wait = opened ? 500 : state.backoff;
     state.backoff = Math.min(state.backoff * 2, MAX_BACKOFF_MS);
     state.reconnectTimer = setTimeout(connect, wait * (0.75 + Math.random() / 2));
   };
+}
+
+function onFrame(frame) {
+  const me = state.me.user_id;
+  switch (frame.event) {
+    case "deleted":
+      remove(frame.id);
+      break;
+    case "created":
+    case "edited": {
+      const { event: _, trace: __, ...message } = frame;
+      upsert(message);
+      if (message.user_id !== me) clearTyping();
+      scheduleRead();
+      break;
+    }
+    case "member_added":
+    case "member_removed":
+      if (frame.user_id === me && frame.event === "member_removed") state.lost = frame.group_id;
+      loadMembers().catch(() => {});
+      if (frame.user_id === me) loadGroups().catch(() => {});
+      break;
+    case "presence": {
+      const member = state.members.get(frame.user_id);
+      if (member) { member.online = frame.online; renderMembers(); }
+      break;
+    }
+    case "typing":
+      if (frame.user_id !== me) showTyping(frame.name);
+      break;
+    default:
+      break; // read marks of others, and events this page does not show
+  }
+}
+
+// --- groups, members, read marks, typing ---------------------------------------------------
+
+function unreadText(n) {
+  return n >= 1000 ? "999+" : String(n);
+}
+
+async function loadGroups() {
+  const { data } = await api("GET", `/groups?user_id=${state.me.user_id}`);
+  state.groups = data;
+  const here = data.find((g) => g.group_id === state.group);
+  if (here) {
+    state.role = here.role;
+  } else {
+    // Removed from the group on screen, or left it: on to the first group that remains.
+    const next = data.find((g) => g.group_id === state.me.group_id) || data[0];
+    if (next) await selectGroup(next.group_id);
+  }
+  renderGroups();
+}
+
+function renderGroups() {
+  $("groups").replaceChildren(...state.groups.map((g) => {
+    const li = document.createElement("li");
+    const b = button("", "group", () => selectGroup(g.group_id).catch((e) => showError(e.message)));
+    b.dataset.groupId = g.group_id;
+    b.setAttribute("aria-current", String(g.group_id === state.group));
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = g.name;
+    b.append(name);
+    if (g.unread > 0 && g.group_id !== state.group) {
+      const badge = document.createElement("span");
+      badge.className = "unread";
+      badge.textContent = unreadText(g.unread);
+      b.append(badge);
+    }
+    li.append(b);
+    return li;
+  }));
+}
+
+async function selectGroup(groupId) {
+  if (groupId === state.group && state.socket) return;
+  // What was read in the group being left is marked before its messages go.
+  clearTimeout(state.readTimer);
+  if (state.group) markRead();
+  state.group = groupId;
+  state.lost = null;
+  state.messages.clear();
+  state.deleted.clear();
+  state.newest = 0;
+  state.olderUrl = null;
+  $("messages").replaceChildren();
+  clearTyping();
+  const known = state.groups.find((g) => g.group_id === groupId);
+  state.role = known ? known.role : null;
+  $("who").textContent = `${state.me.name} · group ${groupId}`;
+  renderGroups();
+  const old = state.socket;
+  state.socket = null;
+  if (old) old.close();
+  state.history = loadNewest().catch((e) => showError(`Cannot load the conversation: ${e.message}`));
+  connect();
+  loadMembers().catch((e) => showError(`Cannot list the members: ${e.message}`));
+  await state.history;
+}
+
+async function loadMembers() {
+  const group = state.group;
+  const { data } = await api("GET", `/groups/${group}/members?user_id=${state.me.user_id}`);
+  if (group !== state.group) return;
+  state.members = new Map(data.map((m) => [m.user_id, m]));
+  const mine = state.members.get(state.me.user_id);
+  const role = mine ? mine.role : null;
+  if (role !== state.role) {
+    state.role = role;
+    for (const message of state.messages.values()) render(message); // moderation buttons
+  }
+  renderMembers();
+}
+
+function renderMembers() {
+  const me = state.me.user_id;
+  const manages = state.role === "owner" || state.role === "admin";
+  $("members").replaceChildren(...[...state.members.values()].map((m) => {
+    const li = document.createElement("li");
+    li.dataset.userId = m.user_id;
+    const dot = document.createElement("span");
+    dot.className = "dot" + (m.online ? " online" : "");
+    dot.title = m.online ? "online" : "offline";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = m.name;
+    const role = document.createElement("small");
+    role.textContent = m.role;
+    li.append(dot, name, role);
+    if (m.user_id === me) {
+      li.append(button("Leave", "remove", () => removeMember(m.user_id)));
+    } else if (manages && !(state.role === "admin" && m.role === "owner")) {
+      li.append(button("Remove", "remove", () => removeMember(m.user_id)));
+    }
+    return li;
+  }));
+  $("add-member").hidden = !manages;
+}
+
+async function removeMember(userId) {
+  try {
+    showError("");
+    await withRetry(() => api("DELETE", `/groups/${state.group}/members/${userId}?user_id=${state.me.user_id}`));
+  } catch (e) {
+    showError(`Cannot remove: ${e.message}`);
+  }
+}
+
+async function addMember(event) {
+  event.preventDefault();
+  const userId = Number($("member-id").value);
+  try {
+    showError("");
+    await withRetry(() => api("POST", `/groups/${state.group}/members?user_id=${state.me.user_id}`, {
+      user_id: userId, role: $("member-role").value,
+    }));
+    $("member-id").value = "";
+  } catch (e) {
+    showError(`Cannot add: ${e.message}`);
+  }
+}
+
+async function createGroup(event) {
+  event.preventDefault();
+  try {
+    showError("");
+    const { data } = await withRetry(() => api("POST", "/groups", {
+      user_id: state.me.user_id, name: $("group-name").value,
+    }));
+    $("group-name").value = "";
+    state.groups.push({ group_id: data.group_id, name: data.name, role: data.role, unread: 0, last_message_id: null });
+    await selectGroup(data.group_id);
+  } catch (e) {
+    showError(`Cannot create the group: ${e.message}`);
+  }
+}
+
+// The read mark follows what is on screen while the page is visible, a moment after it.
+function scheduleRead() {
+  clearTimeout(state.readTimer);
+  state.readTimer = setTimeout(markRead, 300);
+}
+
+async function markRead() {
+  const group = state.group;
+  if (!group || document.visibilityState !== "visible") return;
+  let newest = 0;
+  for (const m of state.messages.values()) if (!m.pending && m.id > newest) newest = m.id;
+  if (newest <= (state.readSent.get(group) || 0)) return;
+  state.readSent.set(group, newest);
+  try {
+    await api("PUT", `/groups/${group}/read`, { message_id: newest, user_id: state.me.user_id });
+    const here = state.groups.find((g) => g.group_id === group);
+    if (here) here.unread = 0;
+  } catch (e) {
+    state.readSent.delete(group); // tried again with the next message
+  }
+}
+
+function typed() {
+  const now = Date.now();
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN || now - state.typingSentAt < TYPING_EVERY_MS) return;
+  state.typingSentAt = now;
+  socket.send(JSON.stringify({ action: "typing", group_id: state.group }));
+}
+
+function showTyping(name) {
+  $("typing").textContent = `${name} is typing…`;
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(clearTyping, TYPING_SHOWN_MS);
+}
+
+function clearTyping() {
+  clearTimeout(state.typingTimer);
+  $("typing").textContent = "";
 }
 
 // --- who is chatting -----------------------------------------------------------------------
@@ -421,26 +654,24 @@ async function enter(user) {
   showError("");
   state.me = user;
   sessionStorage.setItem("chat.user", String(user.user_id));
-  state.messages.clear();
-  state.deleted.clear();
-  state.newest = 0;
-  $("messages").replaceChildren();
+  state.group = null;
+  state.groups = [];
   $("signin").hidden = true;
   $("chat").hidden = false;
   $("who").hidden = false;
-  $("who").textContent = `${user.name} · group ${user.group_id}`;
   $("leave").hidden = false;
   // The socket's handshake and the first page overlap; the socket's catch-up waits for the page.
-  state.history = loadNewest().catch((e) => showError(`Cannot load the conversation: ${e.message}`));
-  connect();
+  const opened = selectGroup(user.group_id);
+  loadGroups().catch((e) => showError(`Cannot list the groups: ${e.message}`));
   $("text").focus();
-  await state.history;
+  await opened;
 }
 
 function leave() {
   const socket = state.socket;
   state.socket = null;
   state.me = null;
+  state.group = null;
   clearTimeout(state.reconnectTimer);
   if (socket) socket.close();
   state.token = null;
@@ -488,6 +719,14 @@ async function start() {
     signInWithToken($("token").value.trim());
   });
   $("leave").addEventListener("click", leave);
+  $("new-group").addEventListener("submit", createGroup);
+  $("add-member").addEventListener("submit", addMember);
+  $("text").addEventListener("input", typed);
+  document.addEventListener("visibilitychange", () => { if (state.me) scheduleRead(); });
+  // The socket follows one group; the others' unread counts are read now and then.
+  setInterval(() => {
+    if (state.me && document.visibilityState === "visible") loadGroups().catch(() => {});
+  }, GROUPS_EVERY_MS);
   window.addEventListener("online", () => { if (state.me) connect(); });
 
   if (state.token) {

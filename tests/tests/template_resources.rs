@@ -122,8 +122,17 @@ fn policies_name_their_actions_and_resources() {
         .filter(|(_, s)| actions(s).contains(&"execute-api:ManageConnections".to_owned()))
         .map(|(id, _)| id)
         .collect();
-    // The stream processor pushes and cuts off; $connect closes a user's surplus socket.
-    assert_eq!(pushes, ["KafkaConsumerFunction", "WsConnectFunction"]);
+    // The stream processor pushes and cuts off; $connect closes a user's surplus socket and
+    // says who came online, $disconnect who went offline, $default who is typing.
+    assert_eq!(
+        pushes,
+        [
+            "KafkaConsumerFunction",
+            "WsConnectFunction",
+            "WsDefaultFunction",
+            "WsDisconnectFunction"
+        ]
+    );
 }
 
 /// Every `Ref`, `GetAtt` and `${...}` in the template names something that exists (cfn-lint

@@ -1,5 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), chat_lambda::Error> {
     let processor = chat_lambda::start(kafka_consumer::Processor::from_config).await?;
-    chat_lambda::run_kafka(processor, kafka_consumer::Processor::handle).await
+    chat_lambda::run_event(processor, kafka_consumer::Processor::handle).await
 }

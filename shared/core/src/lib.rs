@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod known_users;
 pub mod publish;
 pub mod push;
+pub mod signup;
 pub mod store;
 pub mod trace;
 

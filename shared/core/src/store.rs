@@ -204,6 +204,23 @@ pub trait GroupCreator: Send + Sync {
     async fn create_group(&self, group: &Group, owner: UserId) -> Result<bool, StoreError>;
 }
 
+/// Accounts of the identity provider (a Cognito user's `sub`, or a local one) and the chat
+/// users they are: sign-up without an administrator.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// The chat user of `account`, if it signed up.
+    async fn account_user(&self, account: &str) -> Result<Option<UserId>, StoreError>;
+    /// Makes `account` the chat user `user`, with `first_group` its own group (the user its
+    /// owner), all at once; unless the account signed up before, when nothing changes and its
+    /// user is returned. `None` when `user`'s or `first_group`'s id is taken (draw another).
+    async fn sign_up(
+        &self,
+        account: &str,
+        user: &User,
+        first_group: &Group,
+    ) -> Result<Option<UserId>, StoreError>;
+}
+
 /// Memberships and read marks, written: only the stream processor, applying the log.
 #[async_trait]
 pub trait MembershipWriter: Send + Sync {
@@ -336,6 +353,7 @@ pub trait Store:
     + DirectoryWriter
     + GroupCreator
     + MembershipWriter
+    + Accounts
     + MessageReader
     + MessageWriter
     + SendClaims
@@ -350,6 +368,7 @@ impl<T> Store for T where
         + DirectoryWriter
         + GroupCreator
         + MembershipWriter
+        + Accounts
         + MessageReader
         + MessageWriter
         + SendClaims

@@ -120,11 +120,12 @@ where
     .await
 }
 
-/// Serves a Kafka event source with `state` (made by [`start`]). `B` is how
-/// the handler reads the batch (leniently, so that one odd record cannot fail it). An error
-/// fails the invocation, so that the event source retries the batch; a success's value (the
-/// partial batch response) is the function's result.
-pub async fn run_kafka<S, B, F, Fut, R, E>(state: &'static S, handler: F) -> Result<(), Error>
+/// Serves an event source other than API Gateway with `state` (made by [`start`]): the Kafka
+/// trigger, Cognito's triggers. `B` is how the handler reads the event (for a Kafka batch,
+/// leniently, so that one odd record cannot fail it). An error fails the invocation, so that
+/// the source retries it; a success's value (the partial batch response, the trigger's
+/// answer) is the function's result.
+pub async fn run_event<S, B, F, Fut, R, E>(state: &'static S, handler: F) -> Result<(), Error>
 where
     S: Sync + 'static,
     B: serde::de::DeserializeOwned + Send + 'static,
@@ -137,7 +138,7 @@ where
         let outcome = handler(state, event.payload);
         async move {
             let outcome = outcome.await.map_err(|e| {
-                tracing::error!(error = %e, "batch failed; it will be retried");
+                tracing::error!(error = %e, "the event failed; its source retries it");
                 Error::from(e.to_string())
             });
             metrics::flush();

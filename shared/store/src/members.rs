@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
-use crate::item::{get_bool, get_id, get_n, get_s, n, s, Item, GROUP};
+use crate::item::{get_bool, get_id, get_n, get_s, n, s, user_to_item, Item, GROUP};
 use crate::{classify, DynamoStore, USER_INDEX};
-use chat_core::domain::{Group, GroupId, Member, MessageId, Role, UserId};
-use chat_core::store::{GroupCreator, MembershipWriter, StoreError};
+use chat_core::domain::{Group, GroupId, Member, MessageId, Role, User, UserId};
+use chat_core::store::{Accounts, GroupCreator, MembershipWriter, StoreError};
 
 fn member_from_item(item: &Item) -> Result<Option<Member>, StoreError> {
     if item.get("removed").is_some() && get_bool(item, "removed")? {
@@ -112,44 +112,61 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl GroupCreator for DynamoStore {
-    async fn create_group(&self, group: &Group, owner: UserId) -> Result<bool, StoreError> {
-        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed {
-            op: "TransactWriteItems",
-            cause: e.to_string(),
-        };
-        let group_put = Put::builder()
-            .table_name(&self.tables.users)
-            .item("kind", s(GROUP))
-            .item("id", n(group.group_id))
-            .item("name", s(&group.name))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", "id")
+impl DynamoStore {
+    /// A put of `item` into `table` unless an item with its key is there.
+    fn put_new_item(
+        &self,
+        table: &str,
+        item: Item,
+        key_attribute: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", key_attribute)
             .build()
-            .map_err(built)?;
-        let owner_put = Put::builder()
-            .table_name(&self.tables.members)
-            .set_item(Some(member_item(&Member {
-                group_id: group.group_id,
-                user_id: owner,
-                role: Role::Owner,
-                read_mark: 0,
-            })))
-            .condition_expression("attribute_not_exists(#g)")
-            .expression_attribute_names("#g", "group_id")
-            .build()
-            .map_err(built)?;
+            .map_err(|e| StoreError::Failed {
+                op: "TransactWriteItems",
+                cause: e.to_string(),
+            })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A group and its owner's membership, as puts of new items.
+    fn new_group_items(
+        &self,
+        group: &Group,
+        owner: UserId,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let group_item = Item::from([
+            ("kind".to_owned(), s(GROUP)),
+            ("id".to_owned(), n(group.group_id)),
+            ("name".to_owned(), s(&group.name)),
+        ]);
+        let owner_item = member_item(&Member {
+            group_id: group.group_id,
+            user_id: owner,
+            role: Role::Owner,
+            read_mark: 0,
+        });
+        Ok(vec![
+            self.put_new_item(&self.tables.users, group_item, "id")?,
+            self.put_new_item(&self.tables.members, owner_item, "group_id")?,
+        ])
+    }
+
+    /// Writes `items` at once unless a condition fails: whether they were written.
+    async fn write_new(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(group_put).build())
-            .transact_items(TransactWriteItem::builder().put(owner_put).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            // The id is taken (by a group, or a membership left of one).
+            // A key is taken (cancelled by a condition, as the message's reasons say).
             Err(e) if e.code() == Some("TransactionCanceledException") => {
                 let cancelled_by_condition = e
                     .as_service_error()
@@ -163,6 +180,61 @@ impl GroupCreator for DynamoStore {
             }
             Err(e) => Err(classify("TransactWriteItems", e)),
         }
+    }
+}
+
+#[async_trait]
+impl GroupCreator for DynamoStore {
+    async fn create_group(&self, group: &Group, owner: UserId) -> Result<bool, StoreError> {
+        self.write_new(self.new_group_items(group, owner)?).await
+    }
+}
+
+/// The directory item that maps an account to its chat user: kind `account:<account>`, id 0.
+fn account_kind(account: &str) -> String {
+    format!("account:{account}")
+}
+
+#[async_trait]
+impl Accounts for DynamoStore {
+    async fn account_user(&self, account: &str) -> Result<Option<UserId>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key("kind", s(account_kind(account)))
+            .key("id", n(0))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        out.item().map(|item| get_id(item, "user_id")).transpose()
+    }
+
+    async fn sign_up(
+        &self,
+        account: &str,
+        user: &User,
+        first_group: &Group,
+    ) -> Result<Option<UserId>, StoreError> {
+        if let Some(existing) = self.account_user(account).await? {
+            return Ok(Some(existing));
+        }
+        let mapping = Item::from([
+            ("kind".to_owned(), s(account_kind(account))),
+            ("id".to_owned(), n(0)),
+            ("user_id".to_owned(), n(user.user_id)),
+        ]);
+        let mut items = vec![
+            self.put_new_item(&self.tables.users, mapping, "id")?,
+            self.put_new_item(&self.tables.users, user_to_item(user), "id")?,
+        ];
+        items.extend(self.new_group_items(first_group, user.user_id)?);
+        if self.write_new(items).await? {
+            return Ok(Some(user.user_id));
+        }
+        // Signed up meanwhile (a retried trigger), or an id is taken.
+        self.account_user(account).await
     }
 }
 

@@ -12,7 +12,7 @@ use chat_core::domain::{
     Connection, Group, GroupId, Member, Message, MessageId, Role, User, UserId,
 };
 use chat_core::store::{
-    AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
+    Accounts, AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
     Directory, DirectoryWriter, EditOutcome, GroupCreator, MembershipWriter, MessageEdit,
     MessageReader, MessageWriter, Page, PageRequest, SendClaim, SendClaims, SendKey, StoreError,
     StoredMessage, MAX_PAGE_SIZE, MAX_UNREAD,
@@ -31,6 +31,7 @@ struct State {
     /// By (group, user): the membership (`None` once removed) and the version of its last
     /// change.
     members: BTreeMap<(GroupId, UserId), (Option<Member>, u64)>,
+    accounts: HashMap<String, UserId>,
 }
 
 /// A send's claim: what it sends, when it was claimed, and its message once known.
@@ -160,6 +161,45 @@ impl GroupCreator for MemoryStore {
             .members
             .insert((group.group_id, owner), (Some(member), 0));
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl Accounts for MemoryStore {
+    async fn account_user(&self, account: &str) -> Result<Option<UserId>, StoreError> {
+        Ok(self.check()?.accounts.get(account).copied())
+    }
+
+    async fn sign_up(
+        &self,
+        account: &str,
+        user: &User,
+        first_group: &Group,
+    ) -> Result<Option<UserId>, StoreError> {
+        let mut state = self.check()?;
+        if let Some(existing) = state.accounts.get(account) {
+            return Ok(Some(*existing));
+        }
+        let group = first_group.group_id;
+        let taken = state.users.contains_key(&user.user_id)
+            || state.groups.contains_key(&group)
+            || state.members.keys().any(|(g, _)| *g == group);
+        if taken {
+            return Ok(None);
+        }
+        state.accounts.insert(account.to_owned(), user.user_id);
+        state.users.insert(user.user_id, user.clone());
+        state.groups.insert(group, first_group.clone());
+        let owner = Member {
+            group_id: group,
+            user_id: user.user_id,
+            role: Role::Owner,
+            read_mark: 0,
+        };
+        state
+            .members
+            .insert((group, user.user_id), (Some(owner), 0));
+        Ok(Some(user.user_id))
     }
 }
 

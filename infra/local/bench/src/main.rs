@@ -2,8 +2,10 @@
 //! WebSocket only. Every run is bounded in requests and time. `chat-bench --help` lists the
 //! modes: `api` (latency per endpoint), `realtime` (POST-to-frame latency at a fixed rate),
 //! `sweep` (doubling rates until frames are lost or p99 passes 1 s), `hops` (where the time
-//! of a message goes, hop by hop, from traced sends).
+//! of a message goes, hop by hop, from traced sends), `groups` (GET /groups with many groups
+//! and many unread messages, typing to many sockets).
 
+mod groups;
 mod hops;
 
 use std::collections::HashMap;
@@ -49,6 +51,16 @@ enum Command {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
     },
+    /// GET /groups for a user in many groups, one with many unread messages; a typing frame's
+    /// latency to many sockets (fills what an earlier run did not leave).
+    Groups {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        groups: u64,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        messages: u64,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        sockets: u64,
+    },
     /// Realtime at doubling rates from 50/s until frames are lost or p99 passes 1 s.
     Sweep {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -65,6 +77,11 @@ async fn main() {
         Command::Realtime { rate, seconds } => realtime(url, rate, seconds).await.map(|_| ()),
         Command::Sweep { seconds } => sweep(url, seconds).await,
         Command::Hops { rate, seconds } => hops::run(url, rate, seconds).await,
+        Command::Groups {
+            groups,
+            messages,
+            sockets,
+        } => groups::run(url, groups as usize, messages as usize, sockets as usize).await,
     };
     if let Err(e) = result {
         eprintln!("chat-bench: {e}");

@@ -52,6 +52,14 @@ enum Command {
     },
     /// Print the users table as JSON lines.
     Users,
+    /// Sign up a user as the user pool's triggers do on AWS: a chat user with a group of their
+    /// own; prints a token of the local issuer for them (the user on standard error).
+    UserAdd {
+        name: String,
+        /// The token's lifetime in seconds.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        ttl: u64,
+    },
     /// Send each line of standard input as one record.
     Produce {
         /// Default: CHAT_TOPIC.
@@ -147,6 +155,12 @@ async fn run(command: Command) -> Result<(), String> {
             setup::create_topic(&config, &topic, partitions).await
         }
         Command::Users => setup::users(&config).await,
+        Command::UserAdd { name, ttl } => {
+            let user_id = setup::user_add(&config, &name).await?;
+            let token = local_issuer(&config)?.token(user_id, std::time::Duration::from_secs(ttl));
+            println!("{token}");
+            Ok(())
+        }
         Command::Produce { topic, key } => records::produce(&config, topic, key).await,
         Command::Consume {
             topic,

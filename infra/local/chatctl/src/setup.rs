@@ -87,6 +87,26 @@ pub async fn seed(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Signs a user up as the user pool's triggers do on AWS (`chat_core::signup`), under an
+/// account of its own; their id, the user printed on standard error.
+pub async fn user_add(config: &Config, name: &str) -> Result<chat_core::domain::UserId, String> {
+    let store = store(config).await?;
+    let account = format!("local:{}", uuid::Uuid::new_v4());
+    let user_id = chat_core::signup::sign_up(&store, &account, name)
+        .await
+        .map_err(|e| e.public_message())?;
+    let user = store
+        .get_user(user_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the user just signed up is missing")?;
+    eprintln!(
+        "{}",
+        serde_json::to_string(&user).map_err(|e| e.to_string())?
+    );
+    Ok(user_id)
+}
+
 /// Makes every user a member of their first group (`group_id`) unless a membership, or its
 /// removal, is recorded: users made before groups had members keep their group, and one who
 /// left it stays out.
