@@ -84,36 +84,50 @@ pub async fn handle(
         .await?;
     tracing::debug!(connection_id, "connected");
     tracing::info!(%group_id, user_id = user_id.map(UserId::get), "subscribed");
-    if let Some(user_id) = user_id {
-        close_surplus(ctx, user_id, group_id, connection_id).await;
-        if let Some(pusher) = &ctx.pusher {
-            announce_presence(
-                ctx.connections.as_ref(),
-                pusher.as_ref(),
-                group_id,
-                user_id,
-                connection_id,
-                true,
-            )
-            .await;
+    let Some(user_id) = user_id else {
+        return Ok(());
+    };
+    // One listing of the group's sockets serves the limit and the presence announcement.
+    let group_sockets = match ctx.connections.connections_for_group(group_id).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the group's sockets; no limit, no presence");
+            return Ok(());
         }
+    };
+    let closed = close_surplus(ctx, user_id, &group_sockets, connection_id).await;
+    if let Some(pusher) = &ctx.pusher {
+        let open = group_sockets
+            .into_iter()
+            .filter(|c| !closed.contains(&c.connection_id))
+            .collect();
+        announce_presence(
+            pusher.as_ref(),
+            open,
+            group_id,
+            user_id,
+            connection_id,
+            true,
+        )
+        .await;
     }
     Ok(())
 }
 
-/// Closes the user's oldest sockets on the group beyond the limit. Best effort: the limit
-/// bounds cost, and a failure here must not refuse the socket that was just accepted.
-async fn close_surplus(ctx: &Context, user_id: UserId, group_id: GroupId, keep: &str) {
-    let mut mine = match ctx.connections.connections_for_group(group_id).await {
-        Ok(all) => all
-            .into_iter()
-            .filter(|c| c.user_id == Some(user_id))
-            .collect::<Vec<_>>(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot count the user's sockets; the limit is not applied");
-            return;
-        }
-    };
+/// Closes the user's oldest sockets among the group's beyond the limit; the ids it closed.
+/// Best effort: the limit bounds cost, and a failure here must not refuse the socket that was
+/// just accepted.
+async fn close_surplus(
+    ctx: &Context,
+    user_id: UserId,
+    group_sockets: &[Connection],
+    keep: &str,
+) -> Vec<String> {
+    let mut mine: Vec<&Connection> = group_sockets
+        .iter()
+        .filter(|c| c.user_id == Some(user_id))
+        .collect();
+    let mut closed = Vec::new();
     // Newest first; the socket being opened stays whatever the clocks say.
     mine.sort_by(|a, b| {
         (b.connection_id == keep, b.connected_at).cmp(&(a.connection_id == keep, a.connected_at))
@@ -133,7 +147,9 @@ async fn close_surplus(ctx: &Context, user_id: UserId, group_id: GroupId, keep: 
             user_id = user_id.get(),
             "closed the user's oldest socket (over the limit)"
         );
+        closed.push(id.to_owned());
     }
+    closed
 }
 
 #[cfg(test)]

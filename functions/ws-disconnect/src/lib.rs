@@ -52,17 +52,26 @@ pub async fn handle(
         .delete_connection(connection_id)
         .await?;
     tracing::debug!(connection_id, "disconnected");
-    if let (Some(closed), Some(pusher)) = (closed, &ctx.pusher) {
-        if let Some(user_id) = closed.user_id {
+    let (Some(closed), Some(pusher)) = (closed, &ctx.pusher) else {
+        return Ok(());
+    };
+    let Some(user_id) = closed.user_id else {
+        return Ok(());
+    };
+    match ctx.connections.connections_for_group(closed.group_id).await {
+        Ok(left) => {
             announce_presence(
-                ctx.connections.as_ref(),
                 pusher.as_ref(),
+                left,
                 closed.group_id,
                 user_id,
                 connection_id,
                 false,
             )
-            .await;
+            .await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the group's sockets; presence not announced")
         }
     }
     Ok(())

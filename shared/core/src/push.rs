@@ -177,30 +177,24 @@ pub async fn push_each(pusher: &dyn Pusher, connections: &[Connection], frame: &
 }
 
 /// Tells the group's other sockets that `user` came online or went offline, when `socket`
-/// (just opened, or just closed) is the user's only socket on the group. Best effort, never
-/// stored: a failure costs a presence dot, not the socket.
+/// (just opened, or just closed) is the user's only socket among `group_sockets` (the group's
+/// sockets, as its caller listed them). Best effort, never stored: a failure costs a presence
+/// dot, not the socket.
 pub async fn announce_presence(
-    connections: &dyn crate::store::ConnectionReader,
     pusher: &dyn Pusher,
+    group_sockets: Vec<Connection>,
     group_id: GroupId,
     user_id: UserId,
     socket: &str,
     online: bool,
 ) {
-    let all = match connections.connections_for_group(group_id).await {
-        Ok(all) => all,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the group's sockets; presence not announced");
-            return;
-        }
-    };
-    if all
+    if group_sockets
         .iter()
         .any(|c| c.user_id == Some(user_id) && c.connection_id != socket)
     {
         return;
     }
-    let others: Vec<Connection> = all
+    let others: Vec<Connection> = group_sockets
         .into_iter()
         .filter(|c| c.connection_id != socket)
         .collect();

@@ -2,7 +2,7 @@
 //! a local one made by `chatctl user add`) becomes a chat user, with a group of their own as
 //! their first group, so that the original app's shape (`group_id`) holds for them too.
 
-use crate::domain::{group_name, Group, GroupId, User, UserId, MAX_ID};
+use crate::domain::{display_name, Group, GroupId, User, UserId, MAX_ID};
 use crate::error::ChatError;
 use crate::store::Accounts;
 
@@ -22,7 +22,7 @@ pub async fn sign_up(
     if let Some(existing) = accounts.account_user(account).await? {
         return Ok(existing);
     }
-    let name = group_name(name).map_err(|e| ChatError::BadRequest(e.0.replace("group", "user")))?;
+    let name = display_name("a user's name", name)?;
     for _ in 0..ATTEMPTS {
         let id = random_id();
         let user = User {

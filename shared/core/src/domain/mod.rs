@@ -286,25 +286,31 @@ pub struct Member {
     pub read_mark: u64,
 }
 
-/// Longest group name, in characters.
+/// Longest name of a group or a signed-up user, in characters.
 pub const MAX_GROUP_NAME_CHARS: usize = 100;
 
-/// A group's name: 1 to [`MAX_GROUP_NAME_CHARS`] characters, not blank, no control characters;
-/// kept as given, without surrounding white space.
+/// A group's name: see [`display_name`].
 pub fn group_name(name: &str) -> Result<String, ValidationError> {
+    display_name("a group's name", name)
+}
+
+/// A name people see (`what` says whose, in the error): 1 to [`MAX_GROUP_NAME_CHARS`]
+/// characters, not blank, no control characters; kept as given, without surrounding white
+/// space.
+pub fn display_name(what: &str, name: &str) -> Result<String, ValidationError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ValidationError("a group's name must not be empty".into()));
+        return Err(ValidationError(format!("{what} must not be empty")));
     }
     if name.chars().count() > MAX_GROUP_NAME_CHARS {
         return Err(ValidationError(format!(
-            "a group's name may be {MAX_GROUP_NAME_CHARS} characters long at most"
+            "{what} may be {MAX_GROUP_NAME_CHARS} characters long at most"
         )));
     }
     if name.chars().any(char::is_control) {
-        return Err(ValidationError(
-            "a group's name must not hold control characters".into(),
-        ));
+        return Err(ValidationError(format!(
+            "{what} must not hold control characters"
+        )));
     }
     Ok(name.to_owned())
 }
