@@ -102,11 +102,9 @@ def test_an_owner_deletes_a_members_message_and_a_member_cannot_add(browser, api
 
 def test_a_user_signed_up_locally_has_a_group_of_their_own_and_sees_only_their_people():
     """`chatctl user add` does what the user pool's triggers do on AWS, and prints a token."""
-    import os
+    from conftest import chatctl, env, request
 
-    from conftest import chatctl, request
-
-    api = os.environ["CHAT_API_URL_JWT"].rstrip("/")
+    api = env("CHAT_API_URL_JWT").rstrip("/")
     token = chatctl("user-add", "Zoë").strip()
     auth = {"Authorization": f"Bearer {token}"}
     status, groups, _ = request("GET", f"{api}/groups", headers=auth)
