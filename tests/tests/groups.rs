@@ -86,11 +86,19 @@ impl Person {
     }
 
     async fn socket(&self, g: u64) -> Result<e2e_tests::Socket, u16> {
-        let url = format!(
-            "{}/?group_id={g}&token={}",
-            jwt_api_url().replacen("http://", "ws://", 1),
-            self.token
-        );
+        self.open(&format!("/?group_id={g}&token={}", self.token))
+            .await
+    }
+
+    /// A socket that follows all the person's groups.
+    async fn everywhere(&self) -> e2e_tests::Socket {
+        self.open(&format!("/?token={}", self.token))
+            .await
+            .expect("handshake")
+    }
+
+    async fn open(&self, path: &str) -> Result<e2e_tests::Socket, u16> {
+        let url = format!("{}{path}", jwt_api_url().replacen("http://", "ws://", 1),);
         match tokio_tungstenite::connect_async(url).await {
             Ok((socket, _)) => Ok(socket),
             Err(WsError::Http(response)) => Err(response.status().as_u16()),
@@ -447,4 +455,78 @@ async fn presence_and_typing_reach_the_others_and_are_never_stored() {
     let offline = next_event(&mut owners, "presence").await.expect("presence");
     assert_eq!(offline["online"], false);
     assert_eq!(offline["user_id"], member.user.user_id.get());
+}
+
+/// The `created` frames' texts up to and including `last`; fails after 20 s.
+async fn texts_until(socket: &mut e2e_tests::Socket, last: &str) -> Vec<(u64, String)> {
+    let mut seen = Vec::new();
+    loop {
+        let frame = next_event(socket, "created")
+            .await
+            .unwrap_or_else(|| panic!("closed before {last:?}; saw {seen:?}"));
+        let text = frame["message"].as_str().expect("text").to_owned();
+        seen.push((frame["group_id"].as_u64().expect("group"), text.clone()));
+        if text == last {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_socket_without_a_group_follows_all_its_users_groups_as_they_join_and_leave() {
+    let (owner, friend) = (person(true).await, person(true).await);
+    let home = friend.user.group_id.get();
+    let mut everywhere = friend.everywhere().await;
+    let g = owner.create("Joined later").await;
+    owner.add(g, &friend, "member").await;
+    let added = next_event(&mut everywhere, "member_added")
+        .await
+        .expect("open");
+    assert_eq!(
+        (added["group_id"].as_u64(), added["user_id"].as_u64()),
+        (Some(g), Some(friend.user.user_id.get()))
+    );
+    assert_eq!(owner.send(g, "welcome").await.0, 202);
+    assert_eq!(friend.send(home, "at home").await.0, 202);
+    let mut seen = texts_until(&mut everywhere, "at home").await;
+    let mut expected = vec![(home, "at home".to_owned()), (g, "welcome".to_owned())];
+    seen.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "both groups reach the one socket");
+
+    // Removed from the group: the socket stops following it, and stays open for the rest.
+    let (status, _) = owner.remove(g, &friend).await;
+    assert_eq!(status, 204);
+    let removed = next_event(&mut everywhere, "member_removed")
+        .await
+        .expect("still open");
+    assert_eq!(removed["group_id"].as_u64(), Some(g));
+    let (status, after) = owner.send(g, "not for the friend").await;
+    assert_eq!(status, 202);
+    let id = after["message_id"].as_u64().expect("id");
+    eventually("the owner's message is stored", || async {
+        let (_, page) = owner
+            .call(Method::GET, &format!("/messages/{g}"), None)
+            .await;
+        page.as_array()
+            .is_some_and(|m| m.iter().any(|m| m["id"] == id))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(friend.send(home, "still here").await.0, 202);
+    assert_eq!(
+        texts_until(&mut everywhere, "still here").await,
+        [(home, "still here".to_owned())],
+        "nothing of the group left after the removal"
+    );
+
+    // Without a token nothing opens; in trust-client mode, `/subscribe?user_id=` does.
+    assert_eq!(friend.open("/").await.err(), Some(401));
+    let mut trusted =
+        e2e_tests::subscribe(&format!("/subscribe?user_id={}", friend.user.user_id)).await;
+    assert_eq!(friend.send(home, "trusted").await.0, 202);
+    assert_eq!(
+        texts_until(&mut trusted, "trusted").await,
+        [(home, "trusted".to_owned())]
+    );
 }

@@ -240,6 +240,7 @@ async fn a_connection_that_is_gone_is_removed_by_the_next_push() {
             connection_id: stale.clone(),
             group_id: user.group_id,
             user_id: None,
+            all_groups: false,
             connected_at: chrono::Utc::now(),
             expires_at: chrono::Utc::now() + chrono::Duration::hours(2),
         })

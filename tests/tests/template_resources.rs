@@ -34,23 +34,17 @@ fn the_tables_are_those_the_store_creates_locally_with_recovery_and_expiry() {
             .as_sequence()
             .cloned()
             .unwrap_or_default();
-        match spec.index {
-            Some((name, key)) => {
-                assert_eq!(indexes.len(), 1, "{}", spec.variable);
-                assert_eq!(indexes[0]["IndexName"].as_str(), Some(name));
-                assert_eq!(
-                    key_schema(&indexes[0]),
-                    [(key.name.to_owned(), "HASH".to_owned())]
-                );
-                assert_eq!(
-                    indexes[0]["Projection"]["ProjectionType"].as_str(),
-                    Some("ALL")
-                );
-                if !expected_attrs.contains(&key) {
-                    expected_attrs.push(key);
-                }
+        assert_eq!(indexes.len(), spec.indexes.len(), "{}", spec.variable);
+        for (&(name, key), index) in spec.indexes.iter().zip(&indexes) {
+            assert_eq!(index["IndexName"].as_str(), Some(name));
+            assert_eq!(
+                key_schema(index),
+                [(key.name.to_owned(), "HASH".to_owned())]
+            );
+            assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+            if !expected_attrs.contains(&key) {
+                expected_attrs.push(key);
             }
-            None => assert!(indexes.is_empty(), "{}", spec.variable),
         }
         let attrs: BTreeSet<(String, String)> = p["AttributeDefinitions"]
             .as_sequence()

@@ -9,7 +9,9 @@
 //!   then is cut off. Storing never waits on it: the batch is applied before it fans out.
 //!
 //! A member removed from a group gets the group's frames up to their `member_removed`, then
-//! their sockets following the group are closed: nothing of the group reaches them after it.
+//! their sockets opened on the group are closed and their all-groups sockets stop following it:
+//! nothing of the group reaches them after it. A member added is subscribed with each of their
+//! all-groups sockets, which get the group's frames from their `member_added` on.
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +79,9 @@ enum Delivery {
     CutOff(usize, String),
     /// Its user is no longer a member: closed after the frame that says so.
     Ended(usize),
+    /// Its user is no longer a member; the socket follows all their groups, and stops
+    /// following this one after the frame that says so.
+    Left(usize),
 }
 
 impl Processor {
@@ -96,13 +101,35 @@ impl Processor {
                 None => grouped.push((group, vec![outgoing])),
             }
         }
-        // (connection, index of its group's frames): owned items, so that the future stays
-        // Send for the runtime (a borrowed item trips the compiler's higher-ranked check).
-        let mut deliveries: Vec<(Connection, usize)> = Vec::new();
-        for (index, (group, _)) in grouped.iter().enumerate() {
-            for connection in self.store.connections_for_group(*group).await? {
-                deliveries.push((connection, index));
+        // (connection, index of its group's frames, first of them it gets): owned items, so
+        // that the future stays Send for the runtime (a borrowed item trips the compiler's
+        // higher-ranked check).
+        let mut deliveries: Vec<(Connection, usize, usize)> = Vec::new();
+        for (index, (group, list)) in grouped.iter().enumerate() {
+            let mut listed: Vec<(Connection, usize, usize)> = self
+                .store
+                .connections_for_group(*group)
+                .await?
+                .into_iter()
+                .map(|connection| (connection, index, 0))
+                .collect();
+            // A member added: their all-groups sockets follow the group from that frame on.
+            for (at, user) in list
+                .iter()
+                .enumerate()
+                .filter_map(|(at, o)| o.frame.adds().map(|user| (at, user)))
+            {
+                for subscription in self.store.follow_group(user, *group).await? {
+                    match listed
+                        .iter_mut()
+                        .find(|(c, _, _)| c.connection_id == subscription.connection_id)
+                    {
+                        Some((_, _, from)) => *from = at,
+                        None => listed.push((subscription, index, at)),
+                    }
+                }
             }
+            deliveries.extend(listed);
         }
         let pushing_us = now_us();
         let by_group: Vec<(GroupId, Vec<Vec<u8>>)> = grouped
@@ -121,17 +148,15 @@ impl Processor {
             .collect();
         let (by_group, removals) = (&by_group, &removals);
         let results: Vec<Delivery> = stream::iter(deliveries)
-            .map(|(connection, index)| async move {
-                let mut frames = by_group[index].1.as_slice();
+            .map(|(connection, index, from)| async move {
+                let all = by_group[index].1.as_slice();
                 let removed_at = connection.user_id.and_then(|user| {
                     removals[index]
                         .iter()
-                        .find(|(removed, _)| *removed == user)
+                        .find(|(removed, at)| *removed == user && *at >= from)
                         .map(|(_, at)| *at)
                 });
-                if let Some(at) = removed_at {
-                    frames = &frames[..=at];
-                }
+                let frames = &all[from.min(all.len())..removed_at.map_or(all.len(), |at| at + 1)];
                 let mut delivery =
                     tokio::time::timeout_at(deadline.into(), deliver(pusher, &connection, frames))
                         .await
@@ -139,7 +164,11 @@ impl Processor {
                             Delivery::CutOff(0, "the batch's fan-out budget ran out".into())
                         });
                 if let (Some(_), Delivery::Done(n)) = (removed_at, &delivery) {
-                    delivery = Delivery::Ended(*n);
+                    delivery = if connection.all_groups {
+                        Delivery::Left(*n)
+                    } else {
+                        Delivery::Ended(*n)
+                    };
                 }
                 self.settle(pusher, &connection, &delivery).await;
                 delivery
@@ -150,7 +179,7 @@ impl Processor {
         let mut out = FanOut::default();
         for delivery in results {
             match delivery {
-                Delivery::Done(n) | Delivery::Ended(n) => out.pushed += n,
+                Delivery::Done(n) | Delivery::Ended(n) | Delivery::Left(n) => out.pushed += n,
                 Delivery::Gone(n) => {
                     out.pushed += n;
                     out.gone += 1;
@@ -164,21 +193,32 @@ impl Processor {
         Ok(out)
     }
 
-    /// Forgets a closed connection, cuts off one that could not take its frames. Best effort:
-    /// a row left behind is found gone or cut off again on the next push, and expires anyway.
+    /// Forgets a closed connection, cuts off one that could not take its frames, ends an
+    /// all-groups socket's following of a group its user left. Best effort: a row left behind
+    /// is found gone or cut off again on the next push, and expires anyway.
     async fn settle(&self, pusher: &dyn Pusher, connection: &Connection, delivery: &Delivery) {
         let id = &connection.connection_id;
+        let tag = || chat_core::push::log_tag(id);
         if let Delivery::CutOff(_, why) = delivery {
-            tracing::warn!(connection = %chat_core::push::log_tag(id), %why, "cutting off a connection that does not take its frames");
+            tracing::warn!(connection = %tag(), %why, "cutting off a connection that does not take its frames");
         }
         if matches!(delivery, Delivery::CutOff(..) | Delivery::Ended(_)) {
             if let Err(e) = pusher.disconnect(id).await {
-                tracing::warn!(connection = %chat_core::push::log_tag(id), error = %e, "could not close a connection");
+                tracing::warn!(connection = %tag(), error = %e, "could not close a connection");
             }
         }
-        if !matches!(delivery, Delivery::Done(_)) {
+        if matches!(
+            delivery,
+            Delivery::Gone(_) | Delivery::CutOff(..) | Delivery::Ended(_)
+        ) {
             if let Err(e) = self.store.delete_connection(id).await {
-                tracing::warn!(connection = %chat_core::push::log_tag(id), error = %e, "could not forget a connection");
+                tracing::warn!(connection = %tag(), error = %e, "could not forget a connection");
+            }
+        }
+        // The subscription itself too: a closed socket's may outlive the socket's own item.
+        if connection.all_groups && !matches!(delivery, Delivery::Done(_)) {
+            if let Err(e) = self.store.delete_subscription(connection).await {
+                tracing::warn!(connection = %tag(), error = %e, "could not end a subscription");
             }
         }
     }

@@ -90,8 +90,9 @@ pub struct Outcome {
 }
 
 /// What the stream processor may do with the store: everything it applies (messages, sends,
-/// memberships and read marks, forgetting gone connections), and reading the directory and the
-/// connections; not changing users or groups, claiming sends, or opening connections.
+/// memberships and read marks, forgetting gone connections, subscribing and unsubscribing
+/// all-groups sockets as their users join and leave), and reading the directory and the
+/// connections; not changing users or groups, or claiming sends.
 pub trait ProcessorStore:
     Directory
     + MessageReader

@@ -1,7 +1,8 @@
 //! The WebSocket API's `$connect` authorizer (a Lambda REQUEST authorizer). Browsers cannot set
 //! headers on a WebSocket, so the token comes as `?token=`, the route's identity source. The
 //! token is verified against the issuer's JWKS (fetched once per process, again on an unknown
-//! `kid`); the user it names must belong to `?group_id=`. The answer follows API Gateway's
+//! `kid`); the user it names must belong to `?group_id=` when the socket names a group (without
+//! one, the socket follows the user's own groups). The answer follows API Gateway's
 //! contract: an `Unauthorized` error is a 401 (no valid token), a Deny policy a 403 (a valid
 //! token, but not for this group), an Allow policy lets `$connect` run with the user id in the
 //! authorizer context.
@@ -117,9 +118,11 @@ pub async fn decide(
         Ok(user_id) => user_id,
         Err(e) => return Ok(Decision::Deny(e.public_message())),
     };
+    // No group named: the socket follows the user's own groups, whichever they are.
     let group_id: GroupId = match query.first("group_id").map(str::parse) {
         Some(Ok(group_id)) => group_id,
-        _ => return Ok(Decision::Deny("no valid ?group_id=".into())),
+        Some(Err(_)) => return Ok(Decision::Deny("no valid ?group_id=".into())),
+        None => return Ok(Decision::Allow(user_id)),
     };
     match require_membership(directory, user_id, group_id).await {
         Ok(_) => Ok(Decision::Allow(user_id)),

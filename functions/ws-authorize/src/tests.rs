@@ -148,3 +148,17 @@ fn the_authorizer_needs_an_issuer_and_an_audience() {
     auth.audience = Some(AUDIENCE.into());
     assert!(verifier(&auth).is_ok());
 }
+
+#[tokio::test]
+async fn without_a_group_a_valid_users_socket_follows_their_own_groups() {
+    let (t, k) = (MemoryStore::seeded(), keys());
+    let charlie = k.issuer.token(user(3), Duration::from_secs(60));
+    let decision = decide(&t, &k.verifier, &connect(&[("token", &charlie)])).await;
+    assert_eq!(decision, Ok(Decision::Allow(user(3))));
+    let now = chrono::Utc::now().timestamp();
+    let nobody = k
+        .issuer
+        .sign(&serde_json::json!({"iss": ISSUER, "aud": AUDIENCE, "exp": now + 60}));
+    let decision = decide(&t, &k.verifier, &connect(&[("token", &nobody)])).await;
+    assert!(matches!(decision, Ok(Decision::Deny(_))), "{decision:?}");
+}

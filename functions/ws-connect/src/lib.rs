@@ -1,12 +1,14 @@
 //! WebSocket `$connect`: the group comes as `?group_id=` (API Gateway WebSocket routes have no
 //! path parameters; the local emulator maps `/subscribe/{group_id}` onto it). An unknown or
 //! malformed group refuses the socket; otherwise the connection is stored with its group, its
-//! user and an expiry of two hours, when API Gateway closes it anyway.
+//! user and an expiry of two hours, when API Gateway closes it anyway. A socket that names no
+//! group follows every group of its user (signed in, or `?user_id=` in trust-client mode),
+//! including those joined later.
 //!
 //! With identity on, `ws-authorize` has verified the token and the membership before this
 //! runs and passes the user in its context; the membership is checked again here, so that a
 //! route deployed without the authorizer cannot subscribe anyone anywhere. A user holds at most
-//! `MAX_SOCKETS_PER_USER` sockets on a group: opening one more closes their oldest (a new tab
+//! `MAX_SOCKETS_PER_USER` sockets on a group, of either kind: opening one more closes their oldest (a new tab
 //! or device wins; an abandoned one does not lock its user out until it expires). A member's
 //! first socket on the group is announced to the group's other sockets (`presence`).
 
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::{AuthConfig, Config};
-use chat_core::domain::{Connection, GroupId, UserId};
+use chat_core::domain::{AllGroupsSocket, Connection, GroupId, UserId};
 use chat_core::guard::{existing_group, require_membership};
 use chat_core::push::{announce_presence, Pusher};
 use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
@@ -23,6 +25,10 @@ use chat_core::ChatError;
 use chat_lambda::identity::connecting_user;
 use chat_lambda::ws::{connection_id, MAX_CONNECTION_SECONDS};
 use chrono::Utc;
+use futures_util::stream::{self, StreamExt};
+
+/// Groups an all-groups socket settles into at once (limit and presence).
+const GROUPS_AT_ONCE: usize = 8;
 
 /// What the function holds for its life: the directory (read), the connections, and the
 /// Management API, to close a socket over the per-user limit.
@@ -63,36 +69,91 @@ pub async fn handle(
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
     let user_id = connecting_user(&ctx.auth, &request)?;
-    let group_id: GroupId = request
+    let named = request
         .query_string_parameters
         .first("group_id")
-        .ok_or_else(|| ChatError::BadRequest("group_id is required (?group_id=)".into()))?
-        .parse()?;
+        .map(str::parse::<GroupId>)
+        .transpose()?;
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(MAX_CONNECTION_SECONDS);
+    let Some(group_id) = named else {
+        let user_id = user_id.ok_or_else(|| {
+            ChatError::BadRequest(
+                "name a group (?group_id=), or a user whose groups to follow (sign in, or \
+                 ?user_id= in trust-client mode)"
+                    .into(),
+            )
+        })?;
+        let socket = AllGroupsSocket {
+            connection_id: connection_id.to_owned(),
+            user_id,
+            connected_at: now,
+            expires_at,
+        };
+        return follow_all_groups(ctx, socket).await;
+    };
     existing_group(ctx.directory.as_ref(), group_id).await?;
     if let Some(user_id) = user_id {
         require_membership(ctx.directory.as_ref(), user_id, group_id).await?;
     }
-    let now = Utc::now();
     ctx.connection_writer
         .put_connection(&Connection {
             connection_id: connection_id.to_owned(),
             group_id,
             user_id,
+            all_groups: false,
             connected_at: now,
-            expires_at: now + chrono::Duration::seconds(MAX_CONNECTION_SECONDS),
+            expires_at,
         })
         .await?;
     tracing::debug!(connection_id, "connected");
     tracing::info!(%group_id, user_id = user_id.map(UserId::get), "subscribed");
-    let Some(user_id) = user_id else {
-        return Ok(());
-    };
-    // One listing of the group's sockets serves the limit and the presence announcement.
+    if let Some(user_id) = user_id {
+        settle_in(ctx, group_id, user_id, connection_id).await;
+    }
+    Ok(())
+}
+
+/// A socket that follows every group of its user: subscribed to each group they belong to now
+/// (the stream processor adds those they join later and drops those they leave).
+async fn follow_all_groups(ctx: &Context, socket: AllGroupsSocket) -> Result<(), ChatError> {
+    let user_id = socket.user_id;
+    if ctx.directory.get_user(user_id).await?.is_none() {
+        return Err(ChatError::NotFound(format!("user {user_id} not found")));
+    }
+    let groups: Vec<GroupId> = ctx
+        .directory
+        .groups_of(user_id)
+        .await?
+        .into_iter()
+        .map(|m| m.group_id)
+        .collect();
+    ctx.connection_writer
+        .put_all_groups_socket(&socket, &groups)
+        .await?;
+    tracing::info!(
+        user_id = user_id.get(),
+        groups = groups.len(),
+        "subscribed to all the user's groups"
+    );
+    let id = socket.connection_id.as_str();
+    stream::iter(groups)
+        .for_each_concurrent(GROUPS_AT_ONCE, |group_id| {
+            settle_in(ctx, group_id, user_id, id)
+        })
+        .await;
+    Ok(())
+}
+
+/// After a user's socket joined a group's: the user's surplus sockets there closed, and their
+/// first socket announced. One listing of the group's sockets serves both. Best effort: the
+/// socket is accepted already.
+async fn settle_in(ctx: &Context, group_id: GroupId, user_id: UserId, connection_id: &str) {
     let group_sockets = match ctx.connections.connections_for_group(group_id).await {
         Ok(all) => all,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the group's sockets; no limit, no presence");
-            return Ok(());
+            return;
         }
     };
     let closed = close_surplus(ctx, user_id, &group_sockets, connection_id).await;
@@ -111,7 +172,6 @@ pub async fn handle(
         )
         .await;
     }
-    Ok(())
 }
 
 /// Closes the user's oldest sockets among the group's beyond the limit; the ids it closed.
@@ -155,7 +215,7 @@ async fn close_surplus(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_core::store::StoreError;
+    use chat_core::store::{DirectoryWriter, StoreError};
     use chat_testkit::requests::ws_event;
     use chat_testkit::{Fakes, Fallible, MemoryPusher, TestContext};
 
@@ -272,5 +332,64 @@ mod tests {
             .expect("query");
         assert_eq!(left.len(), limit + 1);
         assert!(left.iter().all(|c| c.connection_id != "s0"));
+    }
+
+    #[tokio::test]
+    async fn without_a_group_the_socket_follows_each_of_its_users_groups() {
+        let pusher = Arc::new(MemoryPusher::new());
+        let t = over(Fakes::jwt(), Some(pusher.clone()));
+        let g = |n: i128| GroupId::new(n).expect("id");
+        let charlie = UserId::new(3).expect("id");
+        t.store
+            .seed_member(&chat_core::domain::Member {
+                group_id: g(1),
+                user_id: charlie,
+                role: chat_core::domain::Role::Member,
+                read_mark: 0,
+            })
+            .await
+            .expect("seed");
+        pusher.open("alice");
+        let alice = as_user(event("alice", serde_json::json!({"group_id": "1"})), "1");
+        handle(&t.ctx, alice).await.expect("connect");
+        pusher.open("all");
+        let all = as_user(event("all", serde_json::json!({})), "3");
+        handle(&t.ctx, all).await.expect("connect");
+        for group in [g(1), g(2)] {
+            let sub = t
+                .store
+                .subscription("all", group)
+                .await
+                .expect("get")
+                .expect("follows the group");
+            assert!(sub.all_groups);
+            assert_eq!(sub.user_id, Some(charlie));
+        }
+        assert_eq!(
+            pusher.frames("alice"),
+            [serde_json::json!({"event": "presence", "group_id": 1, "user_id": 3, "online": true})]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_group_an_anonymous_or_unknown_user_is_refused() {
+        let t = context();
+        let err = handle(&t.ctx, event("a", serde_json::json!({})))
+            .await
+            .expect_err("nobody to follow");
+        assert_eq!(err.status(), 400);
+        let err = handle(&t.ctx, event("b", serde_json::json!({"user_id": "77"})))
+            .await
+            .expect_err("unknown user");
+        assert_eq!(err.status(), 404);
+        handle(&t.ctx, event("c", serde_json::json!({"user_id": "4"})))
+            .await
+            .expect("a known user, trust-client");
+        let sub = t
+            .store
+            .subscription("c", GroupId::new(2).expect("id"))
+            .await
+            .expect("get");
+        assert!(sub.is_some());
     }
 }

@@ -105,25 +105,32 @@ pub async fn handle(
     }
 }
 
-/// Tells the socket's group that its user is typing. A socket follows one group: a frame
-/// naming another is ignored, as is one from an anonymous socket (trust-client mode).
+/// Tells a group the socket follows that its user is typing: the group the frame names, or
+/// without one, the group of a socket opened on one. A frame naming a group the socket does not
+/// follow is ignored, as is one from an anonymous socket (trust-client mode).
 async fn typing(
     ctx: &Context,
     connection_id: &str,
     named: Option<serde_json::Value>,
 ) -> Result<(), ChatError> {
-    let Some(connection) = ctx.connections.get_connection(connection_id).await? else {
+    let connection = match named {
+        None => ctx.connections.get_connection(connection_id).await?,
+        Some(value) => match value
+            .as_u64()
+            .and_then(|g| GroupId::new(i128::from(g)).ok())
+        {
+            Some(group) => ctx.connections.subscription(connection_id, group).await?,
+            None => None,
+        },
+    };
+    let Some(connection) = connection else {
         return Ok(());
     };
     let (Some(user_id), Some(pusher)) = (connection.user_id, &ctx.pusher) else {
         return Ok(());
     };
     let group_id = connection.group_id;
-    let names_its_group = match &named {
-        None => true,
-        Some(value) => value.as_u64() == Some(group_id.get()),
-    };
-    if !names_its_group || !ctx.throttle.allow(user_id, group_id, Instant::now()) {
+    if !ctx.throttle.allow(user_id, group_id, Instant::now()) {
         return Ok(());
     }
     let Some(user) = ctx

@@ -11,6 +11,7 @@ fn socket(id: &str, group: u64, user: Option<u64>) -> Connection {
         connection_id: id.into(),
         group_id: GroupId::new(i128::from(group)).expect("id"),
         user_id: user.map(|u| UserId::new(i128::from(u)).expect("id")),
+        all_groups: false,
         connected_at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::hours(2),
     }
@@ -105,4 +106,38 @@ async fn an_event_without_a_connection_id_is_refused_and_a_store_failure_is_an_e
         .await
         .expect_err("the store is down");
     assert_eq!(err.status(), 503);
+}
+
+#[tokio::test]
+async fn an_all_groups_socket_types_in_the_groups_it_follows_only() {
+    let (ctx, store, pusher) = stack().await;
+    let everywhere = chat_core::domain::AllGroupsSocket {
+        connection_id: "dave".into(),
+        user_id: UserId::new(4).expect("id"),
+        connected_at: Utc::now(),
+        expires_at: Utc::now() + chrono::Duration::hours(2),
+    };
+    store
+        .put_all_groups_socket(&everywhere, &[GroupId::new(2).expect("id")])
+        .await
+        .expect("put");
+    pusher.open("dave");
+    for body in [
+        r#"{"action": "typing", "group_id": 1}"#,
+        r#"{"action": "typing"}"#,
+    ] {
+        assert_eq!(handle(&ctx, frame("dave", body)).await, Ok(()), "{body}");
+    }
+    for socket in ["alice", "bob", "anonymous"] {
+        assert!(
+            pusher.frames(socket).is_empty(),
+            "{socket}: not David's group"
+        );
+    }
+    let typing = r#"{"action": "typing", "group_id": 2}"#;
+    assert_eq!(handle(&ctx, frame("dave", typing)).await, Ok(()));
+    assert_eq!(
+        pusher.frames("charlie"),
+        [json!({"event": "typing", "group_id": 2, "user_id": 4, "name": "David"})]
+    );
 }

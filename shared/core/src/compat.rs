@@ -43,9 +43,11 @@ pub const KEPT: &[Kept] = &[
     Kept {
         name: "subscribe-path",
         what: "the local WebSocket API also answers at /subscribe/{group_id}, the original \
-               app's URL (AWS's WebSocket APIs have one path: ?group_id= there)",
+               app's URL, and at /subscribe for all the user's groups (AWS's WebSocket APIs \
+               have one path: ?group_id= there, or no group_id for all)",
         why: "the original app's clients open ws://host/subscribe/{group_id}",
-        off: "COMPAT_OFF=subscribe-path: only ws://host/?group_id= is served, as on AWS",
+        off: "COMPAT_OFF=subscribe-path: only ws://host/ (with or without ?group_id=) is \
+              served, as on AWS",
     },
     Kept {
         name: "seed-users",

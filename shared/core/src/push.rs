@@ -77,6 +77,14 @@ impl Frame {
         }
     }
 
+    /// The user whose membership of the group this frame begins.
+    pub fn adds(&self) -> Option<UserId> {
+        match self {
+            Frame::MemberAdded { user_id, .. } => Some(*user_id),
+            _ => None,
+        }
+    }
+
     /// The user whose membership of the group this frame ends.
     pub fn removes(&self) -> Option<UserId> {
         match self {

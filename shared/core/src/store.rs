@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role, User, UserId,
+    AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role,
+    User, UserId,
 };
 use crate::error::{ChatError, Service};
 
@@ -335,16 +336,41 @@ pub trait AppliedSends: Send + Sync {
 /// WebSocket connections, read: the group each listens to.
 #[async_trait]
 pub trait ConnectionReader: Send + Sync {
+    /// A socket opened on one group; `None` for an unknown socket or an all-groups one.
     async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
-    /// The group's unexpired connections, through the group index.
+    /// The socket's subscription to `group`, whichever kind of socket it is.
+    async fn subscription(
+        &self,
+        connection_id: &str,
+        group: GroupId,
+    ) -> Result<Option<Connection>, StoreError>;
+    /// The group's unexpired subscriptions, through the group index.
     async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError>;
 }
 
 /// WebSocket connections, written.
 #[async_trait]
 pub trait ConnectionWriter: Send + Sync {
+    /// Stores a socket opened on one group.
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
-    async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError>;
+    /// Stores a socket that follows all its user's groups, subscribed to `groups`.
+    async fn put_all_groups_socket(
+        &self,
+        socket: &AllGroupsSocket,
+        groups: &[GroupId],
+    ) -> Result<(), StoreError>;
+    /// Subscribes each all-groups socket of `user` to `group`, which they joined; the
+    /// subscriptions added. Doing it again changes nothing.
+    async fn follow_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> Result<Vec<Connection>, StoreError>;
+    /// Forgets one subscription of an all-groups socket (its user left the group); the socket
+    /// and its other groups stay.
+    async fn delete_subscription(&self, connection: &Connection) -> Result<(), StoreError>;
+    /// Forgets a socket with all its subscriptions; the subscriptions it had.
+    async fn delete_connection(&self, connection_id: &str) -> Result<Vec<Connection>, StoreError>;
 }
 
 /// Every capability at once: for set-up, administration and tests, never a function.

@@ -1,25 +1,132 @@
-//! WebSocket connections, listed per group through the group index for fan-out.
+//! WebSocket connections, listed per group through the group index for fan-out, and per user
+//! through the user index for the sockets that follow all their user's groups.
+//!
+//! A socket opened on one group is one item, keyed by its connection id. An all-groups socket
+//! is one item of its own (its user, no group: it is in no group's listing) and one
+//! subscription item per group, keyed `{connection id}#{group}`, which the group index lists
+//! like any other socket of the group.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use crate::item::{connection_from_item, n, s};
-use crate::{classify, DynamoStore, GROUP_INDEX};
-use chat_core::domain::{Connection, GroupId};
+use crate::item::{
+    all_groups_socket_from_item, all_groups_socket_to_item, connection_from_item,
+    connection_to_item, is_all_groups_socket, n, s, subscription_key, Item,
+};
+use crate::{classify, DynamoStore, GROUP_INDEX, USER_INDEX};
+use chat_core::domain::{AllGroupsSocket, Connection, GroupId, UserId};
 use chat_core::store::{ConnectionReader, ConnectionWriter, StoreError};
 
-#[async_trait]
-impl ConnectionReader for DynamoStore {
-    async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+/// Subscription items written or deleted at once.
+const WRITE_CONCURRENCY: usize = 16;
+
+impl DynamoStore {
+    async fn connection_item(&self, key: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.connections)
-            .key("connection_id", s(connection_id))
+            .key("connection_id", s(key))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| classify("GetItem", e))?;
-        out.item().map(connection_from_item).transpose()
+        Ok(out.item().cloned())
+    }
+
+    async fn put_connection_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn delete_connection_item(&self, key: String) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(key))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// The user's unexpired items matching `filter` (over `#e` expiry, `:now` and `values`),
+    /// through the user index.
+    async fn user_connection_items<T>(
+        &self,
+        user: UserId,
+        filter: &str,
+        values: &[(&str, AttributeValue)],
+        convert: impl Fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.tables.connections)
+            .index_name(USER_INDEX)
+            .key_condition_expression("#u = :u")
+            .filter_expression(format!("#e > :now AND {filter}"))
+            .expression_attribute_names("#u", "user_id")
+            .expression_attribute_names("#e", "expires_at")
+            .expression_attribute_values(":u", n(user))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()));
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        if filter.contains("#a") {
+            request = request.expression_attribute_names("#a", "all_groups");
+        }
+        if filter.contains("#s") {
+            request = request.expression_attribute_names("#s", "socket");
+        }
+        self.query_all("Query", request, convert).await
+    }
+
+    async fn put_subscriptions(&self, subscriptions: &[Connection]) -> Result<(), StoreError> {
+        // Owned items: a borrowed one trips the compiler's higher-ranked check in async traits.
+        let items: Vec<Item> = subscriptions.iter().map(connection_to_item).collect();
+        stream::iter(items)
+            .map(|item| self.put_connection_item(item))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConnectionReader for DynamoStore {
+    async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        match self.connection_item(connection_id).await? {
+            Some(item) if !is_all_groups_socket(&item) => connection_from_item(&item).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn subscription(
+        &self,
+        connection_id: &str,
+        group: GroupId,
+    ) -> Result<Option<Connection>, StoreError> {
+        let Some(item) = self.connection_item(connection_id).await? else {
+            return Ok(None);
+        };
+        if !is_all_groups_socket(&item) {
+            let connection = connection_from_item(&item)?;
+            return Ok((connection.group_id == group).then_some(connection));
+        }
+        self.connection_item(&subscription_key(connection_id, group))
+            .await?
+            .map(|item| connection_from_item(&item))
+            .transpose()
     }
 
     async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError> {
@@ -42,29 +149,82 @@ impl ConnectionReader for DynamoStore {
 #[async_trait]
 impl ConnectionWriter for DynamoStore {
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.tables.connections)
-            .item("connection_id", s(&connection.connection_id))
-            .item("group_id", n(connection.group_id))
-            .item("connected_at", s(connection.connected_at.to_rfc3339()))
-            .item("expires_at", n(connection.expires_at.timestamp()));
-        if let Some(user_id) = connection.user_id {
-            put = put.item("user_id", n(user_id));
-        }
-        put.send().await.map_err(|e| classify("PutItem", e))?;
-        Ok(())
+        self.put_connection_item(connection_to_item(connection))
+            .await
     }
 
-    async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.tables.connections)
-            .key("connection_id", s(connection_id))
-            .send()
-            .await
-            .map_err(|e| classify("DeleteItem", e))?;
-        Ok(())
+    async fn put_all_groups_socket(
+        &self,
+        socket: &AllGroupsSocket,
+        groups: &[GroupId],
+    ) -> Result<(), StoreError> {
+        // The socket first: a join applied meanwhile finds it and subscribes it too.
+        self.put_connection_item(all_groups_socket_to_item(socket))
+            .await?;
+        let subscriptions: Vec<Connection> =
+            groups.iter().map(|g| socket.subscription(*g)).collect();
+        self.put_subscriptions(&subscriptions).await
+    }
+
+    async fn follow_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let sockets = self
+            .user_connection_items(
+                user,
+                "#a = :true",
+                &[(":true", AttributeValue::Bool(true))],
+                all_groups_socket_from_item,
+            )
+            .await?;
+        let subscriptions: Vec<Connection> =
+            sockets.iter().map(|s| s.subscription(group)).collect();
+        self.put_subscriptions(&subscriptions).await?;
+        Ok(subscriptions)
+    }
+
+    async fn delete_subscription(&self, connection: &Connection) -> Result<(), StoreError> {
+        let key = if connection.all_groups {
+            subscription_key(&connection.connection_id, connection.group_id)
+        } else {
+            connection.connection_id.clone()
+        };
+        self.delete_connection_item(key).await
+    }
+
+    async fn delete_connection(&self, connection_id: &str) -> Result<Vec<Connection>, StoreError> {
+        let Some(item) = self.connection_item(connection_id).await? else {
+            return Ok(Vec::new());
+        };
+        if !is_all_groups_socket(&item) {
+            let connection = connection_from_item(&item)?;
+            self.delete_connection_item(connection_id.to_owned())
+                .await?;
+            return Ok(vec![connection]);
+        }
+        let socket = all_groups_socket_from_item(&item)?;
+        // The socket first, so that no join applied from now on subscribes it again.
+        self.delete_connection_item(connection_id.to_owned())
+            .await?;
+        let subscriptions = self
+            .user_connection_items(
+                socket.user_id,
+                "#s = :s",
+                &[(":s", s(connection_id))],
+                connection_from_item,
+            )
+            .await?;
+        let keys: Vec<String> = subscriptions
+            .iter()
+            .map(|c| subscription_key(connection_id, c.group_id))
+            .collect();
+        stream::iter(keys)
+            .map(|key| self.delete_connection_item(key))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(subscriptions)
     }
 }

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use chat_core::domain::{Connection, GroupId, Message, MessageId, MessageText, User, UserId};
+use chat_core::domain::{
+    AllGroupsSocket, Connection, GroupId, Message, MessageId, MessageText, User, UserId,
+};
 use chat_core::store::{StoreError, StoredMessage};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -133,11 +135,73 @@ pub(super) fn stored_message_from_item(item: &Item) -> Result<StoredMessage, Sto
     }))
 }
 
+/// A subscription's item: a socket opened on one group is keyed by its connection id; an
+/// all-groups socket's subscription by `{connection id}#{group}`, with the socket's id in
+/// `socket`, beside the socket's own item (keyed by its id, with no group).
+pub(super) fn connection_to_item(connection: &Connection) -> Item {
+    let mut item = Item::new();
+    let key = if connection.all_groups {
+        item.insert("socket".into(), s(&connection.connection_id));
+        subscription_key(&connection.connection_id, connection.group_id)
+    } else {
+        connection.connection_id.clone()
+    };
+    item.insert("connection_id".into(), s(key));
+    item.insert("group_id".into(), n(connection.group_id));
+    if let Some(user_id) = connection.user_id {
+        item.insert("user_id".into(), n(user_id));
+    }
+    item.insert(
+        "connected_at".into(),
+        s(connection.connected_at.to_rfc3339()),
+    );
+    item.insert("expires_at".into(), n(connection.expires_at.timestamp()));
+    item
+}
+
+pub(super) fn subscription_key(socket: &str, group: GroupId) -> String {
+    format!("{socket}#{group}")
+}
+
+/// The item of an all-groups socket itself: its user, no group (so no group index entry).
+pub(super) fn all_groups_socket_to_item(socket: &AllGroupsSocket) -> Item {
+    let mut item = Item::new();
+    item.insert("connection_id".into(), s(&socket.connection_id));
+    item.insert("all_groups".into(), AttributeValue::Bool(true));
+    item.insert("user_id".into(), n(socket.user_id));
+    item.insert("connected_at".into(), s(socket.connected_at.to_rfc3339()));
+    item.insert("expires_at".into(), n(socket.expires_at.timestamp()));
+    item
+}
+
+pub(super) fn is_all_groups_socket(item: &Item) -> bool {
+    matches!(item.get("all_groups"), Some(AttributeValue::Bool(true)))
+}
+
+pub(super) fn all_groups_socket_from_item(item: &Item) -> Result<AllGroupsSocket, StoreError> {
+    let expires_at: i64 = get_n(item, "expires_at")?;
+    Ok(AllGroupsSocket {
+        connection_id: get_s(item, "connection_id")?.to_owned(),
+        user_id: get_id(item, "user_id")?,
+        connected_at: get_time(item, "connected_at")?,
+        expires_at: DateTime::from_timestamp(expires_at, 0)
+            .ok_or_else(|| corrupt("expires_at", "is out of range"))?,
+    })
+}
+
 pub(super) fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
     let expires_at: i64 = get_n(item, "expires_at")?;
+    let socket = item
+        .contains_key("socket")
+        .then(|| get_s(item, "socket"))
+        .transpose()?;
     Ok(Connection {
-        connection_id: get_s(item, "connection_id")?.to_owned(),
+        connection_id: match socket {
+            Some(socket) => socket.to_owned(),
+            None => get_s(item, "connection_id")?.to_owned(),
+        },
         group_id: get_id(item, "group_id")?,
+        all_groups: socket.is_some(),
         user_id: item
             .contains_key("user_id")
             .then(|| get_id(item, "user_id"))

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use chat_core::domain::{
-    Connection, Group, GroupId, Member, Message, MessageId, Role, User, UserId,
+    AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, Role, User, UserId,
 };
 use chat_core::store::{
     Accounts, AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
@@ -26,7 +26,10 @@ struct State {
     groups: BTreeMap<GroupId, Group>,
     /// By id, with the version of the last applied edit.
     messages: BTreeMap<MessageId, (StoredMessage, Option<u64>)>,
-    connections: HashMap<String, Connection>,
+    /// Subscriptions by (connection id, group).
+    connections: HashMap<(String, GroupId), Connection>,
+    /// The sockets that follow all their user's groups, by connection id.
+    all_groups: HashMap<String, AllGroupsSocket>,
     sends: HashMap<String, SendRecord>,
     /// By (group, user): the membership (`None` once removed) and the version of its last
     /// change.
@@ -510,7 +513,24 @@ impl MemoryStore {
 #[async_trait]
 impl ConnectionReader for MemoryStore {
     async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
-        Ok(self.check()?.connections.get(connection_id).cloned())
+        Ok(self
+            .check()?
+            .connections
+            .values()
+            .find(|c| c.connection_id == connection_id && !c.all_groups)
+            .cloned())
+    }
+
+    async fn subscription(
+        &self,
+        connection_id: &str,
+        group: GroupId,
+    ) -> Result<Option<Connection>, StoreError> {
+        Ok(self
+            .check()?
+            .connections
+            .get(&(connection_id.to_owned(), group))
+            .cloned())
     }
 
     async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError> {
@@ -528,14 +548,77 @@ impl ConnectionReader for MemoryStore {
 #[async_trait]
 impl ConnectionWriter for MemoryStore {
     async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.check()?
-            .connections
-            .insert(connection.connection_id.clone(), connection.clone());
+        let mut state = self.check()?;
+        // A socket opened on one group has one item, whatever group it names again.
+        if !connection.all_groups {
+            state
+                .connections
+                .retain(|(id, _), c| *id != connection.connection_id || c.all_groups);
+        }
+        state.connections.insert(
+            (connection.connection_id.clone(), connection.group_id),
+            connection.clone(),
+        );
         Ok(())
     }
 
-    async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError> {
-        self.check()?.connections.remove(connection_id);
+    async fn put_all_groups_socket(
+        &self,
+        socket: &AllGroupsSocket,
+        groups: &[GroupId],
+    ) -> Result<(), StoreError> {
+        let mut state = self.check()?;
+        state
+            .all_groups
+            .insert(socket.connection_id.clone(), socket.clone());
+        for group in groups {
+            state.connections.insert(
+                (socket.connection_id.clone(), *group),
+                socket.subscription(*group),
+            );
+        }
         Ok(())
+    }
+
+    async fn follow_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let mut state = self.check()?;
+        let now = Utc::now();
+        let added: Vec<Connection> = state
+            .all_groups
+            .values()
+            .filter(|s| s.user_id == user && s.expires_at > now)
+            .map(|s| s.subscription(group))
+            .collect();
+        for c in &added {
+            state
+                .connections
+                .insert((c.connection_id.clone(), group), c.clone());
+        }
+        Ok(added)
+    }
+
+    async fn delete_subscription(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.check()?
+            .connections
+            .remove(&(connection.connection_id.clone(), connection.group_id));
+        Ok(())
+    }
+
+    async fn delete_connection(&self, connection_id: &str) -> Result<Vec<Connection>, StoreError> {
+        let mut state = self.check()?;
+        state.all_groups.remove(connection_id);
+        let mut removed = Vec::new();
+        state.connections.retain(|(id, _), c| {
+            if id == connection_id {
+                removed.push(c.clone());
+            }
+            id != connection_id
+        });
+        removed.sort_by_key(|c| c.group_id);
+        Ok(removed)
     }
 }

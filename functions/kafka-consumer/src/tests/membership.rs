@@ -225,3 +225,69 @@ async fn a_store_failure_stops_the_partition_at_the_membership_change() {
         .expect("retried");
     assert_eq!(role(&f, 1, 3).await, Some(Role::Member));
 }
+
+#[tokio::test]
+async fn an_all_groups_socket_follows_a_group_from_its_join_to_its_leave_and_stays_open() {
+    let f = owned().await;
+    let charlie = chat_core::domain::AllGroupsSocket {
+        connection_id: "charlie".into(),
+        user_id: u(3),
+        connected_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(2),
+    };
+    f.store
+        .put_all_groups_socket(&charlie, &[g(2)])
+        .await
+        .expect("put");
+    f.pusher.open("charlie");
+    let outcome = f
+        .processor
+        .process(&event(&[
+            (0, 0, sent(1, 1, "before")),
+            (0, 1, added(1, 3, "member", 1)),
+            (0, 2, sent(1, 1, "welcome")),
+            (0, 3, removed(1, 3, 1)),
+            (0, 4, sent(1, 1, "after")),
+        ]))
+        .await
+        .expect("processed");
+    let seen: Vec<(String, String)> = f
+        .pusher
+        .frames("charlie")
+        .iter()
+        .map(|fr| {
+            (
+                fr["event"].as_str().unwrap_or_default().to_owned(),
+                fr["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("member_added".to_owned(), String::new()),
+            ("created".to_owned(), "welcome".to_owned()),
+            ("member_removed".to_owned(), String::new()),
+        ]
+    );
+    assert!(f.pusher.disconnected().is_empty(), "the socket stays open");
+    assert_eq!(outcome.report.cut_off, 0);
+    assert!(f
+        .store
+        .subscription("charlie", g(1))
+        .await
+        .expect("get")
+        .is_none());
+    assert!(f
+        .store
+        .subscription("charlie", g(2))
+        .await
+        .expect("get")
+        .is_some());
+    // A later message of the group left does not reach it.
+    f.processor
+        .process(&event(&[(0, 5, sent(1, 1, "later"))]))
+        .await
+        .expect("processed");
+    assert_eq!(f.pusher.frames("charlie").len(), 3);
+}

@@ -122,6 +122,7 @@ async fn connect_at(
             connection_id: connection_id.into(),
             group_id: GroupId::new(i128::from(group)).expect("id"),
             user_id: None,
+            all_groups: false,
             connected_at,
             expires_at: Utc::now() + chrono::Duration::hours(2),
         })

@@ -6,8 +6,9 @@
 //!   reply becomes the response ([`http_api`]).
 //! - The WebSocket API: `$connect` runs before the handshake completes and may refuse it,
 //!   client frames go to `$default`, a closed socket to `$disconnect`, with API Gateway's limits
-//!   ([`websocket`]). `ws://.../?group_id=` is AWS's shape; `ws://.../subscribe/{group_id}` is
-//!   the one route AWS has no equivalent of, kept for the original app's clients.
+//!   ([`websocket`]). `ws://.../?group_id=` is AWS's shape (without `group_id`, a socket that
+//!   follows all its user's groups); `ws://.../subscribe/{group_id}` and `ws://.../subscribe`
+//!   are the routes AWS has no equivalent of, kept for the original app's clients' URLs.
 //! - The Management API that functions push through, `/{stage}/@connections/{id}`
 //!   ([`management`]): each call's SigV4 signature is verified and its
 //!   `execute-api:ManageConnections` checked against the caller's policies in the template, as
@@ -67,6 +68,7 @@ pub fn app(gateway: Arc<Gateway>, verify: bool) -> Router {
         .route("/{stage}/@connections/{id}", any(management_api))
         .route("/auth/.well-known/jwks.json", get(jwks))
         .route("/", any(websocket_or_http))
+        .route("/subscribe", any(websocket_or_http))
         .route("/subscribe/{group_id}", any(websocket_or_http))
         .fallback(http_api)
         .layer(axum::middleware::map_response(
@@ -99,7 +101,7 @@ async fn jwks(State(Front { gateway, .. }): State<Front>) -> Response {
     }
 }
 
-/// `/` and `/subscribe/{group_id}`: a WebSocket handshake, or else an HTTP request like any.
+/// `/`, `/subscribe` and `/subscribe/{group_id}`: a WebSocket handshake, or else an HTTP request like any.
 async fn websocket_or_http(
     State(front): State<Front>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -37,9 +37,37 @@ pub fn new_connection_id() -> String {
         .replace('/', "_")
 }
 
+/// The handshake's query as `$connect` gets it: `/subscribe/{group_id}` becomes
+/// `?group_id=`, `/subscribe` names no group, as `/` without one (both only with
+/// `subscribe_path`); `None` for a path with no WebSocket route.
+fn socket_query(
+    path: &str,
+    query: Option<&str>,
+    subscribe_path: bool,
+) -> Option<Vec<(String, String)>> {
+    let mut query: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    match path.strip_prefix("/subscribe/").filter(|_| subscribe_path) {
+        Some(group) => {
+            let group = percent_encoding::percent_decode_str(group).decode_utf8_lossy();
+            if group.is_empty() || group.contains('/') {
+                return None;
+            }
+            query.retain(|(k, _)| k != "group_id");
+            query.push(("group_id".into(), group.into_owned()));
+        }
+        None if path == "/" || (path == "/subscribe" && subscribe_path) => {}
+        None => return None,
+    }
+    Some(query)
+}
+
 /// A handshake: the group comes from `?group_id=` (API Gateway's shape) or from
-/// `/subscribe/{group_id}` (the original app's URL, which AWS cannot route); `$connect`
-/// decides, and on 2xx the socket opens and is served until it closes.
+/// `/subscribe/{group_id}` (the original app's URL, which AWS cannot route); without one
+/// (`/` or `/subscribe`) the socket follows all its user's groups. `$connect` decides, and on
+/// 2xx the socket opens and is served until it closes.
 pub async fn connect(
     gateway: Arc<Gateway>,
     upgrade: WebSocketUpgrade,
@@ -48,29 +76,15 @@ pub async fn connect(
     verify: bool,
 ) -> Response {
     let path = parts.uri.path();
-    let mut query: Vec<(String, String)> =
-        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let subscribe_path = path
-        .strip_prefix("/subscribe/")
-        .filter(|_| gateway.compat.subscribe_path);
-    if let Some(group) = subscribe_path {
-        let group = percent_encoding::percent_decode_str(group).decode_utf8_lossy();
-        if group.is_empty() || group.contains('/') {
+    let query = match socket_query(path, parts.uri.query(), gateway.compat.subscribe_path) {
+        Some(query) => query,
+        None => {
             return json_error(
                 StatusCode::NOT_FOUND,
                 &format!("no WebSocket route at {path}"),
-            );
+            )
         }
-        query.retain(|(k, _)| k != "group_id");
-        query.push(("group_id".into(), group.into_owned()));
-    } else if path != "/" {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            &format!("no WebSocket route at {path}"),
-        );
-    }
+    };
     let header = |name| {
         parts
             .headers
@@ -265,6 +279,40 @@ mod tests {
             headers,
             query: vec![("group_id".into(), "2".into())],
             authorizer: [("user_id".to_owned(), serde_json::json!("3"))].into(),
+        }
+    }
+
+    #[test]
+    fn the_original_apps_paths_become_api_gateways_query_unless_turned_off() {
+        let q = |path: &str, query: Option<&str>, on: bool| socket_query(path, query, on);
+        let pairs = |list: &[(&str, &str)]| -> Option<Vec<(String, String)>> {
+            Some(
+                list.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            q("/subscribe/7", Some("token=t&group_id=1"), true),
+            pairs(&[("token", "t"), ("group_id", "7")])
+        );
+        assert_eq!(
+            q("/subscribe", Some("user_id=3"), true),
+            pairs(&[("user_id", "3")])
+        );
+        assert_eq!(
+            q("/", Some("group_id=2"), true),
+            pairs(&[("group_id", "2")])
+        );
+        assert_eq!(q("/", None, false), pairs(&[]));
+        for (path, on) in [
+            ("/subscribe/7", false),
+            ("/subscribe", false),
+            ("/subscribe/", true),
+            ("/subscribe/1/2", true),
+            ("/live", true),
+        ] {
+            assert_eq!(q(path, None, on), None, "{path} (subscribe-path {on})");
         }
     }
 

@@ -375,7 +375,9 @@ pub struct Message {
     pub edited_at: Option<DateTime<Utc>>,
 }
 
-/// A WebSocket connection subscribed to one group, until it closes or expires.
+/// A WebSocket connection's subscription to one group, until it closes or expires. A socket
+/// opened on one group has one; a socket that follows every group of its user has one per group
+/// (`all_groups`), added and dropped as the user joins and leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
     pub connection_id: String,
@@ -383,8 +385,34 @@ pub struct Connection {
     /// The verified user who opened it; `None` for the original app's anonymous subscriptions
     /// (`trust-client` mode only).
     pub user_id: Option<UserId>,
+    /// Whether the socket follows all its user's groups: leaving this group then ends the
+    /// subscription, not the socket.
+    pub all_groups: bool,
     pub connected_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A WebSocket connection that follows every group of its user, including those joined later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllGroupsSocket {
+    pub connection_id: String,
+    pub user_id: UserId,
+    pub connected_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl AllGroupsSocket {
+    /// Its subscription to `group`.
+    pub fn subscription(&self, group_id: GroupId) -> Connection {
+        Connection {
+            connection_id: self.connection_id.clone(),
+            group_id,
+            user_id: Some(self.user_id),
+            all_groups: true,
+            connected_at: self.connected_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use chrono::{Duration, Utc};
 
 use chat_core::compat::{seed_groups, seed_users};
 use chat_core::domain::{
-    Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role, User, UserId,
+    AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role,
+    User, UserId,
 };
 use chat_core::store::{
     AppliedSend, Cursor, DeleteOutcome, EditOutcome, PageRequest, SendClaim, SendKey, Store,
@@ -25,7 +26,7 @@ use crate::messages::{at, edit, fill, group, ids, message};
 #[macro_export]
 macro_rules! store_contract {
     ($make:expr) => {
-        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own);
+        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -645,6 +646,7 @@ fn connection(id: &str, group: i128, lifetime: Duration) -> Connection {
         connection_id: id.to_owned(),
         group_id: GroupId::new(group).expect("group"),
         user_id: None,
+        all_groups: false,
         // Whole seconds: the expiry is stored as epoch seconds (the TTL attribute's format).
         connected_at: chrono::DateTime::from_timestamp(now.timestamp(), 0).expect("time"),
         expires_at: chrono::DateTime::from_timestamp((now + lifetime).timestamp(), 0)
@@ -702,6 +704,87 @@ pub async fn fan_out_finds_only_the_groups_live_connections<S: Store + 'static>(
         .await
         .expect("query");
     assert!(group3.is_empty());
+}
+
+pub async fn an_all_groups_socket_follows_joins_and_leaves_and_closes_whole<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let g = |n: i128| GroupId::new(n).expect("group");
+    let dave = UserId::new(4).expect("user");
+    let template = connection("All789=", 1, Duration::hours(2));
+    let socket = AllGroupsSocket {
+        connection_id: template.connection_id.clone(),
+        user_id: dave,
+        connected_at: template.connected_at,
+        expires_at: template.expires_at,
+    };
+    let one_group = connection("One000=", 1, Duration::hours(2));
+    store.put_connection(&one_group).await.expect("put");
+    store
+        .put_all_groups_socket(&socket, &[g(1), g(2)])
+        .await
+        .expect("put");
+    // Listed in each of its groups as itself, beside the group's other sockets.
+    let group1 = store.connections_for_group(g(1)).await.expect("query");
+    assert_eq!(sorted_ids(&group1), ["All789=", "One000="]);
+    assert!(group1.contains(&socket.subscription(g(1))));
+    assert_eq!(
+        store.subscription("All789=", g(2)).await.expect("get"),
+        Some(socket.subscription(g(2)))
+    );
+    assert_eq!(
+        store.subscription("All789=", g(3)).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.subscription("One000=", g(1)).await.expect("get"),
+        Some(one_group.clone())
+    );
+    assert_eq!(
+        store.subscription("One000=", g(2)).await.expect("get"),
+        None
+    );
+    assert_eq!(store.get_connection("All789=").await.expect("get"), None);
+    // A join subscribes the user's all-groups sockets, again without harm; not others'.
+    for _ in 0..2 {
+        let added = store.follow_group(dave, g(3)).await.expect("follow");
+        assert_eq!(added, [socket.subscription(g(3))]);
+    }
+    let nobodys = store
+        .follow_group(UserId::new(1).expect("user"), g(3))
+        .await
+        .expect("follow");
+    assert!(nobodys.is_empty());
+    // Leaving one group ends that subscription only.
+    store
+        .delete_subscription(&socket.subscription(g(1)))
+        .await
+        .expect("leave");
+    let group1 = store.connections_for_group(g(1)).await.expect("query");
+    assert_eq!(sorted_ids(&group1), ["One000="]);
+    // Closing the socket ends what is left of it, and says what that was.
+    let mut closed = store.delete_connection("All789=").await.expect("close");
+    closed.sort_by_key(|c| c.group_id);
+    assert_eq!(
+        closed,
+        [socket.subscription(g(2)), socket.subscription(g(3))]
+    );
+    for group in [g(2), g(3)] {
+        assert!(store
+            .connections_for_group(group)
+            .await
+            .expect("query")
+            .is_empty());
+    }
+    assert!(store
+        .follow_group(dave, g(4))
+        .await
+        .expect("follow")
+        .is_empty());
+    assert_eq!(
+        store.delete_connection("One000=").await.expect("close"),
+        [one_group]
+    );
 }
 
 pub async fn a_large_group_is_listed_completely<S: Store + 'static>(store: Arc<S>) {
