@@ -1,7 +1,8 @@
 //! `chat-bench groups`: what the group features cost a user, against the running stack (in
 //! trust-client mode, as `make dev` runs): `GET /groups` for a user in `--groups` groups, one of
 //! which holds `--messages` messages they have not read; and the latency of a typing frame to
-//! `--sockets` sockets of a group. It fills what is missing (the groups, the messages) and
+//! `--sockets` sockets of a group; and a socket that follows all the user's groups (its
+//! handshake, and a message's way to it). It fills what is missing (the groups, the messages) and
 //! reuses what an earlier run left, so that a stack with data in it is measured as it is.
 
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ use crate::{client, ms, percentile, timed};
 /// The reader (David, group 2) and the writer of the unread messages (Charlie, group 2).
 const READER: u64 = 4;
 const WRITER: u64 = 3;
+/// The first group of both.
+const SHARED_GROUP: u64 = 2;
 const BIG_GROUP: &str = "bench: many unread";
 const SENDS_AT_ONCE: usize = 32;
 
@@ -43,7 +46,82 @@ pub async fn run(url: &str, groups: usize, messages: usize, sockets: usize) -> R
         ms(percentile(&own, 50.0, Duration::ZERO)),
         ms(percentile(&own, 99.0, Duration::ZERO)),
     );
+    all_groups(&c, url, mine.len()).await?;
     typing(url, big, sockets).await
+}
+
+/// The reader opens a socket that follows all their groups (`/subscribe?user_id=`): how long
+/// its handshake takes (a subscription per group, the per-user limit and presence in each),
+/// then how long a message of one of them (group 2, the reader's and the writer's first)
+/// takes to reach it.
+async fn all_groups(c: &reqwest::Client, url: &str, groups: usize) -> Result<(), String> {
+    let group = SHARED_GROUP;
+    let ws = url.replacen("http://", "ws://", 1);
+    let address = format!("{ws}/subscribe?user_id={READER}");
+    let mut handshakes = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (mut socket, _) = tokio_tungstenite::connect_async(&address)
+            .await
+            .map_err(|e| format!("an all-groups socket: {e}"))?;
+        handshakes.push(started.elapsed());
+        let _ = socket.close(None).await;
+    }
+    handshakes.sort();
+    let (mut socket, _) = tokio_tungstenite::connect_async(&address)
+        .await
+        .map_err(|e| format!("an all-groups socket: {e}"))?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut deliveries = Vec::new();
+    let mut lost = 0;
+    for n in 0..20 {
+        let text = format!("to every group's socket {n} {}", uuid_like());
+        let sent = Instant::now();
+        let reply = c
+            .post(format!("{url}/send-message/"))
+            .json(&json!({"user_id": WRITER, "group_id": group, "message": text}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !reply.status().is_success() {
+            return Err(format!("send: {}", reply.status()));
+        }
+        let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(frame)) = socket.next().await {
+                if let Message::Text(frame) = frame {
+                    if frame.as_str().contains(&text) {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if arrived {
+            deliveries.push(sent.elapsed());
+        } else {
+            lost += 1;
+        }
+    }
+    deliveries.sort();
+    println!(
+        "all-groups socket of a user in {groups} groups: handshake p50 {} p99 {} over 20; a message of one of them sent to arrived p50 {} p99 {} over {} ({lost} lost)",
+        ms(percentile(&handshakes, 50.0, Duration::ZERO)),
+        ms(percentile(&handshakes, 99.0, Duration::ZERO)),
+        ms(percentile(&deliveries, 50.0, Duration::ZERO)),
+        ms(percentile(&deliveries, 99.0, Duration::ZERO)),
+        deliveries.len(),
+    );
+    Ok(())
+}
+
+/// A tag unique enough to tell this run's messages apart.
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 async fn list(c: &reqwest::Client, url: &str, user: u64) -> Result<Vec<Value>, String> {
@@ -135,8 +213,9 @@ async fn fill_messages(
     group: u64,
     messages: usize,
 ) -> Result<(), String> {
+    // The newest of them, among the group's latest messages (others may follow them).
     let newest = c
-        .get(format!("{url}/messages/{group}?limit=1"))
+        .get(format!("{url}/messages/{group}?limit=100"))
         .send()
         .await
         .map_err(|e| e.to_string())?
@@ -144,8 +223,10 @@ async fn fill_messages(
         .await
         .map_err(|e| e.to_string())?;
     let held: usize = newest
-        .first()
-        .and_then(|m| m["message"].as_str())
+        .iter()
+        .rev()
+        .filter_map(|m| m["message"].as_str())
+        .find(|t| t.starts_with("unread "))
         .and_then(|t| t.strip_prefix("unread "))
         .and_then(|n| n.parse::<usize>().ok())
         .map_or(0, |n| n + 1);
@@ -183,7 +264,7 @@ async fn fill_messages(
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let page: Vec<Value> = c
-            .get(format!("{url}/messages/{group}?limit=1"))
+            .get(format!("{url}/messages/{group}?limit=100"))
             .send()
             .await
             .map_err(|e| e.to_string())?
@@ -191,7 +272,7 @@ async fn fill_messages(
             .await
             .map_err(|e| e.to_string())?;
         let last = format!("unread {}", messages - 1);
-        if page.first().is_some_and(|m| m["message"] == last.as_str()) {
+        if page.iter().any(|m| m["message"] == last.as_str()) {
             return Ok(());
         }
         if Instant::now() > deadline {
