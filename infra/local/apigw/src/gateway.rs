@@ -28,6 +28,8 @@ pub struct Gateway {
     pub(crate) security_headers: Vec<(HeaderName, HeaderValue)>,
     /// Whether `/subscribe/{group_id}` is served (`subscribe-path` in `chat_core::compat`).
     pub(crate) compat: chat_core::compat::Compat,
+    /// Origins beside the gateway's own whose pages may open sockets.
+    pub(crate) allowed_origins: Vec<String>,
 }
 
 /// How the gateway is set up (see the crate's documentation for the variables).
@@ -41,6 +43,8 @@ pub struct Settings {
     pub iam_mode: local_iam::Mode,
     pub locals: local_iam::template::Locals,
     pub compat: chat_core::compat::Compat,
+    /// `APIGW_ALLOWED_ORIGINS`, comma-separated: pages of other origins that may open sockets.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -63,6 +67,12 @@ impl Settings {
             locals: local_iam::template::Locals::from_env(),
             compat: chat_core::compat::Compat::from_env()
                 .map_err(|e| format!("COMPAT_OFF: {e}"))?,
+            allowed_origins: std::env::var("APIGW_ALLOWED_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
         })
     }
 }
@@ -96,6 +106,7 @@ impl Gateway {
             stage,
             security_headers,
             compat: settings.compat,
+            allowed_origins: settings.allowed_origins,
         })
     }
 }

@@ -57,6 +57,16 @@ struct Front {
     verify: bool,
 }
 
+/// Whether a listening address (`host:port`) is reachable from this machine only.
+pub fn is_loopback(listen: &str) -> bool {
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The gateway as a router, verifying identity (`verify`) or not: the fixed paths of API
 /// Gateway (the Management API, the local issuer's keys, the WebSocket API) as routes of their
 /// own, and everything else through the one matcher of `routes.json`, then the chat page.

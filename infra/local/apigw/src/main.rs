@@ -18,9 +18,6 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let listen = std::env::var("APIGW_LISTEN").unwrap_or_else(|_| "127.0.0.1:8000".into());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let verify = match std::env::var("AUTH_MODE").as_deref() {
         Ok("jwt") | Err(_) => true,
         Ok("trust-client") => false,
@@ -30,6 +27,16 @@ async fn run() -> Result<(), String> {
             ))
         }
     };
+    // Believing the user a request names is for one developer's machine: never on a network.
+    if !verify && !local_apigw::is_loopback(&listen) {
+        return Err(format!(
+            "AUTH_MODE=trust-client believes whoever a request says it is: it listens on \
+             loopback only, not on {listen} (use AUTH_MODE=jwt to listen there)"
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let jwt_listen = std::env::var("APIGW_JWT_LISTEN")
         .ok()
         .filter(|v| !v.is_empty());

@@ -37,6 +37,33 @@ pub fn new_connection_id() -> String {
         .replace('/', "_")
 }
 
+/// Whether a handshake's `Origin` may open a socket: a browser always sends one, and a page
+/// of another site must not act as its visitor (in trust-client mode, as anyone at all). The
+/// gateway's own page may (its origin is the `Host` the request came to, when that is a
+/// loopback name: a rebound DNS name is not), as may the origins configured; a client that
+/// is not a browser sends none.
+pub(crate) fn origin_allowed(origin: Option<&str>, host: &str, allowed: &[String]) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let hostname = match authority.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => authority,
+    };
+    let loopback = hostname.eq_ignore_ascii_case("localhost")
+        || hostname == "[::1]"
+        || hostname
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback && authority.eq_ignore_ascii_case(host)
+}
+
 /// The handshake's query as `$connect` gets it: `/subscribe/{group_id}` becomes
 /// `?group_id=`, `/subscribe` names no group, as `/` without one (both only with
 /// `subscribe_path`); `None` for a path with no WebSocket route.
@@ -93,6 +120,17 @@ pub async fn connect(
             .unwrap_or_default()
             .to_owned()
     };
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("?"));
+    if !origin_allowed(origin, &header(header::HOST), &gateway.allowed_origins) {
+        tracing::warn!(origin, "refused a WebSocket upgrade from another origin");
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "this origin may not open a WebSocket here (APIGW_ALLOWED_ORIGINS)",
+        );
+    }
     let mut info = SocketInfo {
         connection_id: new_connection_id(),
         connected_at: Utc::now(),
@@ -279,6 +317,29 @@ mod tests {
             headers,
             query: vec![("group_id".into(), "2".into())],
             authorizer: [("user_id".to_owned(), serde_json::json!("3"))].into(),
+        }
+    }
+
+    #[test]
+    fn only_the_gateways_own_page_and_configured_origins_open_sockets_from_a_browser() {
+        let allowed = ["https://chat.example.com".to_owned()];
+        for (origin, host, ok) in [
+            (None, "127.0.0.1:8000", true),
+            (Some("http://127.0.0.1:8000"), "127.0.0.1:8000", true),
+            (Some("http://localhost:8000"), "localhost:8000", true),
+            (Some("http://[::1]:8000"), "[::1]:8000", true),
+            (Some("https://chat.example.com"), "127.0.0.1:8000", true),
+            (Some("https://evil.example"), "127.0.0.1:8000", false),
+            (Some("http://localhost:9999"), "127.0.0.1:8000", false),
+            (Some("null"), "127.0.0.1:8000", false),
+            // DNS rebinding: a page whose name now points here is same-origin, not loopback.
+            (Some("http://evil.example:8000"), "evil.example:8000", false),
+        ] {
+            assert_eq!(
+                origin_allowed(origin, host, &allowed),
+                ok,
+                "{origin:?} to {host}"
+            );
         }
     }
 

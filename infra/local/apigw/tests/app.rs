@@ -127,3 +127,19 @@ async fn without_an_issuer_there_are_no_keys_and_a_plain_get_of_a_socket_path_is
     let (status, _, body) = call(&app, "GET", "/subscribe/1").await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[test]
+fn only_loopback_addresses_are_loopback() {
+    for (listen, loopback) in [
+        ("127.0.0.1:8000", true),
+        ("127.0.0.2:8000", true),
+        ("localhost:8000", true),
+        ("[::1]:8000", true),
+        ("0.0.0.0:8000", false),
+        ("[::]:8000", false),
+        ("192.168.1.5:8000", false),
+        ("chat.example.com:8000", false),
+    ] {
+        assert_eq!(local_apigw::is_loopback(listen), loopback, "{listen}");
+    }
+}

@@ -165,6 +165,8 @@ pub fn prepare(
     let jar = tools.dynamodb_local_dir.join("DynamoDBLocal.jar");
     // -sharedDb: one database whatever access key and region a client signs with.
     // -disableTelemetry: it would otherwise call home.
+    // -cors: it would otherwise let any web page a developer visits read and write the tables
+    // (its default allows every origin); no page needs it, so the one origin allowed is none.
     let spec = Spec::new("DynamoDB", folder, "java")
         .args([
             "-Xmx512m".to_owned(),
@@ -175,11 +177,16 @@ pub fn prepare(
             port.to_string(),
             "-sharedDb".to_owned(),
             "-disableTelemetry".to_owned(),
+            "-cors".to_owned(),
+            NO_ORIGIN.to_owned(),
         ])
         .args(storage)
         .ready_on(Readiness::Port(port));
     Ok((spec, copy))
 }
+
+/// An origin no page can have (`.invalid` never resolves).
+const NO_ORIGIN: &str = "https://no-page.invalid";
 
 #[cfg(test)]
 mod tests {
