@@ -95,6 +95,7 @@ pub fn verifier(auth: &AuthConfig) -> Result<Verifier, Error> {
              are not at {issuer}/.well-known/jwks.json)",
         ));
     };
+    chat_auth::require_https("AUTH_ISSUER", issuer).map_err(Error::from)?;
     let source = KeySource::url(&jwks).map_err(|e| Error::from(e.to_string()))?;
     Ok(Verifier::new(issuer, audience, source))
 }

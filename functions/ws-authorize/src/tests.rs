@@ -147,6 +147,8 @@ fn the_authorizer_needs_an_issuer_and_an_audience() {
     auth.issuer = Some(ISSUER.into());
     auth.audience = Some(AUDIENCE.into());
     assert!(verifier(&auth).is_ok());
+    auth.issuer = Some("http://cognito.example.com/pool".into());
+    assert!(verifier(&auth).is_err(), "an issuer in the clear");
 }
 
 #[tokio::test]

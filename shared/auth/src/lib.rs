@@ -51,8 +51,38 @@ pub enum KeySource {
     File(PathBuf),
 }
 
+/// Refuses an issuer or keys URL that is not HTTPS, except on this machine (the local
+/// issuer): keys fetched in the clear could be swapped on the way, and every token then forged.
+pub fn require_https(what: &str, url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    let loopback = lower.strip_prefix("http://").is_some_and(|rest| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} must be an https:// URL (http:// only on this machine), not {url}"
+        ))
+    }
+}
+
 impl KeySource {
+    /// Keys fetched from `url`, which must be HTTPS unless on this machine.
     pub fn url(url: &str) -> Result<Self, TokenError> {
+        require_https("the issuer's keys URL", url).map_err(TokenError::KeysUnavailable)?;
         let client = reqwest::Client::builder()
             .timeout(JWKS_TIMEOUT)
             .build()
@@ -85,13 +115,23 @@ struct Cached {
     fetched_at: Instant,
 }
 
+/// The keys last fetched, and the last fetch that failed since: remembered for the refresh
+/// interval, so that during an issuer outage tokens are refused at once, not each after a
+/// fetch of its own.
+#[derive(Default)]
+struct KeyState {
+    cached: Option<Cached>,
+    failed: Option<(Instant, String)>,
+}
+
 /// Verifies tokens of one issuer for one audience. Its keys are fetched on first use and
 /// kept for the life of the process; an unknown `kid` (the issuer rotated) fetches them again.
 pub struct Verifier {
     issuer: String,
     audience: String,
     source: KeySource,
-    cache: tokio::sync::Mutex<Option<Cached>>,
+    /// One fetch at a time: the lock is held while fetching.
+    cache: tokio::sync::Mutex<KeyState>,
     refresh_interval: Duration,
 }
 
@@ -101,7 +141,7 @@ impl Verifier {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             source,
-            cache: tokio::sync::Mutex::new(None),
+            cache: tokio::sync::Mutex::new(KeyState::default()),
             refresh_interval: MIN_REFRESH_INTERVAL,
         }
     }
@@ -143,22 +183,40 @@ impl Verifier {
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        let mut cache = self.cache.lock().await;
+        let mut state = self.cache.lock().await;
         let find =
             |cached: &Option<Cached>| cached.as_ref().and_then(|c| c.keys.find(kid).cloned());
-        if let Some(jwk) = find(&cache) {
+        if let Some(jwk) = find(&state.cached) {
             return decoding_key(&jwk);
         }
-        let stale = cache
+        if let Some((at, why)) = &state.failed {
+            if at.elapsed() < self.refresh_interval {
+                return Err(TokenError::KeysUnavailable(format!(
+                    "{why} (a fetch {} ms ago; not tried again yet)",
+                    at.elapsed().as_millis()
+                )));
+            }
+        }
+        let stale = state
+            .cached
             .as_ref()
             .is_none_or(|c| c.fetched_at.elapsed() >= self.refresh_interval);
         if stale {
-            *cache = Some(Cached {
-                keys: self.source.load().await?,
-                fetched_at: Instant::now(),
-            });
+            match self.source.load().await {
+                Ok(keys) => {
+                    state.cached = Some(Cached {
+                        keys,
+                        fetched_at: Instant::now(),
+                    });
+                    state.failed = None;
+                }
+                Err(e) => {
+                    state.failed = Some((Instant::now(), e.to_string()));
+                    return Err(e);
+                }
+            }
         }
-        find(&cache).map_or(Err(TokenError::UnknownKey), |jwk| decoding_key(&jwk))
+        find(&state.cached).map_or(Err(TokenError::UnknownKey), |jwk| decoding_key(&jwk))
     }
 }
 
@@ -166,12 +224,23 @@ fn decoding_key(jwk: &Jwk) -> Result<DecodingKey, TokenError> {
     DecodingKey::from_jwk(jwk).map_err(|e| TokenError::KeysUnavailable(e.to_string()))
 }
 
+/// Whether the token is for us, as Cognito means its kinds: an ID token (`token_use: id`, or
+/// none, as other OpenID issuers' ID tokens) names us in `aud`; an access token
+/// (`token_use: access`) in `client_id`. Any other kind, or one naming us in the other's
+/// claim, is not for us.
 fn for_audience(claims: &Map<String, Value>, audience: &str) -> bool {
-    match claims.get("aud") {
+    let aud = || match claims.get("aud") {
         Some(Value::String(aud)) => aud == audience,
         Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    match claims.get("token_use") {
+        None => aud(),
+        Some(Value::String(kind)) if kind == "id" => aud(),
+        Some(Value::String(kind)) if kind == "access" => {
+            claims.get("client_id").and_then(Value::as_str) == Some(audience)
+        }
         Some(_) => false,
-        None => claims.get("client_id").and_then(Value::as_str) == Some(audience),
     }
 }
 

@@ -51,9 +51,9 @@ async fn a_current_token_of_the_issuer_is_accepted_with_its_claims() {
     );
     // A Cognito access token names its app client in `client_id`, not `aud`.
     let now = chrono::Utc::now().timestamp();
-    let access = f
-        .issuer
-        .sign(&json!({"iss": ISSUER, "client_id": AUDIENCE, "exp": now + 60}));
+    let access = f.issuer.sign(
+        &json!({"iss": ISSUER, "token_use": "access", "client_id": AUDIENCE, "exp": now + 60}),
+    );
     assert!(f.verifier.verify(&access).await.is_ok());
     // The key pair is made once: opening the folder again signs with the same key.
     let again = LocalIssuer::open_or_create(&f.dir, ISSUER, AUDIENCE).expect("reopen");
@@ -173,4 +173,99 @@ async fn a_rotated_key_is_fetched_again_and_missing_keys_are_not_the_tokens_faul
         .await
         .expect_err("no keys");
     assert!(matches!(err, TokenError::KeysUnavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn id_and_access_tokens_are_each_for_us_in_their_own_claim_and_no_other_kind_is() {
+    let f = fixture();
+    let now = chrono::Utc::now().timestamp();
+    let token = |extra: Value| {
+        let mut c = json!({"iss": ISSUER, "exp": now + 600, USER_ID_CLAIM: "1"});
+        for (k, v) in extra.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        f.issuer.sign(&c)
+    };
+    for (what, extra, ok) in [
+        (
+            "an ID token",
+            json!({"token_use": "id", "aud": AUDIENCE}),
+            true,
+        ),
+        (
+            "an access token",
+            json!({"token_use": "access", "client_id": AUDIENCE}),
+            true,
+        ),
+        (
+            "an ID token of another issuer kind",
+            json!({"aud": AUDIENCE}),
+            true,
+        ),
+        (
+            "an ID token naming us as client",
+            json!({"token_use": "id", "client_id": AUDIENCE}),
+            false,
+        ),
+        (
+            "an access token naming us as audience",
+            json!({"token_use": "access", "aud": AUDIENCE}),
+            false,
+        ),
+        (
+            "a refresh token",
+            json!({"token_use": "refresh", "aud": AUDIENCE}),
+            false,
+        ),
+        (
+            "a kind that is not a string",
+            json!({"token_use": 1, "aud": AUDIENCE}),
+            false,
+        ),
+    ] {
+        let verdict = f.verifier.verify(&token(extra)).await;
+        assert_eq!(verdict.is_ok(), ok, "{what}: {verdict:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_key_fetch_is_remembered_so_tokens_are_refused_at_once_until_it_is_tried_again() {
+    let f = fixture();
+    let missing = f.dir.join("not-yet.json");
+    let verifier = Verifier::new(ISSUER, AUDIENCE, KeySource::File(missing.clone()))
+        .with_refresh_interval(Duration::from_millis(300));
+    let token = f.issuer.sign(&claims("1", 60));
+    let first = verifier.verify(&token).await.expect_err("no keys yet");
+    assert!(matches!(first, TokenError::KeysUnavailable(_)), "{first:?}");
+    // The keys appear, but the failure is remembered for the interval: not fetched again.
+    std::fs::copy(f.dir.join(JWKS_FILE), &missing).expect("copy");
+    let remembered = verifier.verify(&token).await.expect_err("remembered");
+    assert!(
+        matches!(&remembered, TokenError::KeysUnavailable(why) if why.contains("not tried again")),
+        "{remembered:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        verifier.verify(&token).await.is_ok(),
+        "tried again after the interval"
+    );
+}
+
+#[test]
+fn issuers_and_keys_are_fetched_over_https_except_on_this_machine() {
+    for (url, ok) in [
+        (
+            "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json",
+            true,
+        ),
+        ("http://127.0.0.1:8000/auth/.well-known/jwks.json", true),
+        ("http://localhost:8000/auth", true),
+        ("http://[::1]:8000/auth", true),
+        ("http://issuer.example.com/.well-known/jwks.json", false),
+        ("http://127.0.0.1.evil.example/keys", false),
+        ("ftp://127.0.0.1/keys", false),
+    ] {
+        assert_eq!(require_https("keys", url).is_ok(), ok, "{url}");
+        assert_eq!(KeySource::url(url).is_ok(), ok, "{url}");
+    }
 }

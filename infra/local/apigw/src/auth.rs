@@ -48,6 +48,7 @@ impl Auth {
                 .ok_or_else(|| format!("{name} must be set to verify tokens (AUTH_MODE=jwt)"))
         };
         let (issuer, audience) = (var("AUTH_ISSUER")?, var("AUTH_AUDIENCE")?);
+        chat_auth::require_https("AUTH_ISSUER", &issuer)?;
         if let Ok(url) = var("AUTH_JWKS_URL") {
             let keys = KeySource::url(&url).map_err(|e| e.to_string())?;
             return Ok(Self {
