@@ -4,7 +4,9 @@
 
 use chat_core::domain::{Change, MessageId, UserId};
 use chat_core::events::ChatEvent;
+use chat_core::guard::admit;
 use chat_core::guard::{authorize_change, ChangeContext};
+use chat_core::limits::Action;
 use chat_core::publish::PublishError;
 use chat_core::ChatError;
 use chat_lambda::http::{
@@ -46,6 +48,7 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
     let body: DeleteRequest = json_body(request)?.unwrap_or_default();
     let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
     let user_id = acting_user(&ctx.auth, request, named)?;
+    admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Delete).await?;
     let message = authorize_change(ctx, message_id, user_id, Change::Delete).await?;
     let event = ChatEvent::MessageDeleted {
         message_id,

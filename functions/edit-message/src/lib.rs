@@ -4,7 +4,9 @@
 
 use chat_core::domain::{Change, MessageId, MessageText, UserId};
 use chat_core::events::ChatEvent;
+use chat_core::guard::admit;
 use chat_core::guard::{authorize_change, ChangeContext};
+use chat_core::limits::Action;
 use chat_core::publish::PublishError;
 use chat_core::ChatError;
 use chat_lambda::http::{
@@ -48,6 +50,7 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
     let body: EditRequest = json_body(request)?.unwrap_or_default();
     let named = optional_query_or_body("user_id", parse_query(request, "user_id")?, body.user_id)?;
     let user_id = acting_user(&ctx.auth, request, named)?;
+    admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Edit).await?;
     let query_text = query_param(request, "new_text")
         .map(MessageText::new)
         .transpose()?;

@@ -8,9 +8,12 @@ use std::time::Duration;
 use chat_core::config::{AuthConfig, Config};
 use chat_core::domain::{GroupId, MessageId, MessageText, UserId, ValidationError};
 use chat_core::events::ChatEvent;
+use chat_core::guard::admit;
 use chat_core::guard::{existing_group, recent_user, require_membership};
 use chat_core::idempotency::send_once;
+use chat_core::limits::{Action, RateLimits};
 use chat_core::publish::{publish_event, PublishError, Publisher};
+use chat_core::store::RateLimiter;
 use chat_core::store::{Directory, SendClaims, SendKey};
 use chat_core::trace::{self, Trace};
 use chat_core::{ChatError, KnownUsers};
@@ -48,6 +51,9 @@ pub struct Context {
     pub publisher: Arc<dyn Publisher>,
     /// Users read recently, for the hot path of a send (see [`KnownUsers`]).
     pub known_users: Arc<KnownUsers>,
+    /// The per-user buckets, and how full they may be.
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: RateLimits,
 }
 
 impl Context {
@@ -59,7 +65,7 @@ impl Context {
         Ok(Self::new(&config, Arc::new(store), Arc::new(publisher)))
     }
 
-    pub fn new<S: Directory + SendClaims + 'static>(
+    pub fn new<S: Directory + SendClaims + RateLimiter + 'static>(
         config: &Config,
         store: Arc<S>,
         publisher: Arc<dyn Publisher>,
@@ -69,9 +75,11 @@ impl Context {
             chat_topic: config.kafka.chat_topic.clone(),
             kafka_timeout: config.kafka.timeout,
             directory: store.clone(),
-            claims: store,
+            claims: store.clone(),
             publisher,
             known_users: Arc::default(),
+            limiter: store,
+            limits: config.limits,
         }
     }
 }
@@ -86,6 +94,7 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
         ChatError::BadRequest("a JSON body with user_id and message is required".into())
     })?;
     let user_id = acting_user(&ctx.auth, &request, body.user_id)?;
+    admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Send).await?;
     let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
     // The directory changes rarely and by hand; the stream processor checks the sender again.
     let user = recent_user(&ctx.known_users, ctx.directory.as_ref(), user_id).await?;
@@ -191,6 +200,39 @@ mod tests {
         parts(&reply(
             handle(ctx, request(Method::POST, &[], &[], Some(body))).await,
         ))
+    }
+
+    #[tokio::test]
+    async fn a_user_over_the_send_limit_is_told_when_to_retry_and_others_are_not_held_back() {
+        let t = context();
+        let burst = t.ctx.limits.send.burst;
+        for n in 0..burst {
+            let (status, body) = post(&t.ctx, r#"{"user_id": 3, "message": "flood"}"#).await;
+            assert_eq!(status, 202, "send {n}: {body}");
+        }
+        let refused = reply(
+            handle(
+                &t.ctx,
+                request(
+                    Method::POST,
+                    &[],
+                    &[],
+                    Some(r#"{"user_id": 3, "message": "one too many"}"#),
+                ),
+            )
+            .await,
+        );
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let (_, body) = parts(&refused);
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("send")));
+        assert_eq!(
+            t.publisher.records().len(),
+            burst as usize,
+            "nothing of it published"
+        );
+        let (status, _) = post(&t.ctx, r#"{"user_id": 4, "message": "meanwhile"}"#).await;
+        assert_eq!(status, 202, "another user has a bucket of their own");
     }
 
     #[tokio::test]

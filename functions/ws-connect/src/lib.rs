@@ -18,8 +18,11 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::{AuthConfig, Config};
 use chat_core::domain::{AllGroupsSocket, Connection, GroupId, UserId};
+use chat_core::guard::admit;
 use chat_core::guard::{existing_group, require_membership};
+use chat_core::limits::{Action, RateLimits};
 use chat_core::push::{announce_presence, Pusher};
+use chat_core::store::RateLimiter;
 use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
 use chat_core::ChatError;
 use chat_lambda::identity::connecting_user;
@@ -39,6 +42,9 @@ pub struct Context {
     pub connection_writer: Arc<dyn ConnectionWriter>,
     /// None without a Management API endpoint: surplus sockets are then only forgotten.
     pub pusher: Option<Arc<dyn Pusher>>,
+    /// The per-user buckets, and how full they may be.
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: RateLimits,
 }
 
 impl Context {
@@ -51,14 +57,16 @@ impl Context {
 
     pub fn new<S>(config: &Config, store: Arc<S>, pusher: Option<Arc<dyn Pusher>>) -> Self
     where
-        S: Directory + ConnectionReader + ConnectionWriter + 'static,
+        S: Directory + ConnectionReader + ConnectionWriter + RateLimiter + 'static,
     {
         Self {
             auth: config.auth.clone(),
             directory: store.clone(),
             connections: store.clone(),
-            connection_writer: store,
+            connection_writer: store.clone(),
             pusher,
+            limiter: store,
+            limits: config.limits,
         }
     }
 }
@@ -69,6 +77,9 @@ pub async fn handle(
 ) -> Result<(), ChatError> {
     let connection_id = connection_id(&request)?;
     let user_id = connecting_user(&ctx.auth, &request)?;
+    if let Some(user_id) = user_id {
+        admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Connect).await?;
+    }
     let named = request
         .query_string_parameters
         .first("group_id")

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::Config;
 use chat_core::domain::{GroupId, UserId};
+use chat_core::guard::admit;
+use chat_core::limits::{Action, RateLimits};
 use chat_core::push::{push_each, Frame, Pusher};
+use chat_core::store::RateLimiter;
 use chat_core::store::{ConnectionReader, Directory};
 use chat_core::{ChatError, KnownUsers};
 use chat_lambda::ws::connection_id;
@@ -33,6 +36,9 @@ pub struct Context {
     pub pusher: Option<Arc<dyn Pusher>>,
     pub known_users: KnownUsers,
     throttle: Throttle,
+    /// The per-user buckets, and how full they may be.
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: RateLimits,
 }
 
 impl Context {
@@ -40,19 +46,21 @@ impl Context {
     pub async fn from_config(config: Config) -> Result<Self, Infallible> {
         let store = chat_store::DynamoStore::from_config(&config.dynamodb).await;
         let pusher = chat_push::ApiGatewayPusher::port_from_config(&config).await;
-        Ok(Self::new(Arc::new(store), pusher))
+        Ok(Self::new(&config, Arc::new(store), pusher))
     }
 
-    pub fn new<S>(store: Arc<S>, pusher: Option<Arc<dyn Pusher>>) -> Self
+    pub fn new<S>(config: &Config, store: Arc<S>, pusher: Option<Arc<dyn Pusher>>) -> Self
     where
-        S: ConnectionReader + Directory + 'static,
+        S: ConnectionReader + Directory + RateLimiter + 'static,
     {
         Self {
             connections: store.clone(),
-            directory: store,
+            directory: store.clone(),
             pusher,
             known_users: KnownUsers::default(),
             throttle: Throttle::default(),
+            limiter: store,
+            limits: config.limits,
         }
     }
 }
@@ -132,6 +140,22 @@ async fn typing(
     let group_id = connection.group_id;
     if !ctx.throttle.allow(user_id, group_id, Instant::now()) {
         return Ok(());
+    }
+    // Across instances and groups: a client typing through many at once is told to slow down.
+    if let Err(refusal) = admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Typing).await {
+        if let Some(retry_after) = refusal.retry_after().filter(|_| refusal.status() == 429) {
+            let frame = serde_json::json!({
+                "event": "error",
+                "status": 429,
+                "error": refusal.public_message(),
+                "retry_after": retry_after,
+            });
+            let _ = pusher
+                .push(connection_id, frame.to_string().as_bytes())
+                .await;
+            return Ok(());
+        }
+        return Err(refusal);
     }
     let Some(user) = ctx
         .known_users

@@ -34,7 +34,11 @@ async fn stack() -> (Context, Arc<MemoryStore>, Arc<MemoryPusher>) {
         pusher.open(id);
     }
     (
-        Context::new(store.clone(), Some(pusher.clone())),
+        Context::new(
+            &chat_testkit::requests::config(),
+            store.clone(),
+            Some(pusher.clone()),
+        ),
         store,
         pusher,
     )

@@ -47,6 +47,9 @@ pub enum ChatError {
     /// Well-formed, but contradicts an earlier request (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// The caller is over a rate limit; worth retrying after `retry_after` seconds (429).
+    #[error("{what}")]
+    TooManyRequests { what: String, retry_after: u32 },
     /// A backing service did not answer in time or refused to; worth retrying.
     #[error("{service} is unavailable: {cause}")]
     Unavailable { service: Service, cause: String },
@@ -70,6 +73,7 @@ impl ChatError {
             ChatError::UnsupportedMediaType(_) => 415,
             ChatError::Conflict(_) => 409,
             ChatError::Unprocessable(_) => 422,
+            ChatError::TooManyRequests { .. } => 429,
             ChatError::Unavailable { .. } => 503,
             ChatError::Internal(_) => 500,
         }
@@ -88,8 +92,11 @@ impl ChatError {
 
     /// The `Retry-After` header value, for errors worth retrying.
     pub fn retry_after(&self) -> Option<u32> {
-        matches!(self, ChatError::Unavailable { .. } | ChatError::Conflict(_))
-            .then_some(RETRY_AFTER_SECONDS)
+        match self {
+            ChatError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            ChatError::Unavailable { .. } | ChatError::Conflict(_) => Some(RETRY_AFTER_SECONDS),
+            _ => None,
+        }
     }
 
     /// The JSON body of the reply: `{"error": "..."}`.

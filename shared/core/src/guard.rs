@@ -83,10 +83,13 @@ pub struct ChangeContext {
     pub store_wait: Duration,
     /// Whether `user_id` and `new_text` may come as query parameters (`query-parameters`).
     pub query_parameters: bool,
+    /// The per-user buckets, and how full they may be.
+    pub limiter: Arc<dyn crate::store::RateLimiter>,
+    pub limits: crate::limits::RateLimits,
 }
 
 impl ChangeContext {
-    pub fn new<S: Directory + MessageReader + 'static>(
+    pub fn new<S: Directory + MessageReader + crate::store::RateLimiter + 'static>(
         config: &Config,
         store: Arc<S>,
         publisher: Arc<dyn Publisher>,
@@ -95,10 +98,12 @@ impl ChangeContext {
             auth: config.auth.clone(),
             chat_topic: config.kafka.chat_topic.clone(),
             directory: store.clone(),
-            messages: store,
+            messages: store.clone(),
             publisher,
             store_wait: STORE_WAIT,
             query_parameters: config.compat.query_parameters,
+            limiter: store,
+            limits: config.limits,
         }
     }
 }
@@ -201,4 +206,33 @@ async fn stored_message<S: MessageReader + ?Sized>(
         }
         tokio::time::sleep(STORE_POLL).await;
     }
+}
+
+/// Takes one `action` of `user` from their bucket, or refuses it with `429` and when to retry.
+pub async fn admit(
+    limiter: &dyn crate::store::RateLimiter,
+    limits: &crate::limits::RateLimits,
+    user: UserId,
+    action: crate::limits::Action,
+) -> Result<(), ChatError> {
+    let limit = limits.of(action);
+    let key = format!("{}#{user}", action.name());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if limiter.take(&key, limit, now_ms).await? {
+        return Ok(());
+    }
+    tracing::info!(
+        user = user.get(),
+        action = action.name(),
+        "over the rate limit"
+    );
+    Err(ChatError::TooManyRequests {
+        what: format!(
+            "too many {} requests: at most {} at once, then one every {} ms",
+            action.name(),
+            limit.burst,
+            limit.interval.as_millis()
+        ),
+        retry_after: limit.retry_after_seconds(),
+    })
 }

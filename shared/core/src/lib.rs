@@ -13,6 +13,7 @@ pub mod events;
 pub mod guard;
 pub mod idempotency;
 pub mod known_users;
+pub mod limits;
 pub mod publish;
 pub mod push;
 pub mod signup;

@@ -373,6 +373,19 @@ pub trait ConnectionWriter: Send + Sync {
     async fn delete_connection(&self, connection_id: &str) -> Result<Vec<Connection>, StoreError>;
 }
 
+/// The per-user rate limits' buckets (`crate::limits`), kept where every instance of every
+/// function sees them.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one action from the bucket `key` if `limit` allows it now; whether it did.
+    async fn take(
+        &self,
+        key: &str,
+        limit: crate::limits::Limit,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Every capability at once: for set-up, administration and tests, never a function.
 pub trait Store:
     Directory
@@ -386,6 +399,7 @@ pub trait Store:
     + AppliedSends
     + ConnectionReader
     + ConnectionWriter
+    + RateLimiter
 {
 }
 
@@ -401,5 +415,6 @@ impl<T> Store for T where
         + AppliedSends
         + ConnectionReader
         + ConnectionWriter
+        + RateLimiter
 {
 }

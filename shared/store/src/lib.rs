@@ -21,6 +21,7 @@ mod directory;
 mod idempotency;
 mod inserts;
 mod item;
+mod limits;
 mod members;
 mod messages;
 pub mod schema;

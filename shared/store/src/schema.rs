@@ -37,7 +37,7 @@ const fn attr(name: &'static str, kind: &'static str) -> KeyAttribute {
     KeyAttribute { name, kind }
 }
 
-pub const TABLES: [TableSpec; 5] = [
+pub const TABLES: [TableSpec; 6] = [
     TableSpec {
         variable: "USERS_TABLE",
         name: |t| &t.users,
@@ -84,6 +84,15 @@ pub const TABLES: [TableSpec; 5] = [
         range: Some(attr("user_id", "N")),
         indexes: &[(USER_INDEX, attr("user_id", "N"))],
         ttl: false,
+        transient: false,
+    },
+    TableSpec {
+        variable: "LIMITS_TABLE",
+        name: |t| &t.limits,
+        hash: attr("limit_key", "S"),
+        range: None,
+        indexes: &[],
+        ttl: true,
         transient: false,
     },
 ];
@@ -325,10 +334,11 @@ mod tests {
             connections: "c".into(),
             idempotency: "i".into(),
             members: "g".into(),
+            limits: "l".into(),
         };
         let mut seen: Vec<&str> = TABLES.iter().map(|t| (t.name)(&names).as_str()).collect();
         seen.sort_unstable();
-        assert_eq!(seen, ["c", "g", "i", "m", "u"]);
+        assert_eq!(seen, ["c", "g", "i", "l", "m", "u"]);
         for spec in TABLES {
             assert!(
                 chat_core::config::VARIABLES

@@ -35,6 +35,8 @@ struct State {
     /// change.
     members: BTreeMap<(GroupId, UserId), (Option<Member>, u64)>,
     accounts: HashMap<String, UserId>,
+    /// The rate limits' buckets: their arrival times, in epoch milliseconds.
+    buckets: HashMap<String, i64>,
 }
 
 /// A send's claim: what it sends, when it was claimed, and its message once known.
@@ -506,6 +508,26 @@ impl MemoryStore {
                 record.message = Some((group_id, message_id));
                 Ok(AppliedSend::Recorded)
             }
+        }
+    }
+}
+
+#[async_trait]
+impl chat_core::store::RateLimiter for MemoryStore {
+    async fn take(
+        &self,
+        key: &str,
+        limit: chat_core::limits::Limit,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.check()?;
+        let tat = state.buckets.get(key).copied();
+        match chat_core::limits::gcra(tat, now_ms, limit) {
+            Some(next) => {
+                state.buckets.insert(key.to_owned(), next);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 }

@@ -85,6 +85,7 @@ pub fn with_own_tables(mut config: Config) -> Config {
     tables.connections = format!("{prefix}-connections");
     tables.idempotency = format!("{prefix}-idempotency");
     tables.members = format!("{prefix}-members");
+    tables.limits = format!("{prefix}-limits");
     config
 }
 

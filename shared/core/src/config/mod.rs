@@ -45,6 +45,8 @@ pub struct TableNames {
     pub idempotency: String,
     /// Who belongs to which group, with role and read mark.
     pub members: String,
+    /// The per-user rate limits' buckets.
+    pub limits: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,8 @@ pub struct Config {
     pub push_timeout: Duration,
     /// Which behaviours kept for the original app's clients are on (`COMPAT_OFF`).
     pub compat: crate::compat::Compat,
+    /// How often each user may send, edit, delete, type and connect (`RATE_LIMIT_*`).
+    pub limits: crate::limits::RateLimits,
 }
 
 /// How a deployment to AWS must treat a variable (checked against `infra/template.yaml`).
@@ -170,6 +174,7 @@ pub const VARIABLES: &[Variable] = &[
         OnAws::Required,
     ),
     var("MEMBERS_TABLE", Some("chat-members"), OnAws::Required),
+    var("LIMITS_TABLE", Some("chat-limits"), OnAws::Required),
     var("DYNAMODB_TIMEOUT_MS", Some("3000"), OnAws::Optional),
     // Required by the stream processor only (without it events are stored, not pushed).
     var("WS_MANAGEMENT_ENDPOINT", None, OnAws::Optional),
@@ -180,6 +185,12 @@ pub const VARIABLES: &[Variable] = &[
     var("AUTH_AUDIENCE", None, OnAws::Optional),
     var("AUTH_JWKS_URL", None, OnAws::Optional),
     var("MAX_SOCKETS_PER_USER", Some("5"), OnAws::Optional),
+    // Per-user token buckets, `<burst>:<milliseconds per action>` (crate::limits).
+    var("RATE_LIMIT_SEND", Some("20:500"), OnAws::Optional),
+    var("RATE_LIMIT_EDIT", Some("10:1000"), OnAws::Optional),
+    var("RATE_LIMIT_DELETE", Some("10:1000"), OnAws::Optional),
+    var("RATE_LIMIT_TYPING", Some("5:1000"), OnAws::Optional),
+    var("RATE_LIMIT_CONNECT", Some("10:6000"), OnAws::Optional),
     // Read by crate::metrics when a function starts, not by Config.
     var("METRICS_NAMESPACE", Some("Chat"), OnAws::Optional),
     // What of the original app's behaviour to drop (crate::compat); none by default.
@@ -233,6 +244,7 @@ impl Config {
                 connections: table_name("CONNECTIONS_TABLE", get("CONNECTIONS_TABLE"))?,
                 idempotency: table_name("IDEMPOTENCY_TABLE", get("IDEMPOTENCY_TABLE"))?,
                 members: table_name("MEMBERS_TABLE", get("MEMBERS_TABLE"))?,
+                limits: table_name("LIMITS_TABLE", get("LIMITS_TABLE"))?,
             },
             timeout: millis("DYNAMODB_TIMEOUT_MS", get("DYNAMODB_TIMEOUT_MS"))?,
         };
@@ -256,6 +268,7 @@ impl Config {
             push_timeout: millis("PUSH_TIMEOUT_MS", get("PUSH_TIMEOUT_MS"))?,
             compat: crate::compat::Compat::parse_off(get("COMPAT_OFF").as_deref())
                 .map_err(|reason| invalid("COMPAT_OFF", reason))?,
+            limits: rate_limits(&get)?,
         })
     }
 }
@@ -384,6 +397,23 @@ fn count(var: &'static str, value: Option<String>) -> Result<usize, ConfigError>
             format!("`{value}` is not a whole number between 1 and 1000"),
         )),
     }
+}
+
+fn rate_limits(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<crate::limits::RateLimits, ConfigError> {
+    use crate::limits::{Action, Limit};
+    let limit = |action: Action| {
+        let var = action.variable();
+        Limit::parse(&required(var, get(var))?).map_err(|reason| invalid(var, reason))
+    };
+    Ok(crate::limits::RateLimits {
+        send: limit(Action::Send)?,
+        edit: limit(Action::Edit)?,
+        delete: limit(Action::Delete)?,
+        typing: limit(Action::Typing)?,
+        connect: limit(Action::Connect)?,
+    })
 }
 
 fn millis(var: &'static str, value: Option<String>) -> Result<Duration, ConfigError> {

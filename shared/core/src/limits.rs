@@ -1,0 +1,210 @@
+//! Per-user rate limits: what one signed-in user may do how often, the same on AWS and locally.
+//! Each action of each user has a token bucket (kept as GCRA's "theoretical arrival time", one
+//! number per bucket, so that one conditional write decides): `burst` actions at once, then one
+//! more per `interval`. The store keeps the buckets (`store::RateLimiter`), `guard::admit`
+//! takes from them; every instance of every
+//! function shares them, so a client spreading its requests over instances gains nothing.
+
+use std::time::Duration;
+
+/// One bucket's size and refill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Actions allowed at once from a full bucket.
+    pub burst: u32,
+    /// One more action is allowed each interval.
+    pub interval: Duration,
+}
+
+impl Limit {
+    /// `burst:interval-ms`, as configured (`RATE_LIMIT_SEND=20:500`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (burst, interval) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not of the form <burst>:<milliseconds>"))?;
+        let burst = burst
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|b| (1..=10_000).contains(b))
+            .ok_or_else(|| format!("the burst in `{text}` is not a number from 1 to 10000"))?;
+        let interval = interval
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=3_600_000).contains(ms))
+            .ok_or_else(|| {
+                format!(
+                    "the interval in `{text}` is not a number of milliseconds from 1 to 3600000"
+                )
+            })?;
+        Ok(Self {
+            burst,
+            interval: Duration::from_millis(interval),
+        })
+    }
+
+    fn interval_ms(&self) -> i64 {
+        i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// How far ahead of now a bucket's arrival time may be for one more action to pass.
+    fn tolerance_ms(&self) -> i64 {
+        self.interval_ms()
+            .saturating_mul(i64::from(self.burst.saturating_sub(1)))
+    }
+
+    /// The `Retry-After` of a refusal, in whole seconds: a refused bucket frees a place within
+    /// one interval.
+    pub fn retry_after_seconds(&self) -> u32 {
+        u32::try_from(self.interval.as_millis().div_ceil(1000))
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+}
+
+/// The actions limited per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Send,
+    Edit,
+    Delete,
+    Typing,
+    Connect,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Send,
+        Action::Edit,
+        Action::Delete,
+        Action::Typing,
+        Action::Connect,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Send => "send",
+            Action::Edit => "edit",
+            Action::Delete => "delete",
+            Action::Typing => "typing",
+            Action::Connect => "connect",
+        }
+    }
+
+    /// The variable that sets its limit.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Action::Send => "RATE_LIMIT_SEND",
+            Action::Edit => "RATE_LIMIT_EDIT",
+            Action::Delete => "RATE_LIMIT_DELETE",
+            Action::Typing => "RATE_LIMIT_TYPING",
+            Action::Connect => "RATE_LIMIT_CONNECT",
+        }
+    }
+
+    /// The default: a person chatting never meets it; a script flooding does at once.
+    pub fn default_limit(self) -> &'static str {
+        match self {
+            // 20 at once (a pasted batch), then 2 a second.
+            Action::Send => "20:500",
+            Action::Edit | Action::Delete => "10:1000",
+            // On top of the 2 s throttle per group: a few groups at once, then one a second.
+            Action::Typing => "5:1000",
+            // 10 sockets at once (tabs, a reconnecting client), then 10 a minute.
+            Action::Connect => "10:6000",
+        }
+    }
+}
+
+/// The limit of each action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub send: Limit,
+    pub edit: Limit,
+    pub delete: Limit,
+    pub typing: Limit,
+    pub connect: Limit,
+}
+
+impl RateLimits {
+    pub fn of(&self, action: Action) -> Limit {
+        match action {
+            Action::Send => self.send,
+            Action::Edit => self.edit,
+            Action::Delete => self.delete,
+            Action::Typing => self.typing,
+            Action::Connect => self.connect,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let default = |a: Action| {
+            Limit::parse(a.default_limit()).unwrap_or(Limit {
+                burst: 1,
+                interval: Duration::from_secs(1),
+            })
+        };
+        Self {
+            send: default(Action::Send),
+            edit: default(Action::Edit),
+            delete: default(Action::Delete),
+            typing: default(Action::Typing),
+            connect: default(Action::Connect),
+        }
+    }
+}
+
+/// The bucket's new arrival time if one more action passes now, or `None` when it may not.
+/// `tat` is the bucket's arrival time (epoch milliseconds), `None` for a bucket never used.
+pub fn gcra(tat: Option<i64>, now_ms: i64, limit: Limit) -> Option<i64> {
+    let start = tat.map_or(now_ms, |tat| tat.max(now_ms));
+    (start <= now_ms.saturating_add(limit.tolerance_ms()))
+        .then(|| start.saturating_add(limit.interval_ms()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(burst: u32, ms: u64) -> Limit {
+        Limit {
+            burst,
+            interval: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_passes_its_burst_then_one_per_interval() {
+        let l = limit(3, 100);
+        let mut tat = None;
+        for n in 0..3 {
+            tat = Some(gcra(tat, 1_000, l).unwrap_or_else(|| panic!("action {n} of the burst")));
+        }
+        assert_eq!(gcra(tat, 1_000, l), None, "the fourth at once");
+        assert_eq!(gcra(tat, 1_099, l), None, "not before an interval");
+        let next = gcra(tat, 1_100, l).expect("one interval later");
+        assert_eq!(gcra(Some(next), 1_100, l), None);
+        // An idle bucket refills to its burst, no further.
+        let mut tat = Some(next);
+        for n in 0..3 {
+            tat = Some(gcra(tat, 60_000, l).unwrap_or_else(|| panic!("refilled {n}")));
+        }
+        assert_eq!(gcra(tat, 60_000, l), None);
+    }
+
+    #[test]
+    fn limits_are_parsed_and_every_default_is_valid() {
+        assert_eq!(Limit::parse("20:500"), Ok(limit(20, 500)));
+        for bad in ["20", "0:500", "20:0", "x:1", "20:-1", "20:5000000"] {
+            assert!(Limit::parse(bad).is_err(), "{bad}");
+        }
+        for action in Action::ALL {
+            assert!(Limit::parse(action.default_limit()).is_ok(), "{action:?}");
+        }
+        assert_eq!(limit(20, 500).retry_after_seconds(), 1);
+        assert_eq!(limit(10, 6000).retry_after_seconds(), 6);
+    }
+}
