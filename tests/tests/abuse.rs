@@ -5,6 +5,8 @@
 //!   the trust-client address and the token-verifying one alike.
 //! - A page of another site opening a WebSocket: refused before `$connect` runs.
 //! - A page of another site calling DynamoDB Local: no CORS grant.
+//! - One user flooding sends and edits while another chats: the flood is refused beyond the
+//!   user's limits, the other user's sends stay about as fast, nothing accepted is lost.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use chat_testkit::services::require_env;
 use e2e_tests::{
     api_url, eventually, fresh_user, history, http, jwt_api_url, local_issuer, ws_url,
 };
+use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, ORIGIN};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -135,5 +138,126 @@ async fn dynamodb_local_grants_no_web_page_cross_origin_access() {
     assert!(
         granted != "*" && granted != "https://evil.example",
         "DynamoDB Local let another site's page in: {granted:?}"
+    );
+}
+
+/// One send by `user` through the trust-client address: its status, `Retry-After`, and how
+/// long the answer took.
+async fn timed_send(user: u64, text: &str) -> (u16, Option<String>, Duration) {
+    let started = std::time::Instant::now();
+    let reply = http()
+        .post(format!("{}/send-message/", api_url()))
+        .json(&json!({"user_id": user, "message": text}))
+        .send()
+        .await
+        .expect("send");
+    let retry_after = reply
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (reply.status().as_u16(), retry_after, started.elapsed())
+}
+
+/// Requests in flight at once from the flooding user.
+const FLOOD_WIDTH: usize = 3;
+
+/// An edit by `user` of a message that does not exist (an id far past the log's end): its
+/// status.
+async fn timed_edit(user: u64, text: &str) -> u16 {
+    http()
+        .put(format!("{}/edit-message/4503599627370497", api_url()))
+        .json(&json!({"user_id": user, "new_text": text}))
+        .send()
+        .await
+        .expect("edit")
+        .status()
+        .as_u16()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let at = ((sorted.len() as f64 * p / 100.0).ceil() as usize).clamp(1, sorted.len());
+    sorted[at - 1]
+}
+
+/// The chatter's sends, one after another: their latencies, sorted; every one must be taken.
+async fn chat(user: u64, tag: &str, count: usize) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    for n in 0..count {
+        let (status, _, took) = timed_send(user, &format!("{tag} {n}")).await;
+        assert_eq!(status, 202, "the chatter's send {n} ({tag})");
+        latencies.push(took);
+        // A person's pace, well within the limit.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    latencies.sort();
+    latencies
+}
+
+#[tokio::test]
+async fn a_flood_from_one_user_is_refused_costs_the_others_little_and_loses_nothing() {
+    let (flooder, chatter) = (fresh_user(true).await, fresh_user(true).await);
+    let (f, c) = (flooder.user_id.get(), chatter.user_id.get());
+    // Warm: the first sends of a run meet cold connections, not the flood.
+    chat(c, "warm", 3).await;
+    let quiet = chat(c, "quiet", 15).await;
+    // As wide as the local stack's instances of a function allow (4 each, where Lambda
+    // would run one per request in flight): a wider flood measures the emulator's queue.
+    let flood = futures_util::stream::iter(0..400)
+        .map(|n| async move { timed_send(f, &format!("flood {n}")).await })
+        .buffer_unordered(FLOOD_WIDTH)
+        .collect::<Vec<_>>();
+    let edits = futures_util::stream::iter(0..200)
+        .map(|n| async move { timed_edit(f, &format!("edited {n}")).await })
+        .buffer_unordered(FLOOD_WIDTH)
+        .collect::<Vec<_>>();
+    let (flooded, edited, busy) = tokio::join!(flood, edits, chat(c, "busy", 15));
+    let edits_refused = edited.iter().filter(|s| **s == 429).count();
+    assert!(
+        edited.iter().all(|s| *s == 404 || *s == 429),
+        "an edit of nothing: 404, or 429 over the limit; got {edited:?}"
+    );
+    assert!(
+        edits_refused >= 150,
+        "edits refused: {edits_refused} of 200"
+    );
+    let accepted = flooded.iter().filter(|(s, _, _)| *s == 202).count();
+    let refused: Vec<_> = flooded.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(accepted + refused.len(), flooded.len(), "only 202 or 429");
+    assert!(refused
+        .iter()
+        .all(|(_, retry, _)| retry.as_deref() == Some("1")));
+    assert!(
+        (20..60).contains(&accepted),
+        "the burst and the refill: {accepted}"
+    );
+    let (quiet_p50, quiet_p99) = (percentile(&quiet, 50.0), percentile(&quiet, 99.0));
+    let (busy_p50, busy_p99) = (percentile(&busy, 50.0), percentile(&busy, 99.0));
+    println!(
+        "flood: {} sends of one user, {accepted} accepted, {} refused; {} edits, {edits_refused} \
+         refused; the other user's sends quiet p50 {quiet_p50:?} p99 {quiet_p99:?}, under the \
+         flood p50 {busy_p50:?} p99 {busy_p99:?}",
+        flooded.len(),
+        refused.len(),
+        edited.len()
+    );
+    // Nothing accepted is lost, of either.
+    eventually("every accepted message is stored", || async {
+        let mine = history(flooder.group_id).await.len();
+        let theirs = history(chatter.group_id).await.len();
+        mine == accepted && theirs == 33
+    })
+    .await;
+    // The flood costs the other user their median nothing; their slowest send meets the
+    // flood's burst on a 2-core machine where 4 local instances of each function, the
+    // gateway, the broker and DynamoDB Local share the CPU (on AWS each request in flight has
+    // an instance of its own), so the bound on the tail leaves room for that.
+    assert!(
+        busy_p50 <= quiet_p50 * 2 + Duration::from_millis(10),
+        "the other user's p50 went from {quiet_p50:?} to {busy_p50:?}"
+    );
+    assert!(
+        busy_p99 <= quiet_p99 * 2 + Duration::from_millis(100),
+        "the other user's p99 went from {quiet_p99:?} to {busy_p99:?}"
     );
 }

@@ -11,7 +11,7 @@ use chat_core::events::ChatEvent;
 use chat_core::guard::admit;
 use chat_core::guard::{existing_group, recent_user, require_membership};
 use chat_core::idempotency::send_once;
-use chat_core::limits::{Action, RateLimits};
+use chat_core::limits::{Action, RateLimits, RefusalMemory};
 use chat_core::publish::{publish_event, PublishError, Publisher};
 use chat_core::store::RateLimiter;
 use chat_core::store::{Directory, SendClaims, SendKey};
@@ -78,7 +78,7 @@ impl Context {
             claims: store.clone(),
             publisher,
             known_users: Arc::default(),
-            limiter: store,
+            limiter: Arc::new(RefusalMemory::new(store)),
             limits: config.limits,
         }
     }

@@ -20,7 +20,7 @@ use chat_core::config::{AuthConfig, Config};
 use chat_core::domain::{AllGroupsSocket, Connection, GroupId, UserId};
 use chat_core::guard::admit;
 use chat_core::guard::{existing_group, require_membership};
-use chat_core::limits::{Action, RateLimits};
+use chat_core::limits::{Action, RateLimits, RefusalMemory};
 use chat_core::push::{announce_presence, Pusher};
 use chat_core::store::RateLimiter;
 use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
@@ -65,7 +65,7 @@ impl Context {
             connections: store.clone(),
             connection_writer: store.clone(),
             pusher,
-            limiter: store,
+            limiter: Arc::new(RefusalMemory::new(store)),
             limits: config.limits,
         }
     }

@@ -14,7 +14,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::Config;
 use chat_core::domain::{GroupId, UserId};
 use chat_core::guard::admit;
-use chat_core::limits::{Action, RateLimits};
+use chat_core::limits::{Action, RateLimits, RefusalMemory};
 use chat_core::push::{push_each, Frame, Pusher};
 use chat_core::store::RateLimiter;
 use chat_core::store::{ConnectionReader, Directory};
@@ -59,7 +59,7 @@ impl Context {
             pusher,
             known_users: KnownUsers::default(),
             throttle: Throttle::default(),
-            limiter: store,
+            limiter: Arc::new(RefusalMemory::new(store)),
             limits: config.limits,
         }
     }

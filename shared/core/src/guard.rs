@@ -102,7 +102,7 @@ impl ChangeContext {
             publisher,
             store_wait: STORE_WAIT,
             query_parameters: config.compat.query_parameters,
-            limiter: store,
+            limiter: Arc::new(crate::limits::RefusalMemory::new(store)),
             limits: config.limits,
         }
     }

@@ -165,6 +165,46 @@ pub fn gcra(tat: Option<i64>, now_ms: i64, limit: Limit) -> Option<i64> {
         .then(|| start.saturating_add(limit.interval_ms()))
 }
 
+/// Buckets this process found empty, and until when it told the client to wait: the same
+/// user's same action is refused again at once, without the store, for the rest of that
+/// `Retry-After`. A flood then costs one write per interval, not two per request; the shared
+/// bucket stays the one judge of what passes.
+pub struct RefusalMemory<L: ?Sized> {
+    limiter: std::sync::Arc<L>,
+    refused: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Refusals remembered before the stale ones are dropped.
+const REMEMBERED_REFUSALS: usize = 10_000;
+
+impl<L: ?Sized> RefusalMemory<L> {
+    pub fn new(limiter: std::sync::Arc<L>) -> Self {
+        Self {
+            limiter,
+            refused: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Whether `key` was refused here and its wait is not over at `now_ms`.
+    pub fn still_refused(&self, key: &str, now_ms: i64) -> bool {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused.get(key).is_some_and(|until| *until > now_ms)
+    }
+
+    /// Remembers that `key` was refused at `now_ms`: its wait ends after one interval.
+    pub fn remember(&self, key: &str, limit: Limit, now_ms: i64) {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.len() >= REMEMBERED_REFUSALS {
+            refused.retain(|_, until| *until > now_ms);
+        }
+        refused.insert(key.to_owned(), now_ms.saturating_add(limit.interval_ms()));
+    }
+
+    pub fn limiter(&self) -> &L {
+        &self.limiter
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -386,6 +386,25 @@ pub trait RateLimiter: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+#[async_trait]
+impl<L: RateLimiter + ?Sized> RateLimiter for crate::limits::RefusalMemory<L> {
+    async fn take(
+        &self,
+        key: &str,
+        limit: crate::limits::Limit,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if self.still_refused(key, now_ms) {
+            return Ok(false);
+        }
+        let passed = self.limiter().take(key, limit, now_ms).await?;
+        if !passed {
+            self.remember(key, limit, now_ms);
+        }
+        Ok(passed)
+    }
+}
+
 /// Every capability at once: for set-up, administration and tests, never a function.
 pub trait Store:
     Directory

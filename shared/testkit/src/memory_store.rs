@@ -644,3 +644,42 @@ impl ConnectionWriter for MemoryStore {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chat_core::limits::{Limit, RefusalMemory};
+    use chat_core::store::{RateLimiter, StoreError};
+
+    use super::MemoryStore;
+    use crate::Fallible;
+
+    #[tokio::test]
+    async fn a_refusal_is_remembered_for_its_wait_without_asking_the_store() {
+        let store = Arc::new(MemoryStore::new());
+        let memory = RefusalMemory::new(store.clone());
+        let limit = Limit {
+            burst: 1,
+            interval: std::time::Duration::from_millis(1000),
+        };
+        assert_eq!(memory.take("send#1", limit, 0).await, Ok(true));
+        assert_eq!(memory.take("send#1", limit, 10).await, Ok(false));
+        // The store is down, yet the remembered refusal answers: no call is made.
+        store.fail_with(StoreError::Unavailable {
+            op: "UpdateItem",
+            cause: "down".into(),
+        });
+        assert_eq!(memory.take("send#1", limit, 500).await, Ok(false));
+        assert!(
+            memory.take("send#2", limit, 500).await.is_err(),
+            "others ask"
+        );
+        store.recover();
+        assert_eq!(
+            memory.take("send#1", limit, 1010).await,
+            Ok(true),
+            "its wait is over"
+        );
+    }
+}
