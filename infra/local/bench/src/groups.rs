@@ -246,10 +246,14 @@ async fn fill_messages(
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
-            if reply.status() == 202 {
-                Ok(())
-            } else {
-                Err(format!("a send answered {}", reply.status()))
+            match reply.status().as_u16() {
+                202 => Ok(()),
+                429 => Err(
+                    "a send was refused (429): filling a group is over the writer's \
+                            send limit; run the stack with RATE_LIMIT_SEND=1000000:1 for it"
+                        .to_owned(),
+                ),
+                other => Err(format!("a send answered {other}")),
             }
         }
     });
