@@ -125,6 +125,24 @@ pub async fn fresh_user(can_delete: bool) -> User {
     user
 }
 
+/// `count` people chatting in `user`'s group: the user and others who joined it. A load of
+/// sends spread over them stays within each person's send limit, as a group chat's does.
+pub async fn senders_in_group_of(user: &User, count: usize) -> Vec<u64> {
+    let store = store().await;
+    let mut senders = vec![user.user_id.get()];
+    while senders.len() < count {
+        let member = User {
+            user_id: UserId::new(i128::from(fresh_id())).expect("id"),
+            name: format!("Member {}", senders.len()),
+            ..user.clone()
+        };
+        store.put_user(&member).await.expect("put user");
+        join_first_group(&store, &member).await;
+        senders.push(member.user_id.get());
+    }
+    senders
+}
+
 /// Makes `user` a member of their first group, as set-up does for every user.
 pub async fn join_first_group(store: &DynamoStore, user: &User) {
     store

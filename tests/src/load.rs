@@ -30,7 +30,9 @@ pub struct Ack {
     pub acked_at: Duration,
 }
 
-/// Sends `text` with `client_message_id` until the API answers 2xx.
+/// Sends `text` with `client_message_id` until the API answers 2xx, as a client should: again
+/// after a 503 or 504, and after a 429 once its `Retry-After` is over (the requests held up by
+/// an outage reach the sender's rate limit all at once when it ends).
 pub async fn send_until_acked(
     user_id: u64,
     text: &str,
@@ -47,6 +49,16 @@ pub async fn send_until_acked(
             .await;
         if let Ok(reply) = reply {
             let status = reply.status();
+            if status.as_u16() == 429 {
+                let wait = reply
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                continue;
+            }
             let body: Value = reply.json().await.unwrap_or(Value::Null);
             if status.is_success() {
                 return (body["message_id"].as_u64(), attempts);
@@ -102,17 +114,23 @@ impl Reader {
     }
 }
 
-/// Sends `count` messages at `rate` a second, each until acknowledged, while `fault` runs.
+/// People sending a load in one group: 10 a second from one person is a script the send limit
+/// refuses; spread over this many, each stays within it.
+pub const SENDERS: usize = 8;
+
+/// Sends `count` messages at `rate` a second, each until acknowledged, while `fault` runs,
+/// from [`SENDERS`] people of `user`'s group in turn.
 pub async fn load_with_fault<F>(user: &User, tag: &str, count: u64, rate: u64, fault: F) -> Vec<Ack>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let senders = crate::senders_in_group_of(user, SENDERS).await;
     let start = Instant::now();
     let fault = tokio::spawn(fault);
     let mut sends = Vec::new();
     for k in 0..count {
         tokio::time::sleep_until((start + Duration::from_millis(k * 1000 / rate)).into()).await;
-        let user_id = user.user_id.get();
+        let user_id = senders[k as usize % senders.len()];
         let tag = tag.to_owned();
         sends.push(tokio::spawn(async move {
             let text = format!("{tag}-{k}");
@@ -326,8 +344,10 @@ pub fn restart_service(dir: &Path, name: &str) -> Duration {
 /// instances of a function, each accepted at its first try (a client of a producer that a
 /// fault left stuck would get 503s long after the fault).
 pub async fn healthy_after(name: &str, user: &User) {
-    let user_id = user.user_id.get();
+    // Fresh people: the load's senders may have spent their send budget.
+    let senders = &crate::senders_in_group_of(user, 17).await[1..];
     let replies = futures_util::future::join_all((0..16).map(|i| async move {
+        let user_id = senders[i];
         let reply = http()
             .post(format!("{}/send-message/", api_url()))
             .json(&json!({"user_id": user_id, "message": format!("after {i}")}))

@@ -136,6 +136,7 @@ fn run_test_stack(
     command: &[String],
 ) -> Result<(), Failure> {
     let mut stack = Stack::new(tools, supervisor);
+    set_test_send_limit(&mut stack);
     let ports = Ports::free(true)?;
     stack.bring_up(&ports, data, true)?;
     stack
@@ -199,12 +200,25 @@ fn smoke_against(stack: &Stack, api: &str, token_a: &str, token_b: &str) -> Resu
     Ok(())
 }
 
+/// The per-user send limit of the test stacks: a larger burst than the default (20), for the
+/// tests that set up history by sending from one seed user (a page of 57 messages, the
+/// fuzzer's sends as user 1) while other tests send as the same users; the rate stays a
+/// person's (10 a second), so `tests/abuse.rs` still floods far beyond it. An exported
+/// `RATE_LIMIT_SEND` wins.
+pub const TEST_SEND_LIMIT: &str = "100:100";
+
+fn set_test_send_limit(stack: &mut Stack) {
+    let limit = std::env::var("RATE_LIMIT_SEND").unwrap_or_else(|_| TEST_SEND_LIMIT.into());
+    stack.exports.set("RATE_LIMIT_SEND", limit);
+}
+
 /// Throw-away services for running `cargo test` by hand: prints the variables to export.
 pub fn services() -> Result<(), Failure> {
     let tools = Tools::from_env()?;
     let data = scratch_dir("chat-services")?;
     let supervisor = Supervisor::new()?;
     let mut stack = Stack::new(&tools, &supervisor);
+    set_test_send_limit(&mut stack);
     let ports = Ports::free(true)?;
     stack.bring_up(&ports, &data, false)?;
     stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
