@@ -179,15 +179,16 @@ async fn a_valid_token_acts_only_as_its_user_in_its_group() {
     let g = member.group_id;
     let mine = issuer.token(member.user_id, HOUR);
     let theirs = issuer.token(outsider.user_id, HOUR);
-    // The outsider: reads and subscribing are 403, another group's message is not there (404).
+    // The outsider: the group and its messages are not there for them (404, as for a group
+    // that does not exist).
     let cases = [
         (
             Method::POST,
             "/send-message/".to_owned(),
             Some(json!({"message": "x", "group_id": g.get()})),
-            403,
+            404,
         ),
-        (Method::GET, format!("/messages/{g}"), None, 403),
+        (Method::GET, format!("/messages/{g}"), None, 404),
         (
             Method::PUT,
             format!("/edit-message/{message}?new_text=x"),

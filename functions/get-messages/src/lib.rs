@@ -294,7 +294,7 @@ mod tests {
         let (status, body) = parts(&get(&t.ctx, "3", &[]).await);
         assert_eq!(
             (status, body["error"].as_str()),
-            (404, Some("group 3 does not exist"))
+            (404, Some("group 3 not found"))
         );
     }
 
@@ -340,16 +340,20 @@ mod tests {
         };
         assert_eq!(read(None, "1", &[]).await, 401);
         assert_eq!(read(Some("1"), "1", &[]).await, 200);
-        assert_eq!(read(Some("3"), "1", &[]).await, 403);
+        assert_eq!(
+            read(Some("3"), "1", &[]).await,
+            404,
+            "not theirs: as if none"
+        );
         assert_eq!(read(Some("1"), "1", &[("user_id", "3")]).await, 403);
         // A token naming a user the directory lacks.
-        assert_eq!(read(Some("99"), "1", &[]).await, 403);
+        assert_eq!(read(Some("99"), "1", &[]).await, 404);
         // Trust-client mode: the original app's open read, or the member check when named.
         let open = context();
         assert_eq!(parts(&get(&open.ctx, "1", &[]).await).0, 200);
         assert_eq!(
             parts(&get(&open.ctx, "1", &[("user_id", "3")]).await).0,
-            403
+            404
         );
         assert_eq!(
             parts(&get(&open.ctx, "1", &[("user_id", "2")]).await).0,

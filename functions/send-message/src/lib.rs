@@ -308,12 +308,13 @@ mod tests {
         let (status, body) = post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 1}"#).await;
         assert_eq!((status, body["group_id"].as_u64()), (202, Some(1)));
         let (status, body) = post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 2}"#).await;
-        assert_eq!(status, 403, "{body}");
-        assert!(body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("not a member of group 2")));
-        let (status, _) = post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 9}"#).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"], "group 2 not found");
+        let (status, unknown) =
+            post(&t.ctx, r#"{"user_id": 1, "message": "x", "group_id": 9}"#).await;
         assert_eq!(status, 404);
+        // A group of others and one that does not exist answer alike.
+        assert_eq!(unknown["error"], "group 9 not found");
         assert_eq!(t.publisher.records().len(), 1);
     }
 
@@ -524,7 +525,7 @@ mod tests {
         let (status, body) = send(Some("3"), r#"{"user_id": 2, "message": "x"}"#).await;
         assert_eq!(status, 403, "{body}");
         let (status, body) = send(Some("3"), r#"{"message": "x", "group_id": 1}"#).await;
-        assert_eq!(status, 403, "{body}");
+        assert_eq!(status, 404, "{body}");
         assert_eq!(t.publisher.records().len(), 2);
     }
 }

@@ -305,7 +305,7 @@ mod tests {
         let err = handle(&t.ctx, as_user(event("b", group("1")), "3"))
             .await
             .expect_err("not a member");
-        assert_eq!(err.status(), 403);
+        assert_eq!(err.status(), 404);
         handle(&t.ctx, as_user(event("c", group("1")), "1"))
             .await
             .expect("a member");

@@ -47,11 +47,18 @@ pub async fn existing_group<S: Directory + ?Sized>(
     store
         .get_group(group_id)
         .await?
-        .ok_or_else(|| ChatError::NotFound(format!("group {group_id} does not exist")))
+        .ok_or_else(|| group_not_found(group_id))
 }
 
-/// The membership, or 403 when `user_id` is not a member of `group` (or is no user at all: a
-/// verified token may name a user the directory does not have).
+/// What a caller is told of a group they cannot see, whether it exists or not: a stranger
+/// learns nothing of which groups there are.
+pub fn group_not_found(group: GroupId) -> ChatError {
+    ChatError::NotFound(format!("group {group} not found"))
+}
+
+/// The membership, or 404 when `user_id` is not a member of `group` (or is no user at all: a
+/// verified token may name a user the directory does not have), as for a group that does not
+/// exist: the answer tells a stranger nothing.
 pub async fn require_membership<S: Directory + ?Sized>(
     store: &S,
     user_id: UserId,
@@ -60,9 +67,10 @@ pub async fn require_membership<S: Directory + ?Sized>(
     store
         .membership(group, user_id)
         .await?
-        .ok_or_else(|| not_a_member(user_id, group))
+        .ok_or_else(|| group_not_found(group))
 }
 
+/// Why the stream processor refuses a record of a non-member (for the dead-letter topic).
 pub fn not_a_member(user_id: UserId, group: GroupId) -> ChatError {
     ChatError::Forbidden(format!("user {user_id} is not a member of group {group}"))
 }
