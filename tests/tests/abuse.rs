@@ -237,9 +237,11 @@ async fn a_flood_from_one_user_is_refused_costs_the_others_little_and_loses_noth
         .iter()
         .all(|(_, retry, _)| retry.as_deref() == Some("1")));
     // The stack's send limit (the test stacks allow a larger burst than the default).
-    let limit = Limit::parse(
-        &std::env::var("RATE_LIMIT_SEND").unwrap_or_else(|_| Action::Send.default_limit().into()),
-    )
+    let limit = Limit::parse(&std::env::var("RATE_LIMIT_SEND").unwrap_or_else(|_| {
+        chat_core::config::default_of(Action::Send.variable())
+            .expect("a default")
+            .into()
+    }))
     .expect("RATE_LIMIT_SEND");
     let refills = lasted.as_millis() / limit.interval.as_millis().max(1);
     let most = u128::from(limit.burst) + refills + 1;

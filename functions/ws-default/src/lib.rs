@@ -142,20 +142,18 @@ async fn typing(
         return Ok(());
     }
     // Across instances and groups: a client typing through many at once is told to slow down.
-    if let Err(refusal) = admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Typing).await {
-        if let Some(retry_after) = refusal.retry_after().filter(|_| refusal.status() == 429) {
+    match admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Typing).await {
+        Ok(()) => {}
+        Err(ChatError::TooManyRequests { what, retry_after }) => {
             let frame = serde_json::json!({
-                "event": "error",
-                "status": 429,
-                "error": refusal.public_message(),
-                "retry_after": retry_after,
+                "event": "error", "status": 429, "error": what, "retry_after": retry_after,
             });
             let _ = pusher
                 .push(connection_id, frame.to_string().as_bytes())
                 .await;
             return Ok(());
         }
-        return Err(refusal);
+        Err(other) => return Err(other),
     }
     let Some(user) = ctx
         .known_users

@@ -64,11 +64,7 @@ pub fn require_https(what: &str, url: &str) -> Result<(), String> {
             Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
             _ => authority,
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(host)
     });
     if loopback {
         Ok(())
@@ -77,6 +73,15 @@ pub fn require_https(what: &str, url: &str) -> Result<(), String> {
             "{what} must be an https:// URL (http:// only on this machine), not {url}"
         ))
     }
+}
+
+/// Whether a host (a name or an address, IPv6 in brackets or not, no port) is this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl KeySource {

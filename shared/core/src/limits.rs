@@ -44,12 +44,12 @@ impl Limit {
         })
     }
 
-    fn interval_ms(&self) -> i64 {
+    pub fn interval_ms(&self) -> i64 {
         i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// How far ahead of now a bucket's arrival time may be for one more action to pass.
-    fn tolerance_ms(&self) -> i64 {
+    pub fn tolerance_ms(&self) -> i64 {
         self.interval_ms()
             .saturating_mul(i64::from(self.burst.saturating_sub(1)))
     }
@@ -74,14 +74,6 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
-        Action::Send,
-        Action::Edit,
-        Action::Delete,
-        Action::Typing,
-        Action::Connect,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Action::Send => "send",
@@ -100,19 +92,6 @@ impl Action {
             Action::Delete => "RATE_LIMIT_DELETE",
             Action::Typing => "RATE_LIMIT_TYPING",
             Action::Connect => "RATE_LIMIT_CONNECT",
-        }
-    }
-
-    /// The default: a person chatting never meets it; a script flooding does at once.
-    pub fn default_limit(self) -> &'static str {
-        match self {
-            // 20 at once (a pasted batch), then 2 a second.
-            Action::Send => "20:500",
-            Action::Edit | Action::Delete => "10:1000",
-            // On top of the 2 s throttle per group: a few groups at once, then one a second.
-            Action::Typing => "5:1000",
-            // 10 sockets at once (tabs, a reconnecting client), then 10 a minute.
-            Action::Connect => "10:6000",
         }
     }
 }
@@ -135,24 +114,6 @@ impl RateLimits {
             Action::Delete => self.delete,
             Action::Typing => self.typing,
             Action::Connect => self.connect,
-        }
-    }
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        let default = |a: Action| {
-            Limit::parse(a.default_limit()).unwrap_or(Limit {
-                burst: 1,
-                interval: Duration::from_secs(1),
-            })
-        };
-        Self {
-            send: default(Action::Send),
-            edit: default(Action::Edit),
-            delete: default(Action::Delete),
-            typing: default(Action::Typing),
-            connect: default(Action::Connect),
         }
     }
 }
@@ -236,13 +197,10 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_parsed_and_every_default_is_valid() {
+    fn limits_are_parsed_and_give_their_retry_after() {
         assert_eq!(Limit::parse("20:500"), Ok(limit(20, 500)));
         for bad in ["20", "0:500", "20:0", "x:1", "20:-1", "20:5000000"] {
             assert!(Limit::parse(bad).is_err(), "{bad}");
-        }
-        for action in Action::ALL {
-            assert!(Limit::parse(action.default_limit()).is_ok(), "{action:?}");
         }
         assert_eq!(limit(20, 500).retry_after_seconds(), 1);
         assert_eq!(limit(10, 6000).retry_after_seconds(), 6);

@@ -20,8 +20,7 @@ fn condition_failed(e: &SdkError<UpdateItemError>) -> bool {
 #[async_trait]
 impl RateLimiter for DynamoStore {
     async fn take(&self, key: &str, limit: Limit, now_ms: i64) -> Result<bool, StoreError> {
-        let interval = i64::try_from(limit.interval.as_millis()).unwrap_or(i64::MAX);
-        let tolerance = interval.saturating_mul(i64::from(limit.burst.saturating_sub(1)));
+        let (interval, tolerance) = (limit.interval_ms(), limit.tolerance_ms());
         // Gone once full again (its arrival time passed: a missing bucket is a full one), so an
         // idle user's bucket costs nothing.
         let expires = |tat: i64| tat / 1000 + 1;

@@ -59,12 +59,7 @@ struct Front {
 
 /// Whether a listening address (`host:port`) is reachable from this machine only.
 pub fn is_loopback(listen: &str) -> bool {
-    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    chat_auth::is_loopback_host(listen.rsplit_once(':').map_or(listen, |(host, _)| host))
 }
 
 /// The gateway as a router, verifying identity (`verify`) or not: the fixed paths of API

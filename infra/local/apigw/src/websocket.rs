@@ -56,12 +56,7 @@ pub(crate) fn origin_allowed(origin: Option<&str>, host: &str, allowed: &[String
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
         _ => authority,
     };
-    let loopback = hostname.eq_ignore_ascii_case("localhost")
-        || hostname == "[::1]"
-        || hostname
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    loopback && authority.eq_ignore_ascii_case(host)
+    chat_auth::is_loopback_host(hostname) && authority.eq_ignore_ascii_case(host)
 }
 
 /// The handshake's query as `$connect` gets it: `/subscribe/{group_id}` becomes
