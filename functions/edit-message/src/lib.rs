@@ -269,34 +269,78 @@ mod tests {
         assert_eq!(status, 503);
     }
 
-    #[tokio::test]
-    async fn a_message_in_the_log_but_not_yet_stored_is_a_409_to_retry_not_a_404() {
+    /// Publishes a record the stream processor has not stored: in the log, not in the table.
+    async fn in_the_log_only(t: &TestContext<Context>) -> MessageId {
         use chat_core::publish::Publisher;
-        let mut t = context();
-        t.ctx.store_wait = std::time::Duration::from_millis(300);
-        // A send the stream processor has not stored yet: in the log, not in the table.
         let at = t
             .publisher
             .publish("chat-events", "1", b"{}")
             .await
             .expect("publish");
-        let id = MessageId::from_coordinates(at).expect("id").to_string();
-        let started = std::time::Instant::now();
-        let response = chat_lambda::http::reply(
+        MessageId::from_coordinates(at).expect("id")
+    }
+
+    async fn edit_as_alice(t: &TestContext<Context>, id: MessageId) -> Response<Body> {
+        chat_lambda::http::reply(
             handle(
                 &t.ctx,
                 request(
                     Method::PUT,
-                    &[("message_id", &id)],
+                    &[("message_id", &id.to_string())],
                     &[("user_id", "1"), ("new_text", "x")],
                     None,
                 ),
             )
             .await,
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn a_message_in_the_log_but_not_yet_stored_is_a_409_to_retry_at_a_bounded_cost() {
+        static QUICK: [std::time::Duration; 2] = [
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_millis(20),
+        ];
+        let mut t = context();
+        t.ctx.store_rechecks = &QUICK;
+        let id = in_the_log_only(&t).await;
+        let calls = t.store.calls();
+        let response = edit_as_alice(&t, id).await;
         assert_eq!(response.status(), 409);
         assert_eq!(response.headers()["retry-after"], "1");
-        assert!(started.elapsed() >= t.ctx.store_wait);
+        // The rate limit's bucket, the user, then per look the group's key and the id index.
+        let budget = 2 + 2 * (1 + QUICK.len());
+        assert!(
+            t.store.calls() - calls <= budget,
+            "{} store calls, at most {budget}",
+            t.store.calls() - calls
+        );
+        assert!(t.publisher.records().len() == 1, "nothing published");
+    }
+
+    #[tokio::test]
+    async fn a_message_stored_while_the_edit_looks_again_is_edited() {
+        let t = context();
+        let id = in_the_log_only(&t).await;
+        let store = t.store.clone();
+        let stored = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            let alice = &chat_core::compat::seed_users()[0];
+            let message = chat_core::domain::Message {
+                id,
+                user_id: alice.user_id,
+                name: alice.name.clone(),
+                group_id: alice.group_id,
+                message: chat_core::domain::MessageText::new("just sent").expect("text"),
+                can_edit: true,
+                can_delete: true,
+                created_at: chrono::Utc::now(),
+                edited_at: None,
+            };
+            store.insert_message(&message).await.expect("insert")
+        });
+        assert_eq!(edit_as_alice(&t, id).await.status(), 202);
+        assert!(stored.await.expect("task"));
     }
 
     #[tokio::test]

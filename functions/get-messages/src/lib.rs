@@ -71,10 +71,17 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
         .list_messages(group_id, PageRequest { limit, cursor })
         .await?;
     bound_bytes(&mut page, matches!(cursor, Cursor::After(_)));
+    // Past the last message given, or past the deletions the store read through.
     let next = match (page.more, cursor) {
         (false, _) => None,
-        (true, Cursor::After(_)) => page.messages.last().map(|m| ("after", m.id)),
-        (true, _) => page.messages.first().map(|m| ("before", m.id)),
+        (true, Cursor::After(_)) => page
+            .resume
+            .or(page.messages.last().map(|m| m.id))
+            .map(|id| ("after", id)),
+        (true, _) => page
+            .resume
+            .or(page.messages.first().map(|m| m.id))
+            .map(|id| ("before", id)),
     };
     let mut response = json(StatusCode::OK, &page.messages);
     if let Some((direction, id)) = next {
@@ -108,6 +115,7 @@ fn bound_bytes(page: &mut Page, forward: bool) {
     let cut = page.messages.len() - keep;
     if cut > 0 {
         page.more = true;
+        page.resume = None;
         if forward {
             page.messages.truncate(keep);
         } else {
@@ -286,6 +294,39 @@ mod tests {
         let response = get(&t.ctx, "1", &[("limit", "3"), ("before", "3")]).await;
         assert!(response.headers().get("link").is_none());
         assert_eq!(ids(&parts(&response).1), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_page_over_a_long_run_of_deletions_links_past_what_it_read() {
+        use chat_core::store::MAX_DELETED_PER_PAGE;
+        let t = context();
+        let last_deleted = 1 + MAX_DELETED_PER_PAGE as u64 + 50;
+        fill(t.store.as_ref(), 1, 1..=last_deleted).await;
+        for id in 2..=last_deleted {
+            t.store
+                .delete_message(
+                    GroupId::new(1).expect("id"),
+                    MessageId::new(i128::from(id)).expect("id"),
+                    Utc::now(),
+                )
+                .await
+                .expect("delete");
+        }
+        let calls = t.store.calls();
+        let response = get(&t.ctx, "1", &[("limit", "10")]).await;
+        assert_eq!(t.store.calls() - calls, 2, "the group, then one page read");
+        assert_eq!(ids(&parts(&response).1), Vec::<u64>::new());
+        let link = response.headers()["link"].to_str().expect("ascii");
+        // 11 + MAX_DELETED_PER_PAGE items read, newest first: the next page starts past them.
+        let resume = last_deleted - 10 - MAX_DELETED_PER_PAGE as u64;
+        assert_eq!(
+            link,
+            format!("</messages/1?before={resume}&limit=10>; rel=\"next\"")
+        );
+        let before = resume.to_string();
+        let response = get(&t.ctx, "1", &[("limit", "10"), ("before", &before)]).await;
+        assert_eq!(ids(&parts(&response).1), vec![1]);
+        assert!(response.headers().get("link").is_none());
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! to a group, and who may change a message.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{AuthConfig, Config};
 use crate::domain::{refusal, Change, Group, GroupId, Member, Message, MessageId, User, UserId};
@@ -86,9 +86,9 @@ pub struct ChangeContext {
     pub directory: Arc<dyn Directory>,
     pub messages: Arc<dyn MessageReader>,
     pub publisher: Arc<dyn Publisher>,
-    /// How long a message the log holds but the store does not is waited for
-    /// ([`STORE_WAIT`]).
-    pub store_wait: Duration,
+    /// When a message the log holds but the store does not is looked for again
+    /// ([`STORE_RECHECKS`]).
+    pub store_rechecks: &'static [Duration],
     /// Whether `user_id` and `new_text` may come as query parameters (`query-parameters`).
     pub query_parameters: bool,
     /// The per-user buckets, and how full they may be.
@@ -108,7 +108,7 @@ impl ChangeContext {
             directory: store.clone(),
             messages: store.clone(),
             publisher,
-            store_wait: STORE_WAIT,
+            store_rechecks: &STORE_RECHECKS,
             query_parameters: config.compat.query_parameters,
             limiter: Arc::new(crate::limits::RefusalMemory::new(store)),
             limits: config.limits,
@@ -116,17 +116,19 @@ impl ChangeContext {
     }
 }
 
-/// How long an edit or delete waits for a message the log holds but the store does not yet
-/// (the stream processor is behind), before answering 409 with `Retry-After`.
-pub const STORE_WAIT: Duration = Duration::from_secs(3);
-const STORE_POLL: Duration = Duration::from_millis(100);
+/// How long after the first look an edit or delete looks again for a message the log holds but
+/// the store does not (the stream processor stores a send tens of ms after its id is returned,
+/// and clients of the original app edit right after sending), before answering 409 with
+/// `Retry-After`. Fixed, so a request costs at most 1 + 2 x (1 + len) store calls and one
+/// Kafka offsets lookup whatever id it names: asking is never cheaper than answering.
+pub const STORE_RECHECKS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(250)];
 
 /// The live message `user_id` may make `change` to, or why not: the user exists, the message
 /// exists and is live, the user is a member of its group and either its author with the flag
-/// for the change, or an owner or admin of the group deleting it. An id the API
-/// just returned is never a 404: a message that is in the log but not stored yet is waited
-/// for, briefly, then a 409 to retry. A message of a group the user is not in is a 404, as if
-/// it did not exist: ids of other groups' messages tell a caller nothing.
+/// for the change, or an owner or admin of the group deleting it. An id the API just returned
+/// is never a 404: a message that is in the log but not stored yet is looked for again at
+/// [`STORE_RECHECKS`], then a 409 to retry. A message of a group the user is not in is a 404,
+/// as if it did not exist: ids of other groups' messages tell a caller nothing.
 pub async fn authorize_change(
     ctx: &ChangeContext,
     message_id: MessageId,
@@ -138,7 +140,7 @@ pub async fn authorize_change(
         ctx.messages.as_ref(),
         ctx.publisher.as_ref(),
         &ctx.chat_topic,
-        ctx.store_wait,
+        ctx.store_rechecks,
         user.group_id,
         message_id,
     )
@@ -173,15 +175,18 @@ async fn find_message<S: MessageReader + ?Sized>(
     }
 }
 
+/// The live message `id`, or 404 (deleted, or past the end of the log: never sent), or, for
+/// one the log holds that is still not stored after the rechecks, 409.
 async fn stored_message<S: MessageReader + ?Sized>(
     store: &S,
     log: &dyn Publisher,
     topic: &str,
-    wait: Duration,
+    rechecks: &[Duration],
     likely_group: GroupId,
     id: MessageId,
 ) -> Result<Message, ChatError> {
-    let mut give_up_at = None;
+    let mut pauses = rechecks.iter();
+    let mut in_the_log = false;
     loop {
         match find_message(store, likely_group, id).await? {
             Some(StoredMessage::Live(message)) => return Ok(message),
@@ -190,29 +195,26 @@ async fn stored_message<S: MessageReader + ?Sized>(
             }
             None => {}
         }
-        let give_up_at = match give_up_at {
-            Some(at) => at,
-            None => {
-                // An id is its record's place in the log: past the end, it was never sent.
-                let at = id.coordinates();
-                let end = match log.partition_end(topic, at.partition).await {
-                    Ok(end) => end,
-                    // No such partition: nothing was ever sent there.
-                    Err(PublishError::Rejected(_)) => Some(0),
-                    Err(e) => return Err(e.into()),
-                };
-                if end.is_none_or(|end| at.offset >= end) {
-                    return Err(ChatError::NotFound(format!("message {id} does not exist")));
-                }
-                *give_up_at.insert(Instant::now() + wait)
+        if !in_the_log {
+            // An id is its record's place in the log: past the end, it was never sent.
+            let at = id.coordinates();
+            let end = match log.partition_end(topic, at.partition).await {
+                Ok(end) => end,
+                // No such partition: nothing was ever sent there.
+                Err(PublishError::Rejected(_)) => Some(0),
+                Err(e) => return Err(e.into()),
+            };
+            if end.is_none_or(|end| at.offset >= end) {
+                return Err(ChatError::NotFound(format!("message {id} does not exist")));
             }
-        };
-        if Instant::now() >= give_up_at {
+            in_the_log = true;
+        }
+        let Some(pause) = pauses.next() else {
             return Err(ChatError::Conflict(format!(
                 "message {id} is not stored yet; retry shortly"
             )));
-        }
-        tokio::time::sleep(STORE_POLL).await;
+        };
+        tokio::time::sleep(*pause).await;
     }
 }
 

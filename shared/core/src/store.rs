@@ -15,6 +15,10 @@ use crate::error::{ChatError, Service};
 
 /// Most messages one history page may hold.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Most deleted messages one history page reads past: a page over a long run of deletions
+/// ends early, with [`Page::resume`] saying where the next one starts, so no request reads a
+/// group's whole history whatever was deleted.
+pub const MAX_DELETED_PER_PAGE: usize = 500;
 /// Unread counts stop here: a bounded read whatever a group holds (a client shows "999+").
 pub const MAX_UNREAD: u32 = 1000;
 
@@ -96,6 +100,10 @@ pub struct Page {
     /// Whether more messages lie beyond this page in the direction of the cursor (older for
     /// `Latest`/`Before`, newer for `After`).
     pub more: bool,
+    /// Set when the page ended early, having read past [`MAX_DELETED_PER_PAGE`] deleted
+    /// messages: the id (deleted) the next page continues from, exclusive, in the cursor's
+    /// direction. `None` when the next page continues from the last message given.
+    pub resume: Option<MessageId>,
 }
 
 /// An edit to apply. `version` orders edits of one message (the edit record's position in the

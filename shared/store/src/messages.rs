@@ -8,18 +8,24 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
-use crate::item::{message_to_item, n, s, stored_message_from_item, Item};
+use crate::item::{get_id, message_to_item, n, s, stored_message_from_item, Item};
 use crate::{classify, DynamoStore, MESSAGE_ID_INDEX};
 use aws_sdk_dynamodb::types::Select;
 use chat_core::domain::{GroupId, Message, MessageId, UserId};
 use chat_core::store::{
     Cursor, DeleteOutcome, EditOutcome, MessageEdit, MessageReader, MessageWriter, Page,
-    PageRequest, StoreError, StoredMessage, MAX_PAGE_SIZE, MAX_UNREAD,
+    PageRequest, StoreError, StoredMessage, MAX_DELETED_PER_PAGE, MAX_PAGE_SIZE, MAX_UNREAD,
 };
 
 /// Most messages an unread count reads, whatever their authors: the work stays bounded when
 /// the reader's own messages are many of the newest.
 const UNREAD_SCAN_BUDGET: i32 = 4 * MAX_UNREAD as i32;
+
+/// Most queries one history page makes (the budget of [`MAX_DELETED_PER_PAGE`] usually ends it
+/// sooner; this bounds a page of large messages, where 1 MB per query ends each early).
+const HISTORY_QUERIES: usize = 4;
+/// How many items a history query after the first asks for: past deletions, in wide steps.
+const DELETED_STEP: usize = 250;
 
 impl DynamoStore {
     /// Puts `message` unless its id exists: `None` when it was new, else what is stored (live,
@@ -118,38 +124,53 @@ impl MessageReader for DynamoStore {
                 .expression_attribute_names("#id", "message_id")
                 .expression_attribute_values(":bound", n(bound));
         }
-        // One more than asked tells whether more lie beyond; tombstones are filtered after
-        // DynamoDB's Limit, so keep reading until enough live messages or the end.
+        // One more than asked tells whether more lie beyond. Tombstones are filtered after
+        // DynamoDB's Limit, so read on until enough live messages, the end, or the budget of
+        // items (then the page ends early and says where to resume). Reads after the first
+        // take a wider step, so a run of deletions costs few queries.
+        let budget = limit + 1 + MAX_DELETED_PER_PAGE;
         let mut messages = Vec::with_capacity(limit + 1);
+        let (mut examined, mut resume) = (0usize, None);
         let mut start: Option<Item> = None;
-        loop {
-            let want = (limit + 1 - messages.len()) as i32;
+        for query in 0..HISTORY_QUERIES {
+            let want = limit + 1 - messages.len();
+            let step = if query == 0 { want } else { want.max(DELETED_STEP) };
             let out = request
                 .clone()
-                .limit(want)
+                .limit(step.min(budget - examined) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| classify("Query", e))?;
+            examined += out.scanned_count().max(1) as usize;
             for item in out.items() {
                 match stored_message_from_item(item)? {
                     StoredMessage::Live(m) => messages.push(m),
                     StoredMessage::Deleted { .. } => {}
                 }
             }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() && messages.len() <= limit => {
-                    start = Some(key.clone())
-                }
-                _ => break,
+            let Some(key) = out.last_evaluated_key().filter(|key| !key.is_empty()) else {
+                break;
+            };
+            if messages.len() > limit {
+                break;
             }
+            if examined >= budget || query + 1 == HISTORY_QUERIES {
+                resume = Some(get_id(key, "message_id")?);
+                break;
+            }
+            start = Some(key.clone());
         }
-        let more = messages.len() > limit;
+        let more = messages.len() > limit || resume.is_some();
         messages.truncate(limit);
         if !forward {
             messages.reverse();
         }
-        Ok(Page { messages, more })
+        Ok(Page {
+            messages,
+            more,
+            resume,
+        })
     }
 
     async fn unread_count(

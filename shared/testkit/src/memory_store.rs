@@ -15,7 +15,7 @@ use chat_core::store::{
     Accounts, AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
     Directory, DirectoryWriter, EditOutcome, GroupCreator, MembershipWriter, MessageEdit,
     MessageReader, MessageWriter, Page, PageRequest, SendClaim, SendClaims, SendKey, StoreError,
-    StoredMessage, MAX_PAGE_SIZE, MAX_UNREAD,
+    StoredMessage, MAX_DELETED_PER_PAGE, MAX_PAGE_SIZE, MAX_UNREAD,
 };
 
 use crate::{FailSwitch, Fallible};
@@ -51,6 +51,8 @@ struct SendRecord {
 pub struct MemoryStore {
     state: Mutex<State>,
     failure: FailSwitch<StoreError>,
+    /// How many calls were made, for tests of what a request costs.
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Fallible for MemoryStore {
@@ -89,7 +91,14 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How many store calls have been made so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn check(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.failure.check()?;
         Ok(self.lock())
     }
@@ -290,21 +299,44 @@ impl MessageReader for MemoryStore {
     async fn list_messages(&self, group: GroupId, page: PageRequest) -> Result<Page, StoreError> {
         let state = self.check()?;
         let limit = page.limit.clamp(1, MAX_PAGE_SIZE) as usize;
-        let live = state.messages.values().filter_map(|(m, _)| match m {
-            StoredMessage::Live(m) if m.group_id == group => Some(m.clone()),
-            _ => None,
-        });
-        let mut messages: Vec<Message> = match page.cursor {
-            Cursor::Latest => live.rev().take(limit + 1).collect(),
-            Cursor::Before(id) => live.rev().filter(|m| m.id < id).take(limit + 1).collect(),
-            Cursor::After(id) => live.filter(|m| m.id > id).take(limit + 1).collect(),
+        let of_group = state
+            .messages
+            .iter()
+            .filter(|(_, (m, _))| m.group_id() == group)
+            .map(|(id, (m, _))| (*id, m));
+        let in_range: Box<dyn Iterator<Item = (MessageId, &StoredMessage)>> = match page.cursor {
+            Cursor::Latest => Box::new(of_group.rev()),
+            Cursor::Before(bound) => Box::new(of_group.rev().filter(move |(id, _)| *id < bound)),
+            Cursor::After(bound) => Box::new(of_group.filter(move |(id, _)| *id > bound)),
         };
-        let more = messages.len() > limit;
+        // As DynamoDB's store does: read at most this many items, deleted ones included.
+        let budget = limit + 1 + MAX_DELETED_PER_PAGE;
+        let (mut messages, mut examined, mut last) = (Vec::new(), 0, None);
+        for (id, stored) in in_range {
+            if messages.len() > limit || examined == budget {
+                break;
+            }
+            examined += 1;
+            last = Some(id);
+            if let StoredMessage::Live(m) = stored {
+                messages.push(m.clone());
+            }
+        }
+        let resume = if messages.len() <= limit && examined == budget {
+            last
+        } else {
+            None
+        };
+        let more = messages.len() > limit || resume.is_some();
         messages.truncate(limit);
         if !matches!(page.cursor, Cursor::After(_)) {
             messages.reverse();
         }
-        Ok(Page { messages, more })
+        Ok(Page {
+            messages,
+            more,
+            resume,
+        })
     }
 
     async fn unread_count(

@@ -16,7 +16,7 @@ use chat_core::domain::{
 };
 use chat_core::store::{
     AppliedSend, Cursor, DeleteOutcome, EditOutcome, PageRequest, SendClaim, SendKey, Store,
-    StoredMessage,
+    StoredMessage, MAX_DELETED_PER_PAGE,
 };
 
 use crate::messages::{at, edit, fill, group, ids, message};
@@ -26,7 +26,7 @@ use crate::messages::{at, edit, fill, group, ids, message};
 #[macro_export]
 macro_rules! store_contract {
     ($make:expr) => {
-        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own, a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apart);
+        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past_it, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own, a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apart);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -503,6 +503,70 @@ pub async fn deleted_messages_leave_history_but_pages_stay_full<S: Store + 'stat
         vec![6, 7, 8, 9, 10, 26, 27, 28, 29, 30]
     );
     assert!(page.more);
+}
+
+/// A page reads past at most [`MAX_DELETED_PER_PAGE`] deleted messages, then ends early and
+/// says where to resume: a run of deletions costs a bounded read per request, and following
+/// the cursors still visits every live message once.
+pub async fn a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past_it<
+    S: Store + 'static,
+>(
+    store: Arc<S>,
+) {
+    let run = MAX_DELETED_PER_PAGE as i128 + 100;
+    let (first_deleted, last_deleted) = (4, 3 + run);
+    let all: Vec<Message> = (1..=last_deleted + 5)
+        .map(|id| message(1, id, &format!("message {id}")))
+        .collect();
+    for chunk in all.chunks(100) {
+        store.insert_messages(chunk).await.expect("insert");
+    }
+    let deleted = (first_deleted..=last_deleted).collect::<Vec<_>>();
+    for chunk in deleted.chunks(50) {
+        let outcomes = join_spawned(chunk.iter().map(|&id| {
+            let store = store.clone();
+            async move {
+                store
+                    .delete_message(group(1), MessageId::new(id).expect("id"), at(1))
+                    .await
+            }
+        }))
+        .await;
+        assert!(outcomes
+            .into_iter()
+            .all(|o| o == Ok(DeleteOutcome::Deleted)));
+    }
+    let mut seen = Vec::new();
+    let mut cursor = Cursor::Latest;
+    let mut pages = Vec::new();
+    loop {
+        let page = store
+            .list_messages(group(1), PageRequest { limit: 10, cursor })
+            .await
+            .expect("page");
+        let mut page_ids = ids(&page.messages);
+        pages.push((page_ids.clone(), page.resume));
+        page_ids.extend(seen);
+        seen = page_ids;
+        if !page.more {
+            break;
+        }
+        let next = page
+            .resume
+            .or(page.messages.first().map(|m| m.id))
+            .expect("a page with more says where to go on");
+        cursor = Cursor::Before(next);
+        assert!(pages.len() < 5, "pages: {pages:?}");
+    }
+    let newest: Vec<u64> = (last_deleted as u64 + 1..=last_deleted as u64 + 5).collect();
+    assert_eq!(pages[0].0, newest, "pages: {pages:?}");
+    let resume = pages[0].1.expect("the first page ended early").get();
+    assert!(
+        (first_deleted as u64..=last_deleted as u64).contains(&resume),
+        "resumes within the deletions, at {resume}"
+    );
+    assert_eq!(pages.len(), 2, "pages: {pages:?}");
+    assert_eq!(seen, [vec![1, 2, 3], newest].concat());
 }
 
 // ---- idempotency
