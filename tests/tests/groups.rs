@@ -441,6 +441,16 @@ async fn presence_and_typing_reach_the_others_and_are_never_stored() {
         "{list}"
     );
 
+    // Frames the chat does not use reach no function and get no answer (the original app
+    // ignored what a client sent); the socket stays open.
+    for junk in ["ping", r#"{"action": "sendMessage", "group_id": 1}"#, "{}"] {
+        members
+            .send(Message::Text(junk.into()))
+            .await
+            .expect("junk sent");
+    }
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), members.next()).await;
+    assert!(quiet.is_err(), "an answer to an unused frame: {quiet:?}");
     let typing = json!({"action": "typing", "group_id": g}).to_string();
     members
         .send(Message::Text(typing.clone().into()))
@@ -533,5 +543,41 @@ async fn a_socket_without_a_group_follows_all_its_users_groups_as_they_join_and_
     assert_eq!(
         texts_until(&mut trusted, "trusted").await,
         [(home, "trusted".to_owned())]
+    );
+}
+
+/// A socket lives as long as the token that opened it: after its expiry the socket gets no
+/// more of the group and is closed, while a socket opened with a longer token goes on.
+#[tokio::test]
+async fn a_socket_ends_when_the_token_that_opened_it_expires() {
+    let (owner, member) = (person(true).await, person(true).await);
+    let g = owner.create("Short-lived").await;
+    owner.add(g, &member, "member").await;
+    let brief = Person {
+        user: member.user.clone(),
+        token: local_issuer().token(member.user.user_id, Duration::from_secs(3)),
+    };
+    let opened = std::time::Instant::now();
+    let mut short = brief.socket(g).await.expect("handshake");
+    let mut long = owner.socket(g).await.expect("owner's socket");
+    let (status, body) = owner.send(g, "while the token holds").await;
+    assert_eq!(status, 202, "{body}");
+    let got = next_event(&mut short, "created").await.expect("a frame");
+    assert_eq!(got["message"], "while the token holds");
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(opened.elapsed())).await;
+    let (status, body) = owner.send(g, "after the token").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        next_event(&mut long, "created").await.expect("a frame")["message"],
+        "while the token holds"
+    );
+    assert_eq!(
+        next_event(&mut long, "created").await.expect("a frame")["message"],
+        "after the token"
+    );
+    assert_eq!(
+        next_event(&mut short, "created").await,
+        None,
+        "the expired socket is closed without the later message"
     );
 }

@@ -70,17 +70,27 @@ fn the_websocket_api_routes_reach_the_functions_of_the_local_emulator() {
             .strip_prefix("integrations/${")
             .and_then(|s| s.strip_suffix('}'))
             .unwrap_or_else(|| panic!("{id}: unexpected target {target:?}"));
-        let uri = &res[integration]["Properties"]["IntegrationUri"];
-        assert_eq!(
-            res[integration]["Properties"]["IntegrationType"].as_str(),
-            Some("AWS_PROXY")
-        );
+        let integration = &res[integration]["Properties"];
+        let route_key = str_of(&p["RouteKey"]).to_owned();
+        if integration["IntegrationType"].as_str() == Some("MOCK") {
+            // Answered by API Gateway: no function, and no reply to the client.
+            assert_eq!(route_key, "$default", "{id}: only $default is answered so");
+            assert!(p.get("RouteResponseSelectionExpression").is_none(), "{id}");
+            assert_eq!(
+                integration["RequestTemplates"]["$default"].as_str(),
+                Some(r#"{"statusCode": 200}"#)
+            );
+            deployed.insert(route_key, None);
+            continue;
+        }
+        let uri = &integration["IntegrationUri"];
+        assert_eq!(integration["IntegrationType"].as_str(), Some("AWS_PROXY"));
         let (_, uri) = tagged(uri).expect("IntegrationUri is a !Sub");
         let function = str_of(uri)
             .split("functions/${")
             .nth(1)
             .and_then(|s| s.split(".Arn}").next())
-            .unwrap_or_else(|| panic!("{integration}: no function in {uri:?}"));
+            .unwrap_or_else(|| panic!("{id}: no function in {uri:?}"));
         // API Gateway may invoke it, from this API only.
         let permitted = of_type(&t, "AWS::Lambda::Permission")
             .into_values()
@@ -95,17 +105,19 @@ fn the_websocket_api_routes_reach_the_functions_of_the_local_emulator() {
             permitted,
             "{function} has no invoke permission for the WebSocket API"
         );
-        deployed.insert(
-            str_of(&p["RouteKey"]).to_owned(),
-            binaries[function].clone(),
-        );
+        deployed.insert(route_key, Some(binaries[function].clone()));
     }
-    let local: BTreeMap<String, String> = route_file()["websocket"]
+    let local: BTreeMap<String, Option<String>> = route_file()["websocket"]
         .as_object()
         .expect("websocket routes")
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().expect("function").to_owned()))
+        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned)))
         .collect();
+    assert_eq!(
+        local.get("$default"),
+        Some(&None),
+        "no function for $default"
+    );
     assert_eq!(
         deployed, local,
         "template (left) vs infra/routes.json (right)"

@@ -117,7 +117,7 @@ fn policies_name_their_actions_and_resources() {
         .map(|(id, _)| id)
         .collect();
     // The stream processor pushes and cuts off; $connect closes a user's surplus socket and
-    // says who came online, $disconnect who went offline, $default who is typing.
+    // says who came online, $disconnect who went offline, the typing route who is typing.
     assert_eq!(
         pushes,
         [

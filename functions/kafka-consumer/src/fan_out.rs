@@ -70,6 +70,8 @@ pub struct FanOut {
     pub pushed: usize,
     pub gone: usize,
     pub cut_off: usize,
+    /// Sockets past their end (token expiry or two hours): closed, not pushed to.
+    pub expired: usize,
 }
 
 /// How one connection's delivery ended.
@@ -79,6 +81,8 @@ enum Delivery {
     CutOff(usize, String),
     /// Its user is no longer a member: closed after the frame that says so.
     Ended(usize),
+    /// Past its end (its token expired, or two hours): closed, given nothing.
+    Expired,
     /// Its user is no longer a member; the socket follows all their groups, and stops
     /// following this one after the frame that says so.
     Left(usize),
@@ -108,7 +112,7 @@ impl Processor {
         for (index, (group, list)) in grouped.iter().enumerate() {
             let mut listed: Vec<(Connection, usize, usize)> = self
                 .store
-                .connections_for_group(*group)
+                .group_subscriptions(*group)
                 .await?
                 .into_iter()
                 .map(|connection| (connection, index, 0))
@@ -157,12 +161,15 @@ impl Processor {
                         .map(|(_, at)| *at)
                 });
                 let frames = &all[from.min(all.len())..removed_at.map_or(all.len(), |at| at + 1)];
-                let mut delivery =
+                let mut delivery = if !connection.is_live(Utc::now()) {
+                    Delivery::Expired
+                } else {
                     tokio::time::timeout_at(deadline.into(), deliver(pusher, &connection, frames))
                         .await
                         .unwrap_or_else(|_| {
                             Delivery::CutOff(0, "the batch's fan-out budget ran out".into())
-                        });
+                        })
+                };
                 if let (Some(_), Delivery::Done(n)) = (removed_at, &delivery) {
                     delivery = if connection.all_groups {
                         Delivery::Left(*n)
@@ -188,6 +195,7 @@ impl Processor {
                     out.pushed += n;
                     out.cut_off += 1;
                 }
+                Delivery::Expired => out.expired += 1,
             }
         }
         Ok(out)
@@ -202,14 +210,20 @@ impl Processor {
         if let Delivery::CutOff(_, why) = delivery {
             tracing::warn!(connection = %tag(), %why, "cutting off a connection that does not take its frames");
         }
-        if matches!(delivery, Delivery::CutOff(..) | Delivery::Ended(_)) {
+        if matches!(delivery, Delivery::Expired) {
+            tracing::info!(connection = %tag(), "closing a socket past its end (token expiry)");
+        }
+        if matches!(
+            delivery,
+            Delivery::CutOff(..) | Delivery::Ended(_) | Delivery::Expired
+        ) {
             if let Err(e) = pusher.disconnect(id).await {
                 tracing::warn!(connection = %tag(), error = %e, "could not close a connection");
             }
         }
         if matches!(
             delivery,
-            Delivery::Gone(_) | Delivery::CutOff(..) | Delivery::Ended(_)
+            Delivery::Gone(_) | Delivery::CutOff(..) | Delivery::Ended(_) | Delivery::Expired
         ) {
             if let Err(e) = self.store.delete_connection(id).await {
                 tracing::warn!(connection = %tag(), error = %e, "could not forget a connection");

@@ -57,6 +57,8 @@ pub struct Report {
     /// Connections found closed (410), and ones cut off for not taking their frames.
     pub gone: usize,
     pub cut_off: usize,
+    /// Sockets closed for being past their end (their token expired).
+    pub expired: usize,
     /// Records of partitions that stopped at a failure, left for the retry.
     pub failed_partitions: usize,
     /// Time spent applying to DynamoDB, and pushing.
@@ -235,6 +237,7 @@ impl Processor {
             report.pushed = fan_out.pushed;
             report.gone = fan_out.gone;
             report.cut_off = fan_out.cut_off;
+            report.expired = fan_out.expired;
         }
         report.push_ms = started.elapsed().as_millis() as u64 - report.apply_ms;
         Ok(Outcome { report, failures })

@@ -19,7 +19,9 @@ use chat_core::config::{AuthConfig, Config};
 use chat_core::domain::{GroupId, UserId};
 use chat_core::guard::require_membership;
 use chat_core::store::Directory;
-use chat_lambda::identity::{user_from_claim, CONTEXT_USER_ID, USER_ID_CLAIM};
+use chat_lambda::identity::{
+    user_from_claim, CONTEXT_TOKEN_EXPIRES_AT, CONTEXT_USER_ID, USER_ID_CLAIM,
+};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 /// The error message API Gateway turns into a 401.
@@ -28,7 +30,12 @@ pub const UNAUTHORIZED: &str = "Unauthorized";
 /// What the authorizer concluded.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
-    Allow(UserId),
+    /// The socket may open, for this user, until the token expires (epoch seconds): `$connect`
+    /// stores that as the socket's end, if sooner than API Gateway's two hours.
+    Allow {
+        user_id: UserId,
+        token_expires_at: i64,
+    },
     /// A genuine token that may not open this socket (why, for the log).
     Deny(String),
 }
@@ -119,14 +126,22 @@ pub async fn decide(
         Ok(user_id) => user_id,
         Err(e) => return Ok(Decision::Deny(e.public_message())),
     };
+    // The verifier requires `exp`; a token without one never gets here.
+    let Some(token_expires_at) = claims.get("exp").and_then(serde_json::Value::as_i64) else {
+        return Err(Failure::Unauthorized("the token has no expiry".into()));
+    };
+    let allow = Decision::Allow {
+        user_id,
+        token_expires_at,
+    };
     // No group named: the socket follows the user's own groups, whichever they are.
     let group_id: GroupId = match query.first("group_id").map(str::parse) {
         Some(Ok(group_id)) => group_id,
         Some(Err(_)) => return Ok(Decision::Deny("no valid ?group_id=".into())),
-        None => return Ok(Decision::Allow(user_id)),
+        None => return Ok(allow),
     };
     match require_membership(directory, user_id, group_id).await {
-        Ok(_) => Ok(Decision::Allow(user_id)),
+        Ok(_) => Ok(allow),
         Err(e) if e.is_server_error() => Err(Failure::Unavailable(e.to_string())),
         Err(e) => Ok(Decision::Deny(e.public_message())),
     }
@@ -139,10 +154,16 @@ pub fn policy(method_arn: &str, decision: Decision) -> ApiGatewayCustomAuthorize
     statement.resource = vec![method_arn.to_owned()];
     let mut response = ApiGatewayCustomAuthorizerResponse::default();
     match decision {
-        Decision::Allow(user_id) => {
+        Decision::Allow {
+            user_id,
+            token_expires_at,
+        } => {
             statement.effect = IamPolicyEffect::Allow;
             response.principal_id = Some(user_id.to_string());
-            response.context = serde_json::json!({ CONTEXT_USER_ID: user_id.to_string() });
+            response.context = serde_json::json!({
+                CONTEXT_USER_ID: user_id.to_string(),
+                CONTEXT_TOKEN_EXPIRES_AT: token_expires_at,
+            });
         }
         Decision::Deny(why) => {
             tracing::info!(why, "refused a socket: not for this group");

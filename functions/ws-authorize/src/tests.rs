@@ -46,10 +46,27 @@ async fn members_with_a_valid_token_are_let_in_with_their_user_id() {
         &connect(&[("token", &token), ("group_id", "2")]),
     )
     .await;
-    assert_eq!(decision, Ok(Decision::Allow(user(3))));
-    let reply = serde_json::to_value(policy("arn:x", Decision::Allow(user(3)))).expect("json");
+    let Ok(Decision::Allow {
+        user_id,
+        token_expires_at,
+    }) = decision
+    else {
+        panic!("{decision:?}");
+    };
+    assert_eq!(user_id, user(3));
+    let expires_in = token_expires_at - chrono::Utc::now().timestamp();
+    assert!(
+        (55..=60).contains(&expires_in),
+        "the token's exp: {expires_in} s"
+    );
+    let allow = Decision::Allow {
+        user_id,
+        token_expires_at,
+    };
+    let reply = serde_json::to_value(policy("arn:x", allow)).expect("json");
     assert_eq!(reply["principalId"], "3");
     assert_eq!(reply["context"]["user_id"], "3");
+    assert_eq!(reply["context"]["token_expires_at"], token_expires_at);
     assert_eq!(reply["policyDocument"]["Statement"][0]["Effect"], "Allow");
     assert_eq!(
         reply["policyDocument"]["Statement"][0]["Resource"][0],
@@ -156,7 +173,10 @@ async fn without_a_group_a_valid_users_socket_follows_their_own_groups() {
     let (t, k) = (MemoryStore::seeded(), keys());
     let charlie = k.issuer.token(user(3), Duration::from_secs(60));
     let decision = decide(&t, &k.verifier, &connect(&[("token", &charlie)])).await;
-    assert_eq!(decision, Ok(Decision::Allow(user(3))));
+    assert!(
+        matches!(decision, Ok(Decision::Allow { user_id, .. }) if user_id == user(3)),
+        "{decision:?}"
+    );
     let now = chrono::Utc::now().timestamp();
     let nobody = k
         .issuer

@@ -25,7 +25,7 @@ use chat_core::push::{announce_presence, Pusher};
 use chat_core::store::RateLimiter;
 use chat_core::store::{ConnectionReader, ConnectionWriter, Directory};
 use chat_core::ChatError;
-use chat_lambda::identity::connecting_user;
+use chat_lambda::identity::{connecting_user, token_expiry};
 use chat_lambda::ws::{connection_id, MAX_CONNECTION_SECONDS};
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
@@ -86,7 +86,10 @@ pub async fn handle(
         .map(str::parse::<GroupId>)
         .transpose()?;
     let now = Utc::now();
-    let expires_at = now + chrono::Duration::seconds(MAX_CONNECTION_SECONDS);
+    // The socket ends with the right to hold it: API Gateway's two hours, or the token's
+    // expiry if sooner (the stream processor then closes it instead of pushing to it).
+    let lifetime_end = now + chrono::Duration::seconds(MAX_CONNECTION_SECONDS);
+    let expires_at = token_expiry(&request).map_or(lifetime_end, |exp| exp.min(lifetime_end));
     let Some(group_id) = named else {
         let user_id = user_id.ok_or_else(|| {
             ChatError::BadRequest(

@@ -137,6 +137,17 @@ async fn typing(
     let (Some(user_id), Some(pusher)) = (connection.user_id, &ctx.pusher) else {
         return Ok(());
     };
+    if !connection.is_live(chrono::Utc::now()) {
+        // Its token expired: the socket ends here ($disconnect forgets it).
+        tracing::info!(
+            user_id = user_id.get(),
+            "closing a socket past its token's expiry"
+        );
+        if let Err(e) = pusher.disconnect(connection_id).await {
+            tracing::warn!(error = %e, "could not close an expired socket");
+        }
+        return Ok(());
+    }
     let group_id = connection.group_id;
     if !ctx.throttle.allow(user_id, group_id, Instant::now()) {
         return Ok(());

@@ -352,8 +352,16 @@ pub trait ConnectionReader: Send + Sync {
         connection_id: &str,
         group: GroupId,
     ) -> Result<Option<Connection>, StoreError>;
-    /// The group's unexpired subscriptions, through the group index.
-    async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError>;
+    /// The group's subscriptions, through the group index, expired ones included (their items
+    /// outlive them until TTL deletion, days later on AWS): the stream processor closes those.
+    async fn group_subscriptions(&self, group: GroupId) -> Result<Vec<Connection>, StoreError>;
+    /// The group's unexpired subscriptions.
+    async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError> {
+        let now = Utc::now();
+        let mut all = self.group_subscriptions(group).await?;
+        all.retain(|c| c.is_live(now));
+        Ok(all)
+    }
 }
 
 /// WebSocket connections, written.

@@ -11,6 +11,7 @@
 //! locally.
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
@@ -21,6 +22,8 @@ use chat_core::error::ChatError;
 pub use chat_core::domain::USER_ID_CLAIM;
 /// The key under which `ws-authorize` passes the verified user id to `$connect`.
 pub const CONTEXT_USER_ID: &str = "user_id";
+/// The key under which `ws-authorize` passes the token's expiry (epoch seconds) to `$connect`.
+pub const CONTEXT_TOKEN_EXPIRES_AT: &str = "token_expires_at";
 
 /// The user a verified token names, if the request carries the claims of one.
 pub fn claimed_user(request: &Request) -> Result<Option<UserId>, ChatError> {
@@ -89,6 +92,22 @@ pub fn connecting_user(
         .map(str::parse::<UserId>)
         .transpose()?;
     resolve(auth.mode, verified, named)
+}
+
+/// When the token that opened the socket expires, as `ws-authorize` passed it on (`None`
+/// without one: trust-client mode). A number, or its text (API Gateway may pass either).
+pub fn token_expiry(request: &ApiGatewayWebsocketProxyRequest) -> Option<DateTime<Utc>> {
+    let value = request
+        .request_context
+        .authorizer
+        .fields
+        .get(CONTEXT_TOKEN_EXPIRES_AT)?;
+    let seconds = match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }?;
+    DateTime::from_timestamp(seconds, 0)
 }
 
 fn resolve(

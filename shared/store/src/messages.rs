@@ -134,7 +134,11 @@ impl MessageReader for DynamoStore {
         let mut start: Option<Item> = None;
         for query in 0..HISTORY_QUERIES {
             let want = limit + 1 - messages.len();
-            let step = if query == 0 { want } else { want.max(DELETED_STEP) };
+            let step = if query == 0 {
+                want
+            } else {
+                want.max(DELETED_STEP)
+            };
             let out = request
                 .clone()
                 .limit(step.min(budget - examined) as i32)

@@ -587,13 +587,12 @@ impl ConnectionReader for MemoryStore {
             .cloned())
     }
 
-    async fn connections_for_group(&self, group: GroupId) -> Result<Vec<Connection>, StoreError> {
-        let now = Utc::now();
+    async fn group_subscriptions(&self, group: GroupId) -> Result<Vec<Connection>, StoreError> {
         Ok(self
             .check()?
             .connections
             .values()
-            .filter(|c| c.group_id == group && c.expires_at > now)
+            .filter(|c| c.group_id == group)
             .cloned()
             .collect())
     }

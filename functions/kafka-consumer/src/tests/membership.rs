@@ -291,3 +291,40 @@ async fn an_all_groups_socket_follows_a_group_from_its_join_to_its_leave_and_sta
         .expect("processed");
     assert_eq!(f.pusher.frames("charlie").len(), 3);
 }
+
+#[tokio::test]
+async fn a_socket_past_its_tokens_expiry_is_closed_and_given_nothing() {
+    let f = fixture();
+    connect(&f, "fresh", 1).await;
+    f.pusher.open("expired");
+    f.store
+        .put_connection(&Connection {
+            connection_id: "expired".into(),
+            group_id: GroupId::new(1).expect("id"),
+            user_id: Some(UserId::new(2).expect("id")),
+            all_groups: false,
+            connected_at: Utc::now() - chrono::Duration::minutes(61),
+            expires_at: Utc::now() - chrono::Duration::seconds(1),
+        })
+        .await
+        .expect("connect");
+    let report = f
+        .processor
+        .process(&event(&[(0, 0, sent(1, 1, "after the token"))]))
+        .await
+        .expect("processed")
+        .report;
+    assert_eq!((report.pushed, report.expired), (1, 1));
+    assert!(f.pusher.frames("expired").is_empty());
+    assert_eq!(f.pusher.frames("fresh").len(), 1);
+    assert_eq!(f.pusher.disconnected(), ["expired"]);
+    assert_eq!(
+        f.store
+            .group_subscriptions(GroupId::new(1).expect("id"))
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "forgotten"
+    );
+}

@@ -5,7 +5,8 @@
 //!   to the function through the Lambda Invoke API of `cargo lambda watch`; the function's
 //!   reply becomes the response ([`http_api`]).
 //! - The WebSocket API: `$connect` runs before the handshake completes and may refuse it,
-//!   client frames go to `$default`, a closed socket to `$disconnect`, with API Gateway's limits
+//!   client frames go to the route their `action` selects (`typing`; others are dropped, as by
+//!   the deployed MOCK `$default`), a closed socket to `$disconnect`, with API Gateway's limits
 //!   ([`websocket`]). `ws://.../?group_id=` is AWS's shape (without `group_id`, a socket that
 //!   follows all its user's groups); `ws://.../subscribe/{group_id}` and `ws://.../subscribe`
 //!   are the routes AWS has no equivalent of, kept for the original app's clients' URLs.

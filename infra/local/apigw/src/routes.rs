@@ -20,8 +20,31 @@ pub struct WebSocketRoutes {
     pub connect: String,
     #[serde(rename = "$disconnect")]
     pub disconnect: String,
+    /// Frames no other route selects; `None`: API Gateway drops them (a MOCK integration).
     #[serde(rename = "$default")]
-    pub default: String,
+    pub default: Option<String>,
+    /// Frames selected by their `action` (route selection `$request.body.action`).
+    #[serde(flatten)]
+    pub actions: std::collections::BTreeMap<String, String>,
+}
+
+impl WebSocketRoutes {
+    /// The route key and function a client frame goes to, as API Gateway selects it: a JSON
+    /// object's `action`, when a route has that key, else `$default`; `None` when that is
+    /// answered without a function.
+    pub fn for_frame(&self, bytes: &[u8], binary: bool) -> Option<(String, String)> {
+        let action = (!binary)
+            .then(|| serde_json::from_slice::<serde_json::Value>(bytes).ok())
+            .flatten()
+            .and_then(|v| v.get("action")?.as_str().map(str::to_owned));
+        match action.and_then(|a| self.actions.get_key_value(&a)) {
+            Some((key, function)) => Some((key.clone(), function.clone())),
+            None => self
+                .default
+                .clone()
+                .map(|function| ("$default".to_owned(), function)),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -116,17 +139,39 @@ mod tests {
     fn every_route_names_a_function_crate_of_the_workspace() {
         let file = route_file();
         let ws = file.websocket;
-        let functions = file.routes.into_iter().map(|r| r.function).chain([
-            ws.connect,
-            ws.disconnect,
-            ws.default,
-        ]);
+        let functions = file
+            .routes
+            .into_iter()
+            .map(|r| r.function)
+            .chain([ws.connect, ws.disconnect])
+            .chain(ws.default)
+            .chain(ws.actions.into_values());
         for function in functions {
             let manifest = format!(
                 "{}/../../../functions/{function}/Cargo.toml",
                 env!("CARGO_MANIFEST_DIR"),
             );
             assert!(std::path::Path::new(&manifest).exists(), "{function}");
+        }
+    }
+
+    #[test]
+    fn only_typing_frames_reach_a_function() {
+        let ws = route_file().websocket;
+        let typing = Some(("typing".to_owned(), "ws-default".to_owned()));
+        assert_eq!(
+            ws.for_frame(br#"{"action":"typing","group_id":1}"#, false),
+            typing
+        );
+        for (frame, binary) in [
+            (&br#"{"action":"typing"}"#[..], true),
+            (b"typing", false),
+            (b"ping", false),
+            (br#"{"action":"sendMessage"}"#, false),
+            (br#"{"action":["typing"]}"#, false),
+            (b"", false),
+        ] {
+            assert_eq!(ws.for_frame(frame, binary), None, "{frame:?}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! The WebSocket API: `$connect` decides whether a handshake completes, client frames go to
-//! `$default`, a closed socket to `$disconnect`; API Gateway's limits apply (128 KB a message,
+//! the route their `action` selects (`typing`; any other frame is dropped, as the deployed
+//! `$default` MOCK integration does), a closed socket to `$disconnect`; API Gateway's limits apply (128 KB a message,
 //! 10 minutes idle, 2 hours at most). Events are `aws_lambda_events`'
 //! `ApiGatewayWebsocketProxyRequest`, shaped as API Gateway sends them.
 
@@ -204,17 +205,24 @@ pub async fn connect(
             tokio::spawn(disconnected(gateway, info));
         })
         .on_upgrade(move |socket| async move {
-            // `$default` calls in flight per socket are bounded, as API Gateway throttles them.
+            // Calls in flight per socket are bounded, as API Gateway throttles them. A frame no
+            // function's route selects is dropped, as the MOCK `$default` integration does.
             let in_flight = Arc::new(Semaphore::new(MAX_DEFAULT_IN_FLIGHT));
             let on_message = |bytes: Vec<u8>, binary: bool| {
                 let (gateway, info) = (gateway.clone(), info.clone());
-                let permit = in_flight.clone().try_acquire_owned().ok()?;
+                let route = gateway.websocket.for_frame(&bytes, binary);
+                let permit = match route {
+                    Some(_) => Some(in_flight.clone().try_acquire_owned().ok()?),
+                    None => None,
+                };
                 Some(async move {
-                    let event = route_event(&info, "$default", Some((&bytes, binary)));
-                    let _ = gateway
-                        .invoker
-                        .invoke::<_, serde_json::Value>(&gateway.websocket.default, &event)
-                        .await;
+                    if let Some((route_key, function)) = route {
+                        let event = route_event(&info, &route_key, Some((&bytes, binary)));
+                        let _ = gateway
+                            .invoker
+                            .invoke::<_, serde_json::Value>(&function, &event)
+                            .await;
+                    }
                     drop(permit);
                 })
             };
@@ -232,7 +240,7 @@ async fn disconnected(gateway: Arc<Gateway>, info: SocketInfo) {
         .await;
 }
 
-/// The event of a WebSocket route (`$connect`, `$disconnect`, `$default`).
+/// The event of a WebSocket route (`$connect`, `$disconnect`, `typing`).
 pub fn route_event(
     info: &SocketInfo,
     route: &str,

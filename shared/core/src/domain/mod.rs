@@ -392,6 +392,14 @@ pub struct Connection {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Connection {
+    /// Whether its holder may still have it: before its token's expiry and API Gateway's two
+    /// hours, whichever came first.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
 /// A WebSocket connection that follows every group of its user, including those joined later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllGroupsSocket {

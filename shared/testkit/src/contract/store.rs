@@ -763,6 +763,18 @@ pub async fn fan_out_finds_only_the_groups_live_connections<S: Store + 'static>(
         .await
         .expect("query");
     assert_eq!(sorted_ids(&group1), ["a", "b"]);
+    // The expired one too, for the stream processor to close, until it is forgotten.
+    let with_expired = store
+        .group_subscriptions(GroupId::new(1).expect("group"))
+        .await
+        .expect("query");
+    assert_eq!(sorted_ids(&with_expired), ["a", "b", "expired"]);
+    let now = Utc::now();
+    assert_eq!(
+        with_expired.iter().filter(|c| !c.is_live(now)).count(),
+        1,
+        "{with_expired:?}"
+    );
     let group3 = store
         .connections_for_group(GroupId::new(3).expect("group"))
         .await
