@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chat_core::domain::User;
+use chat_core::store::ConnectionReader;
 use e2e_tests::{api_url, call_signed_in, eventually, fresh_user, http, jwt_api_url, local_issuer};
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -580,4 +581,60 @@ async fn a_socket_ends_when_the_token_that_opened_it_expires() {
         None,
         "the expired socket is closed without the later message"
     );
+}
+
+/// 50 handshakes of one user at once: each is accepted or refused with 429 (the connect
+/// limit, or newer sockets filling the cap), and at most `MAX_SOCKETS_PER_USER` (5) stay open
+/// and listed for the group's messages, the others closed or refused.
+#[tokio::test]
+async fn fifty_parallel_connects_of_one_user_leave_at_most_the_cap_open() {
+    let (owner, flood) = (person(true).await, person(true).await);
+    let g = owner.create("Many tabs").await;
+    owner.add(g, &flood, "member").await;
+    let attempts = futures_util::future::join_all((0..50).map(|_| flood.socket(g))).await;
+    let refused: Vec<u16> = attempts
+        .iter()
+        .filter_map(|a| a.as_ref().err())
+        .copied()
+        .collect();
+    assert!(refused.iter().all(|&s| s == 429), "refusals: {refused:?}");
+    let mut accepted: Vec<e2e_tests::Socket> =
+        attempts.into_iter().filter_map(Result::ok).collect();
+    assert!(!accepted.is_empty());
+    let (status, body) = owner.send(g, "to every open tab").await;
+    assert_eq!(status, 202, "{body}");
+    let reached = futures_util::future::join_all(accepted.iter_mut().map(|socket| async move {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("to every open tab") => {
+                        return true
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }))
+    .await
+    .into_iter()
+    .filter(|&got| got)
+    .count();
+    let stored = e2e_tests::store()
+        .await
+        .connections_for_group(chat_core::domain::GroupId::new(i128::from(g)).expect("id"))
+        .await
+        .expect("listed")
+        .into_iter()
+        .filter(|c| c.user_id == Some(flood.user.user_id))
+        .count();
+    println!(
+        "50 parallel connects: {} refused, {} accepted, {reached} open and reached, {stored} listed",
+        refused.len(),
+        accepted.len()
+    );
+    assert!((1..=5).contains(&reached), "{reached} sockets reached");
+    assert_eq!(stored, reached, "listed sockets are the open ones");
 }

@@ -1,23 +1,25 @@
 //! WebSocket `$connect`: the group comes as `?group_id=` (API Gateway WebSocket routes have no
 //! path parameters; the local emulator maps `/subscribe/{group_id}` onto it). An unknown or
 //! malformed group refuses the socket; otherwise the connection is stored with its group, its
-//! user and an expiry of two hours, when API Gateway closes it anyway. A socket that names no
-//! group follows every group of its user (signed in, or `?user_id=` in trust-client mode),
-//! including those joined later.
+//! user and its end: two hours, when API Gateway closes it anyway, or the expiry of the token
+//! it was opened with, if sooner. A socket that names no group follows every group of its user
+//! (signed in, or `?user_id=` in trust-client mode), including those joined later.
 //!
 //! With identity on, `ws-authorize` has verified the token and the membership before this
-//! runs and passes the user in its context; the membership is checked again here, so that a
-//! route deployed without the authorizer cannot subscribe anyone anywhere. A user holds at most
-//! `MAX_SOCKETS_PER_USER` sockets on a group, of either kind: opening one more closes their oldest (a new tab
-//! or device wins; an abandoned one does not lock its user out until it expires). A member's
-//! first socket on the group is announced to the group's other sockets (`presence`).
+//! runs and passes the user and the token's expiry in its context; the membership is checked
+//! again here, so that a route deployed without the authorizer cannot subscribe anyone
+//! anywhere. A user holds at most `MAX_SOCKETS_PER_USER` sockets on a group, of either kind,
+//! counted in one atomic update per socket: opening one more closes their oldest (a new tab or
+//! device wins; an abandoned one does not lock its user out), and in a burst of parallel
+//! connects an older one still connecting is refused instead. A member's first socket on the
+//! group is announced to the group's other sockets (`presence`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chat_core::config::{AuthConfig, Config};
-use chat_core::domain::{AllGroupsSocket, Connection, GroupId, UserId};
+use chat_core::domain::{AllGroupsSocket, Connection, GroupId, SocketSlot, UserId};
 use chat_core::guard::admit;
 use chat_core::guard::{existing_group, require_membership};
 use chat_core::limits::{Action, RateLimits, RefusalMemory};
@@ -110,22 +112,50 @@ pub async fn handle(
     if let Some(user_id) = user_id {
         require_membership(ctx.directory.as_ref(), user_id, group_id).await?;
     }
-    ctx.connection_writer
-        .put_connection(&Connection {
-            connection_id: connection_id.to_owned(),
-            group_id,
-            user_id,
-            all_groups: false,
-            connected_at: now,
-            expires_at,
-        })
-        .await?;
+    let connection = Connection {
+        connection_id: connection_id.to_owned(),
+        group_id,
+        user_id,
+        all_groups: false,
+        connected_at: now,
+        expires_at,
+    };
+    ctx.connection_writer.put_connection(&connection).await?;
     tracing::debug!(connection_id, "connected");
     tracing::info!(%group_id, user_id = user_id.map(UserId::get), "subscribed");
     if let Some(user_id) = user_id {
-        settle_in(ctx, group_id, user_id, connection_id).await;
+        let me = connection.slot();
+        let settled = settle_in(ctx, group_id, user_id, &me).await;
+        if let Err(refused) = settled.and(still_held(ctx, connection_id).await) {
+            return Err(forget_refused(ctx, connection_id, refused).await);
+        }
     }
     Ok(())
+}
+
+/// Whether the socket's item is still there at the end of `$connect`: a newer connect of the
+/// same user may have closed it as the oldest, while its handshake was not complete (a close
+/// that API Gateway may not be able to apply yet). Refused then, not left open and unlisted.
+async fn still_held(ctx: &Context, connection_id: &str) -> Result<(), ChatError> {
+    match ctx.connections.socket_exists(connection_id).await {
+        Ok(false) => Err(over_the_cap()),
+        Ok(true) | Err(_) => Ok(()),
+    }
+}
+
+fn over_the_cap() -> ChatError {
+    ChatError::TooManyRequests {
+        what: "too many sockets at once: newer sockets of this user took the places".into(),
+        retry_after: 1,
+    }
+}
+
+/// Forgets a socket refused after it was stored; the refusal.
+async fn forget_refused(ctx: &Context, connection_id: &str, refused: ChatError) -> ChatError {
+    if let Err(e) = ctx.connection_writer.delete_connection(connection_id).await {
+        tracing::warn!(error = %e, "cannot forget a refused socket; it expires");
+    }
+    refused
 }
 
 /// A socket that follows every group of its user: subscribed to each group they belong to now
@@ -151,62 +181,92 @@ async fn follow_all_groups(ctx: &Context, socket: AllGroupsSocket) -> Result<(),
         "subscribed to all the user's groups"
     );
     let id = socket.connection_id.as_str();
-    stream::iter(groups)
-        .for_each_concurrent(GROUPS_AT_ONCE, |group_id| {
-            settle_in(ctx, group_id, user_id, id)
-        })
-        .await;
+    let me = SocketSlot {
+        connection_id: id.to_owned(),
+        connected_at: socket.connected_at,
+    };
+    let settled: Result<Vec<()>, ChatError> = stream::iter(groups)
+        .map(|group_id| settle_in(ctx, group_id, user_id, &me))
+        .buffer_unordered(GROUPS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
+    if let Err(refused) = settled.and(still_held(ctx, id).await) {
+        return Err(forget_refused(ctx, id, refused).await);
+    }
     Ok(())
 }
 
-/// After a user's socket joined a group's: the user's surplus sockets there closed, and their
-/// first socket announced. One listing of the group's sockets serves both. Best effort: the
-/// socket is accepted already.
-async fn settle_in(ctx: &Context, group_id: GroupId, user_id: UserId, connection_id: &str) {
+/// After a user's socket joined a group's: counted among the user's sockets there, the
+/// oldest beyond the cap closed, and the user's first socket announced. Refused only when the
+/// socket is itself beyond the cap (newer ones of a burst of connects took the places); the
+/// rest is best effort, the socket being accepted already.
+async fn settle_in(
+    ctx: &Context,
+    group_id: GroupId,
+    user_id: UserId,
+    me: &SocketSlot,
+) -> Result<(), ChatError> {
+    let closed = take_a_place(ctx, group_id, user_id, me).await?;
+    let Some(pusher) = &ctx.pusher else {
+        return Ok(());
+    };
     let group_sockets = match ctx.connections.connections_for_group(group_id).await {
         Ok(all) => all,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot list the group's sockets; no limit, no presence");
-            return;
+            tracing::warn!(error = %e, "cannot list the group's sockets; no presence");
+            return Ok(());
         }
     };
-    let closed = close_surplus(ctx, user_id, &group_sockets, connection_id).await;
-    if let Some(pusher) = &ctx.pusher {
-        let open = group_sockets
-            .into_iter()
-            .filter(|c| !closed.contains(&c.connection_id))
-            .collect();
-        announce_presence(
-            pusher.as_ref(),
-            open,
-            group_id,
-            user_id,
-            connection_id,
-            true,
-        )
-        .await;
-    }
+    let open = group_sockets
+        .into_iter()
+        .filter(|c| !closed.contains(&c.connection_id))
+        .collect();
+    announce_presence(
+        pusher.as_ref(),
+        open,
+        group_id,
+        user_id,
+        &me.connection_id,
+        true,
+    )
+    .await;
+    Ok(())
 }
 
-/// Closes the user's oldest sockets among the group's beyond the limit; the ids it closed.
-/// Best effort: the limit bounds cost, and a failure here must not refuse the socket that was
-/// just accepted.
-async fn close_surplus(
+/// Counts the socket among the user's on the group (one atomic update: every connect sees
+/// all those counted before it) and closes the oldest beyond `MAX_SOCKETS_PER_USER`, a new tab
+/// or device winning; the ids it closed. When this socket is itself among the oldest beyond
+/// the cap, it is refused instead (429). A store that cannot count leaves the socket uncapped.
+async fn take_a_place(
     ctx: &Context,
+    group_id: GroupId,
     user_id: UserId,
-    group_sockets: &[Connection],
-    keep: &str,
-) -> Vec<String> {
-    let mut mine: Vec<&Connection> = group_sockets
-        .iter()
-        .filter(|c| c.user_id == Some(user_id))
-        .collect();
+    me: &SocketSlot,
+) -> Result<Vec<String>, ChatError> {
+    let counted = match ctx
+        .connection_writer
+        .count_socket(user_id, group_id, me)
+        .await
+    {
+        Ok(counted) => counted,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the user's sockets; no cap");
+            return Ok(Vec::new());
+        }
+    };
+    let surplus = counted.len().saturating_sub(ctx.auth.max_sockets_per_user);
+    let oldest = &counted[..surplus];
+    if oldest.iter().any(|s| s.connection_id == me.connection_id) {
+        tracing::info!(
+            user_id = user_id.get(),
+            "refused a socket: newer ones of the user fill the cap"
+        );
+        return Err(over_the_cap());
+    }
     let mut closed = Vec::new();
-    // Newest first; the socket being opened stays whatever the clocks say.
-    mine.sort_by(|a, b| {
-        (b.connection_id == keep, b.connected_at).cmp(&(a.connection_id == keep, a.connected_at))
-    });
-    for surplus in mine.iter().skip(ctx.auth.max_sockets_per_user) {
+    for surplus in oldest {
         let id = surplus.connection_id.as_str();
         if let Some(pusher) = &ctx.pusher {
             if let Err(e) = pusher.disconnect(id).await {
@@ -223,7 +283,7 @@ async fn close_surplus(
         );
         closed.push(id.to_owned());
     }
-    closed
+    Ok(closed)
 }
 
 #[cfg(test)]
@@ -346,6 +406,49 @@ mod tests {
             .expect("query");
         assert_eq!(left.len(), limit + 1);
         assert!(left.iter().all(|c| c.connection_id != "s0"));
+    }
+
+    #[tokio::test]
+    async fn a_socket_older_than_the_newer_ones_filling_the_cap_is_refused_and_forgotten() {
+        let pusher = Arc::new(MemoryPusher::new());
+        let t = over(Fakes::jwt(), Some(pusher.clone()));
+        let (user, group) = (UserId::new(2).expect("id"), GroupId::new(1).expect("id"));
+        // A burst: newer sockets of Bob's were counted before this one's $connect counts it.
+        for n in 0..t.ctx.auth.max_sockets_per_user {
+            let newer = SocketSlot {
+                connection_id: format!("newer{n}"),
+                connected_at: Utc::now() + chrono::Duration::seconds(1),
+            };
+            t.store
+                .count_socket(user, group, &newer)
+                .await
+                .expect("count");
+        }
+        pusher.open("late");
+        let e = as_user(event("late", serde_json::json!({"group_id": "1"})), "2");
+        let refused = handle(&t.ctx, e).await.expect_err("over the cap");
+        assert_eq!(refused.status(), 429);
+        assert!(!t.store.socket_exists("late").await.expect("read"));
+        assert!(pusher.disconnected().is_empty(), "the newer ones stay");
+    }
+
+    #[tokio::test]
+    async fn a_socket_lives_until_its_token_expires_if_sooner_than_two_hours() {
+        let t = over(Fakes::jwt(), None);
+        let exp = Utc::now().timestamp() + 600;
+        let mut e = as_user(event("brief", serde_json::json!({"group_id": "1"})), "1");
+        e.request_context.authorizer.fields.insert(
+            chat_lambda::identity::CONTEXT_TOKEN_EXPIRES_AT.into(),
+            serde_json::json!(exp),
+        );
+        handle(&t.ctx, e).await.expect("connect");
+        let stored = t
+            .store
+            .get_connection("brief")
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(stored.expires_at.timestamp(), exp);
     }
 
     #[tokio::test]

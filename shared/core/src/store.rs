@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role,
-    User, UserId,
+    SocketSlot, User, UserId,
 };
 use crate::error::{ChatError, Service};
 
@@ -346,6 +346,8 @@ pub trait AppliedSends: Send + Sync {
 pub trait ConnectionReader: Send + Sync {
     /// A socket opened on one group; `None` for an unknown socket or an all-groups one.
     async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
+    /// Whether a socket of either kind is stored under `connection_id` (strongly consistent).
+    async fn socket_exists(&self, connection_id: &str) -> Result<bool, StoreError>;
     /// The socket's subscription to `group`, whichever kind of socket it is.
     async fn subscription(
         &self,
@@ -385,8 +387,19 @@ pub trait ConnectionWriter: Send + Sync {
     /// Forgets one subscription of an all-groups socket (its user left the group); the socket
     /// and its other groups stay.
     async fn delete_subscription(&self, connection: &Connection) -> Result<(), StoreError>;
-    /// Forgets a socket with all its subscriptions; the subscriptions it had.
+    /// Forgets a socket with all its subscriptions (and uncounts it from its user's sockets
+    /// on each group); the subscriptions it had.
     async fn delete_connection(&self, connection_id: &str) -> Result<Vec<Connection>, StoreError>;
+    /// Counts `socket` among `user`'s sockets on `group` in one atomic, strongly consistent
+    /// update, and returns them all, oldest first, this one included and none older than a
+    /// socket's lifetime (those are uncounted): of parallel connects, each sees every socket
+    /// counted before its own. Forgetting a socket or a subscription uncounts it.
+    async fn count_socket(
+        &self,
+        user: UserId,
+        group: GroupId,
+        socket: &SocketSlot,
+    ) -> Result<Vec<SocketSlot>, StoreError>;
 }
 
 /// The per-user rate limits' buckets (`crate::limits`), kept where every instance of every

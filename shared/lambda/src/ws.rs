@@ -7,7 +7,7 @@ use aws_lambda_events::encodings::Body;
 use chat_core::error::ChatError;
 
 /// How long a connection may live: API Gateway closes it after two hours.
-pub const MAX_CONNECTION_SECONDS: i64 = 2 * 60 * 60;
+pub const MAX_CONNECTION_SECONDS: i64 = chat_core::domain::MAX_SOCKET_SECONDS;
 
 /// The reply: a status and, for a refusal, `{"error": ...}`. On `$connect`, anything but 2xx
 /// refuses the socket.

@@ -16,11 +16,36 @@ use crate::item::{
     connection_to_item, is_all_groups_socket, n, s, subscription_key, Item,
 };
 use crate::{classify, DynamoStore, GROUP_INDEX, USER_INDEX};
-use chat_core::domain::{AllGroupsSocket, Connection, GroupId, UserId};
+use chat_core::domain::{
+    AllGroupsSocket, Connection, GroupId, SocketSlot, UserId, MAX_SOCKET_SECONDS,
+};
 use chat_core::store::{ConnectionReader, ConnectionWriter, StoreError};
 
 /// Subscription items written or deleted at once.
 const WRITE_CONCURRENCY: usize = 16;
+
+/// The item counting a user's sockets on a group: a string set of `{millis}#{connection id}`,
+/// so that one `ADD` counts a socket atomically and returns them all. Neither `group_id` nor
+/// `user_id` is set, so no index lists it; TTL removes it once its sockets are all gone.
+fn slots_key(user: UserId, group: GroupId) -> String {
+    format!("slots#{user}#{group}")
+}
+
+fn slot_entry(slot: &SocketSlot) -> String {
+    format!(
+        "{:013}#{}",
+        slot.connected_at.timestamp_millis(),
+        slot.connection_id
+    )
+}
+
+fn slot_from_entry(entry: &str) -> Option<SocketSlot> {
+    let (millis, id) = entry.split_once('#')?;
+    Some(SocketSlot {
+        connection_id: id.to_owned(),
+        connected_at: chrono::DateTime::from_timestamp_millis(millis.parse().ok()?)?,
+    })
+}
 
 impl DynamoStore {
     async fn connection_item(&self, key: &str) -> Result<Option<Item>, StoreError> {
@@ -90,6 +115,35 @@ impl DynamoStore {
         self.query_all("Query", request, convert).await
     }
 
+    /// Uncounts sockets from their users' sockets on their groups.
+    async fn uncount(&self, connections: &[Connection]) -> Result<(), StoreError> {
+        // Owned pairs: a borrowed one trips the compiler's higher-ranked check in async traits.
+        let pairs: Vec<(String, String)> = connections
+            .iter()
+            .filter_map(|c| Some((slots_key(c.user_id?, c.group_id), slot_entry(&c.slot()))))
+            .collect();
+        stream::iter(pairs)
+            .map(|(key, entry)| self.remove_slots(key, vec![entry]))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_slots(&self, key: String, entries: Vec<String>) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(key))
+            .update_expression("DELETE #s :gone")
+            .expression_attribute_names("#s", "sockets")
+            .expression_attribute_values(":gone", AttributeValue::Ss(entries))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        Ok(())
+    }
+
     async fn put_subscriptions(&self, subscriptions: &[Connection]) -> Result<(), StoreError> {
         // Owned items: a borrowed one trips the compiler's higher-ranked check in async traits.
         let items: Vec<Item> = subscriptions.iter().map(connection_to_item).collect();
@@ -109,6 +163,10 @@ impl ConnectionReader for DynamoStore {
             Some(item) if !is_all_groups_socket(&item) => connection_from_item(&item).map(Some),
             _ => Ok(None),
         }
+    }
+
+    async fn socket_exists(&self, connection_id: &str) -> Result<bool, StoreError> {
+        Ok(self.connection_item(connection_id).await?.is_some())
     }
 
     async fn subscription(
@@ -189,7 +247,8 @@ impl ConnectionWriter for DynamoStore {
         } else {
             connection.connection_id.clone()
         };
-        self.delete_connection_item(key).await
+        self.delete_connection_item(key).await?;
+        self.uncount(std::slice::from_ref(connection)).await
     }
 
     async fn delete_connection(&self, connection_id: &str) -> Result<Vec<Connection>, StoreError> {
@@ -200,6 +259,7 @@ impl ConnectionWriter for DynamoStore {
             let connection = connection_from_item(&item)?;
             self.delete_connection_item(connection_id.to_owned())
                 .await?;
+            self.uncount(std::slice::from_ref(&connection)).await?;
             return Ok(vec![connection]);
         }
         let socket = all_groups_socket_from_item(&item)?;
@@ -223,6 +283,46 @@ impl ConnectionWriter for DynamoStore {
             .buffer_unordered(WRITE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
+        self.uncount(&subscriptions).await?;
         Ok(subscriptions)
+    }
+
+    async fn count_socket(
+        &self,
+        user: UserId,
+        group: GroupId,
+        socket: &SocketSlot,
+    ) -> Result<Vec<SocketSlot>, StoreError> {
+        let now = Utc::now();
+        let key = slots_key(user, group);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(&key))
+            .update_expression("ADD #s :me SET #e = :e")
+            .expression_attribute_names("#s", "sockets")
+            .expression_attribute_names("#e", "expires_at")
+            .expression_attribute_values(":me", AttributeValue::Ss(vec![slot_entry(socket)]))
+            .expression_attribute_values(":e", n(now.timestamp() + MAX_SOCKET_SECONDS + 60))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        let entries = match out.attributes().and_then(|a| a.get("sockets")) {
+            Some(AttributeValue::Ss(entries)) => entries.clone(),
+            _ => Vec::new(),
+        };
+        let oldest_allowed = now - chrono::Duration::seconds(MAX_SOCKET_SECONDS);
+        let (mut live, stale): (Vec<String>, Vec<String>) = entries
+            .into_iter()
+            .partition(|e| slot_from_entry(e).is_some_and(|s| s.connected_at > oldest_allowed));
+        if !stale.is_empty() {
+            // Sockets API Gateway has closed by now, whose $disconnect was lost.
+            self.remove_slots(key, stale).await?;
+        }
+        // Zero-padded millis first: the text order is the age order.
+        live.sort();
+        Ok(live.iter().filter_map(|e| slot_from_entry(e)).collect())
     }
 }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use chat_core::domain::{
-    AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, Role, User, UserId,
+    AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, Role, SocketSlot,
+    User, UserId, MAX_SOCKET_SECONDS,
 };
 use chat_core::store::{
     Accounts, AppliedSend, AppliedSends, ConnectionReader, ConnectionWriter, Cursor, DeleteOutcome,
@@ -37,6 +38,8 @@ struct State {
     accounts: HashMap<String, UserId>,
     /// The rate limits' buckets: their arrival times, in epoch milliseconds.
     buckets: HashMap<String, i64>,
+    /// Each user's counted sockets per group.
+    slots: HashMap<(UserId, GroupId), Vec<SocketSlot>>,
 }
 
 /// A send's claim: what it sends, when it was claimed, and its message once known.
@@ -566,6 +569,12 @@ impl chat_core::store::RateLimiter for MemoryStore {
 
 #[async_trait]
 impl ConnectionReader for MemoryStore {
+    async fn socket_exists(&self, connection_id: &str) -> Result<bool, StoreError> {
+        let state = self.check()?;
+        Ok(state.all_groups.contains_key(connection_id)
+            || state.connections.keys().any(|(id, _)| id == connection_id))
+    }
+
     async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
         Ok(self
             .check()?
@@ -655,9 +664,11 @@ impl ConnectionWriter for MemoryStore {
     }
 
     async fn delete_subscription(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.check()?
+        let mut state = self.check()?;
+        state
             .connections
             .remove(&(connection.connection_id.clone(), connection.group_id));
+        uncount(&mut state, connection);
         Ok(())
     }
 
@@ -672,8 +683,47 @@ impl ConnectionWriter for MemoryStore {
             id != connection_id
         });
         removed.sort_by_key(|c| c.group_id);
+        for c in &removed {
+            uncount(&mut state, c);
+        }
         Ok(removed)
     }
+
+    async fn count_socket(
+        &self,
+        user: UserId,
+        group: GroupId,
+        socket: &SocketSlot,
+    ) -> Result<Vec<SocketSlot>, StoreError> {
+        let mut state = self.check()?;
+        let oldest_allowed = Utc::now() - chrono::Duration::seconds(MAX_SOCKET_SECONDS);
+        let slots = state.slots.entry((user, group)).or_default();
+        let socket = SocketSlot {
+            connected_at: to_millis(socket.connected_at),
+            ..socket.clone()
+        };
+        if !slots.contains(&socket) {
+            slots.push(socket);
+        }
+        slots.retain(|s| s.connected_at > oldest_allowed);
+        slots.sort_by(|a, b| {
+            (a.connected_at, &a.connection_id).cmp(&(b.connected_at, &b.connection_id))
+        });
+        Ok(slots.clone())
+    }
+}
+
+/// Uncounts a forgotten socket or subscription from its user's sockets on its group.
+fn uncount(state: &mut State, connection: &Connection) {
+    if let Some(user) = connection.user_id {
+        if let Some(slots) = state.slots.get_mut(&(user, connection.group_id)) {
+            slots.retain(|s| s.connection_id != connection.connection_id);
+        }
+    }
+}
+
+fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 #[cfg(test)]

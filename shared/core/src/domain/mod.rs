@@ -392,7 +392,26 @@ pub struct Connection {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How long a socket may live: API Gateway closes it after two hours.
+pub const MAX_SOCKET_SECONDS: i64 = 2 * 60 * 60;
+
+/// One of a user's sockets on a group, as the per-user socket cap counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSlot {
+    pub connection_id: String,
+    /// To the millisecond.
+    pub connected_at: DateTime<Utc>,
+}
+
 impl Connection {
+    /// The socket as its user's sockets on its group count it.
+    pub fn slot(&self) -> SocketSlot {
+        SocketSlot {
+            connection_id: self.connection_id.clone(),
+            connected_at: self.connected_at,
+        }
+    }
+
     /// Whether its holder may still have it: before its token's expiry and API Gateway's two
     /// hours, whichever came first.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use chat_core::compat::{seed_groups, seed_users};
 use chat_core::domain::{
     AllGroupsSocket, Connection, Group, GroupId, Member, Message, MessageId, MessageText, Role,
-    User, UserId,
+    SocketSlot, User, UserId,
 };
 use chat_core::store::{
     AppliedSend, Cursor, DeleteOutcome, EditOutcome, PageRequest, SendClaim, SendKey, Store,
@@ -26,7 +26,7 @@ use crate::messages::{at, edit, fill, group, ids, message};
 #[macro_export]
 macro_rules! store_contract {
     ($make:expr) => {
-        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past_it, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own, a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apart);
+        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past_it, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, sockets_are_counted_atomically_and_uncounted_when_forgotten, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own, a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apart);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -880,6 +880,64 @@ pub async fn a_large_group_is_listed_completely<S: Store + 'static>(store: Arc<S
         .await
         .expect("query");
     assert_eq!(found.len(), expected.len());
+}
+
+/// The per-user socket cap's count: one atomic update per socket, so that of parallel
+/// connects each sees every socket counted before its own, and the last sees them all.
+pub async fn sockets_are_counted_atomically_and_uncounted_when_forgotten<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let (u, g) = (user(1), GroupId::new(1).expect("group"));
+    let now = Utc::now();
+    let slot = move |i: i64| SocketSlot {
+        connection_id: format!("p{i}"),
+        connected_at: DateTime::from_timestamp_millis(now.timestamp_millis() + i).expect("time"),
+    };
+    let seen = join_spawned((0..20).map(|i| {
+        let store = store.clone();
+        async move { store.count_socket(u, g, &slot(i)).await.expect("count") }
+    }))
+    .await;
+    let mut sizes: Vec<usize> = seen.iter().map(Vec::len).collect();
+    sizes.sort_unstable();
+    assert_eq!(
+        sizes,
+        (1..=20).collect::<Vec<_>>(),
+        "each saw those before it"
+    );
+    let all = seen.iter().max_by_key(|s| s.len()).expect("a count");
+    assert_eq!(*all, (0..20).map(slot).collect::<Vec<_>>(), "oldest first");
+    // Apart per user and group.
+    let other = store
+        .count_socket(user(2), g, &slot(0))
+        .await
+        .expect("count");
+    assert_eq!(other.len(), 1);
+    // One past a socket's lifetime (its $disconnect lost) no longer counts.
+    let stale = SocketSlot {
+        connection_id: "stale".into(),
+        connected_at: now - Duration::hours(3),
+    };
+    let counted = store.count_socket(u, g, &stale).await.expect("count");
+    assert_eq!(counted.len(), 20, "{counted:?}");
+    // Forgetting a socket uncounts it.
+    let forgotten = Connection {
+        connection_id: "p3".into(),
+        group_id: g,
+        user_id: Some(u),
+        all_groups: false,
+        connected_at: slot(3).connected_at,
+        expires_at: now + Duration::hours(2),
+    };
+    store.put_connection(&forgotten).await.expect("put");
+    store.delete_connection("p3").await.expect("delete");
+    let counted = store.count_socket(u, g, &slot(20)).await.expect("count");
+    let ids: Vec<&str> = counted.iter().map(|s| s.connection_id.as_str()).collect();
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    assert!(
+        !ids.contains(&"p3") && ids.last() == Some(&"p20"),
+        "{ids:?}"
+    );
 }
 
 async fn join_spawned<F: std::future::Future + Send + 'static>(
