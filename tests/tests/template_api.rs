@@ -555,6 +555,15 @@ fn parameters_refuse_at_once_what_would_fail_later_on_aws() {
         key.is_match("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
     );
     assert!(!key.is_match("alias/aws/secretsmanager"));
+    // CloudFront takes only a global web ACL, made in us-east-1 (infra/waf.yaml's output).
+    let acl = allowed(&t, "WebAclArn");
+    assert!(acl.is_match(""));
+    assert!(acl.is_match(
+        "arn:aws:wafv2:us-east-1:123456789012:global/webacl/chat-rate/a1b2c3d4-5678-90ab-cdef-0123456789ab"
+    ));
+    assert!(!acl.is_match(
+        "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/chat-rate/a1b2c3d4-5678-90ab-cdef-0123456789ab"
+    ));
     let rule =
         serde_yaml_ng::to_string(&t["Rules"]["SelfManagedKafkaNeedsItsSecret"]).expect("rule");
     assert!(rule.contains("KafkaScramKmsKeyArn"), "{rule}");

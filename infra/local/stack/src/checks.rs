@@ -188,6 +188,31 @@ pub fn check_template(tools: &Tools) -> Result<(), Failure> {
             "checkov found problems in infra/template.yaml: fix them, or skip them in the resource's Metadata with the reason",
         );
     }
+    check_waf_template(tools)
+}
+
+/// The optional web ACL's template (infra/waf.yaml, plain CloudFormation): cfn-lint and
+/// checkov.
+fn check_waf_template(tools: &Tools) -> Result<(), Failure> {
+    let template = tools.root.join("infra/waf.yaml");
+    say("cfn-lint and checkov: infra/waf.yaml");
+    let ok = Command::new(tools.cfn_lint_venv.join("bin/cfn-lint"))
+        .arg(&template)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return fail("cfn-lint found problems in infra/waf.yaml");
+    }
+    let ok = Command::new(tools.checkov_venv.join("bin/checkov"))
+        .arg("--file")
+        .arg(&template)
+        .args(["--framework", "cloudformation", "--compact", "--quiet"])
+        .args(["--skip-download", "--output", "cli"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return fail("checkov found problems in infra/waf.yaml");
+    }
     Ok(())
 }
 
