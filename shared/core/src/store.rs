@@ -18,7 +18,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Most deleted messages one history page reads past: a page over a long run of deletions
 /// ends early, with [`Page::resume`] saying where the next one starts, so no request reads a
 /// group's whole history whatever was deleted.
-pub const MAX_DELETED_PER_PAGE: usize = 500;
+pub const MAX_DELETED_PER_PAGE: usize = 200;
 /// Unread counts stop here: a bounded read whatever a group holds (a client shows "999+").
 pub const MAX_UNREAD: u32 = 1000;
 

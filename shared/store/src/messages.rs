@@ -25,7 +25,7 @@ const UNREAD_SCAN_BUDGET: i32 = 4 * MAX_UNREAD as i32;
 /// sooner; this bounds a page of large messages, where 1 MB per query ends each early).
 const HISTORY_QUERIES: usize = 4;
 /// How many items a history query after the first asks for: past deletions, in wide steps.
-const DELETED_STEP: usize = 250;
+const DELETED_STEP: usize = 100;
 
 impl DynamoStore {
     /// Puts `message` unless its id exists: `None` when it was new, else what is stored (live,

@@ -518,11 +518,12 @@ pub async fn a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past
     let all: Vec<Message> = (1..=last_deleted + 5)
         .map(|id| message(1, id, &format!("message {id}")))
         .collect();
-    for chunk in all.chunks(100) {
+    // In small steps: DynamoDB Local is shared with every other test running.
+    for chunk in all.chunks(25) {
         store.insert_messages(chunk).await.expect("insert");
     }
     let deleted = (first_deleted..=last_deleted).collect::<Vec<_>>();
-    for chunk in deleted.chunks(50) {
+    for chunk in deleted.chunks(8) {
         let outcomes = join_spawned(chunk.iter().map(|&id| {
             let store = store.clone();
             async move {
