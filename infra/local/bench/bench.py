@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--ours", required=True)
     ap.add_argument("--peer", required=True)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every case's message count")
+    ap.add_argument("--mode", default="unknown", help="how the measured stack runs its functions")
     a = ap.parse_args()
     for side, base in (("ours", a.ours), ("peer", a.peer)):
         run(base, ["--rate", "50"], 200, f"warm-up {side}", 1.0)
@@ -44,6 +45,8 @@ def main():
         print(json.dumps(ours), file=sys.stderr)
         print(json.dumps(peer), file=sys.stderr)
         rows.append((name, ours, peer))
+    print(f"ours: the functions as {a.mode}")
+    print()
     print("| case | ours (this stack) | peer (the original app's architecture) |")
     print("|---|---|---|")
     for name, ours, peer in rows:

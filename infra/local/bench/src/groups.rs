@@ -250,7 +250,7 @@ async fn fill_messages(
                 202 => Ok(()),
                 429 => Err(
                     "a send was refused (429): filling a group is over the writer's \
-                            send limit; run the stack with RATE_LIMIT_SEND=1000000:1 for it"
+                            send limit; run the stack with RATE_LIMIT_SEND=10000:1 for it"
                         .to_owned(),
                 ),
                 other => Err(format!("a send answered {other}")),

@@ -68,7 +68,17 @@ pub fn dev() -> Result<(), Failure> {
     let data = tools.root.join(".data/dev");
     stack.bring_up(&ports, &data, true)?;
     stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
-    stack.start_api(&ports, &data, Functions::Watch)?;
+    let functions = match var("CHAT_FUNCTIONS_PROFILE").as_deref() {
+        Some("release") => Functions::Optimized("release"),
+        Some("local-release") => Functions::Optimized("local-release"),
+        _ => Functions::Watch,
+    };
+    stack.start_api(&ports, &data, functions)?;
+    // For make bench, which measures this stack and says how its functions ran.
+    let mode_file = data.join(FUNCTIONS_MODE_FILE);
+    std::fs::write(&mode_file, functions.describe())
+        .map_err(|e| Failure(format!("{}: {e}", mode_file.display())))?;
+    say(&format!("the functions: {}", functions.describe()));
     let exports = &stack.exports;
     let api = exports.get("CHAT_API_URL").unwrap_or_default();
     let target = tools.target_dir.display();
@@ -76,7 +86,7 @@ pub fn dev() -> Result<(), Failure> {
         "
   Chat API             {api}   (try: curl {api}/users/)
   WebSocket            ws://127.0.0.1:{}/subscribe/{{group_id}}
-  Lambda Invoke API    {}   (cargo lambda watch; reloads on change)
+  Lambda Invoke API    {}   (cargo lambda; the functions reload on change unless PROFILE is set)
   Kafka (bootstrap)    {}   the functions: {} (MSK IAM)
   DynamoDB             {}   (DynamoDB Local behind local IAM)
   local IAM            LOCAL_IAM={}: each function's calls checked against infra/template.yaml
@@ -356,6 +366,9 @@ pub fn smoke(deployed: Option<&str>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Where make dev writes how it runs the functions, in its data folder.
+const FUNCTIONS_MODE_FILE: &str = "functions-mode";
+
 /// Side by side against the running make dev: our stack and the peer (the original app's
 /// architecture, on the same broker), the cases of infra/local/bench/bench.py, one table.
 pub fn bench() -> Result<(), Failure> {
@@ -393,9 +406,12 @@ pub fn bench() -> Result<(), Failure> {
     say(&format!(
         "benchmarking {api} and the peer on :{port}, alternating (a few minutes)"
     ));
+    let mode = std::fs::read_to_string(tools.root.join(".data/dev").join(FUNCTIONS_MODE_FILE))
+        .unwrap_or_else(|_| "unknown (no make dev of this checkout)".into());
+    say(&format!("ours: the functions as {mode}"));
     let status = Command::new(tools.bench_venv.join("bin/python"))
         .current_dir(&bench_dir)
-        .args(["bench.py", "--ours", &api, "--peer"])
+        .args(["bench.py", "--mode", &mode, "--ours", &api, "--peer"])
         .arg(format!("http://127.0.0.1:{port}"))
         .args(["--scale", &var("BENCH_SCALE").unwrap_or_else(|| "1".into())])
         .envs(&stack.exports.0)

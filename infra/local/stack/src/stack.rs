@@ -105,6 +105,20 @@ pub enum Functions {
     Watch,
     /// The workspace build's binaries, as they are (make test).
     Prebuilt,
+    /// Binaries of an optimized cargo profile (`PROFILE=local-release make dev`): the CPU a
+    /// function spends per invocation close to the release build's on AWS; not reloaded.
+    Optimized(&'static str),
+}
+
+impl Functions {
+    /// How the functions run, in words (`make bench` states it).
+    pub fn describe(self) -> String {
+        match self {
+            Functions::Watch => "debug builds under cargo lambda watch".into(),
+            Functions::Prebuilt => "debug builds".into(),
+            Functions::Optimized(profile) => format!("optimized builds (cargo profile {profile})"),
+        }
+    }
 }
 
 /// One stack being run.
@@ -412,7 +426,7 @@ impl<'a> Stack<'a> {
                 ])
                 .args(["--invoke-port".to_owned(), ports.lambda.to_string()])
                 .args(["--concurrency".to_owned(), concurrency().to_string()]),
-            Functions::Prebuilt => watch
+            Functions::Prebuilt | Functions::Optimized(_) => watch
                 .args(["lambda", "watch", "--quiet", "--only-lambda-apis"])
                 .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
                 .args([ports.lambda.to_string()]),
@@ -420,8 +434,10 @@ impl<'a> Stack<'a> {
         if self.supervisor.start(watch)? == Reused::Yes {
             self.reused = true;
         }
-        if mode == Functions::Prebuilt {
-            self.start_functions(ports.lambda, &dir)?;
+        match mode {
+            Functions::Watch => {}
+            Functions::Prebuilt => self.start_functions(ports.lambda, &dir, "debug")?,
+            Functions::Optimized(profile) => self.start_functions(ports.lambda, &dir, profile)?,
         }
         // With `watch`, cargo lambda compiles each function on its first call: make that call
         // now, not in a user's request. Either way, each function must answer first.
@@ -460,14 +476,14 @@ impl<'a> Stack<'a> {
     /// `LAMBDA_CONCURRENCY` instances of every function, each polling the Runtime API that
     /// cargo lambda serves for it, as Lambda's execution environments do; with JSON logs, as
     /// the template configures them on AWS, and the function's own credentials.
-    fn start_functions(&self, lambda_port: u16, dir: &Path) -> Result<(), Failure> {
+    fn start_functions(&self, lambda_port: u16, dir: &Path, profile: &str) -> Result<(), Failure> {
         for function in self.tools.functions() {
             let credentials = self.function_credentials(&function)?;
             for instance in 1..=concurrency() {
                 let spec = Spec::new(
                     &format!("{function}-{instance}"),
                     dir,
-                    self.tools.binary(&function),
+                    self.tools.profile_binary(profile, &function),
                 )
                 .envs(&self.exports.0)
                 .envs(&credentials)

@@ -61,6 +61,11 @@ impl Tools {
         self.target_dir.join("debug").join(name)
     }
 
+    /// A binary built with a cargo profile (`local-release`, `release`).
+    pub fn profile_binary(&self, profile: &str, name: &str) -> PathBuf {
+        self.target_dir.join(profile).join(name)
+    }
+
     /// `PATH` with cargo-lambda (and more directories) in front.
     pub fn path_with(&self, dirs: &[&Path]) -> String {
         let mut parts: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
