@@ -91,8 +91,11 @@ pub fn prune_target(tools: &Tools) {
             let _ = std::fs::remove_file(path);
         }
     }
-    for entry in std::fs::read_dir(debug.join("incremental"))
-        .into_iter()
+    let incremental = ["debug", "local-release"]
+        .map(|profile| tools.target_dir.join(profile).join("incremental"));
+    for entry in incremental
+        .iter()
+        .flat_map(std::fs::read_dir)
         .flatten()
         .flatten()
     {
