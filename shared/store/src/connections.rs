@@ -7,6 +7,7 @@
 //! like any other socket of the group.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -130,18 +131,26 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Removes entries from a count item, if there is one: an update of a missing item would
+    /// make one, without its TTL (a socket counted before counts existed, or after the item
+    /// expired).
     async fn remove_slots(&self, key: String, entries: Vec<String>) -> Result<(), StoreError> {
-        self.client
+        let removed = self
+            .client
             .update_item()
             .table_name(&self.tables.connections)
             .key("connection_id", s(key))
             .update_expression("DELETE #s :gone")
+            .condition_expression("attribute_exists(#s)")
             .expression_attribute_names("#s", "sockets")
             .expression_attribute_values(":gone", AttributeValue::Ss(entries))
             .send()
-            .await
-            .map_err(|e| classify("UpdateItem", e))?;
-        Ok(())
+            .await;
+        match removed {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
     }
 
     async fn put_subscriptions(&self, subscriptions: &[Connection]) -> Result<(), StoreError> {
