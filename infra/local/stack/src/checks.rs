@@ -179,19 +179,27 @@ pub fn check_template(tools: &Tools) -> Result<(), Failure> {
         return fail("sam validate --lint refused infra/template.yaml");
     }
     say("checkov");
+    checkov(tools, &template)?;
+    check_waf_template(tools)
+}
+
+/// checkov on one CloudFormation template: every finding fixed, or skipped in the resource's
+/// Metadata with its reason.
+fn checkov(tools: &Tools, template: &Path) -> Result<(), Failure> {
     let ok = Command::new(tools.checkov_venv.join("bin/checkov"))
         .arg("--file")
-        .arg(&template)
+        .arg(template)
         .args(["--framework", "cloudformation", "--compact", "--quiet"])
         .args(["--skip-download", "--output", "cli"])
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        return fail(
-            "checkov found problems in infra/template.yaml: fix them, or skip them in the resource's Metadata with the reason",
-        );
+        return fail(format!(
+            "checkov found problems in {}: fix them, or skip them in the resource's Metadata with the reason",
+            template.display()
+        ));
     }
-    check_waf_template(tools)
+    Ok(())
 }
 
 /// The optional web ACL's template (infra/waf.yaml, plain CloudFormation): cfn-lint and
@@ -206,17 +214,7 @@ fn check_waf_template(tools: &Tools) -> Result<(), Failure> {
     if !ok {
         return fail("cfn-lint found problems in infra/waf.yaml");
     }
-    let ok = Command::new(tools.checkov_venv.join("bin/checkov"))
-        .arg("--file")
-        .arg(&template)
-        .args(["--framework", "cloudformation", "--compact", "--quiet"])
-        .args(["--skip-download", "--output", "cli"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return fail("checkov found problems in infra/waf.yaml");
-    }
-    Ok(())
+    checkov(tools, &template)
 }
 
 /// The chat page in Chromium, the API descriptions' contract tests, then Schemathesis fuzzing
