@@ -654,3 +654,38 @@ async fn fifty_parallel_connects_of_one_user_leave_at_most_the_cap_open() {
     assert!((1..=5).contains(&reached), "{reached} sockets reached");
     assert_eq!(stored, reached, "listed sockets are the open ones");
 }
+
+/// Typing on a socket past its token's expiry closes it (`ws-default`, through the Management
+/// API under its own role) and reaches nobody.
+#[tokio::test]
+async fn typing_on_a_socket_past_its_token_closes_it() {
+    use futures_util::SinkExt;
+    let (owner, member) = (person(true).await, person(true).await);
+    let g = owner.create("Typing late").await;
+    owner.add(g, &member, "member").await;
+    let brief = Person {
+        user: member.user.clone(),
+        token: local_issuer().token(member.user.user_id, Duration::from_secs(3)),
+    };
+    let opened = std::time::Instant::now();
+    let mut short = brief.socket(g).await.expect("handshake");
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(opened.elapsed())).await;
+    let typing = json!({"action": "typing", "group_id": g}).to_string();
+    short
+        .send(Message::Text(typing.into()))
+        .await
+        .expect("typing sent");
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match short.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the expired socket was still open 20 s after typing on it"
+    );
+}
