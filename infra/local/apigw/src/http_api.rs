@@ -19,6 +19,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use chrono::Utc;
+use futures_util::StreamExt;
 
 use crate::gateway::Gateway;
 use crate::reply::json_error;
@@ -26,6 +27,29 @@ use crate::routes::{find, Match};
 
 /// API Gateway's HTTP API payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
+
+/// How much of an oversized body is read and dropped before the 413 is sent.
+const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The body, or `None` when it is over the limit. An oversized body is read on (up to
+/// `MAX_DRAINED_BYTES`) and dropped: answering while the client still writes makes the server
+/// close the connection under it, and the client then sees a reset instead of the 413.
+async fn read_payload(body: Body) -> Option<axum::body::Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut payload = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return None };
+        seen += chunk.len();
+        if seen > MAX_DRAINED_BYTES {
+            return None;
+        }
+        if seen <= MAX_PAYLOAD_BYTES {
+            payload.extend_from_slice(&chunk);
+        }
+    }
+    (seen <= MAX_PAYLOAD_BYTES).then(|| payload.into())
+}
 
 pub async fn handle(
     gateway: &Gateway,
@@ -69,9 +93,9 @@ pub async fn handle(
     };
     let raw_query = request.uri().query().unwrap_or_default().to_owned();
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
+    let body = match read_payload(body).await {
+        Some(body) => body,
+        None => {
             return json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("request body over the {MAX_PAYLOAD_BYTES}-byte limit"),

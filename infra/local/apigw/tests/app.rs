@@ -143,3 +143,50 @@ fn only_loopback_addresses_are_loopback() {
         assert_eq!(local_apigw::is_loopback(listen), loopback, "{listen}");
     }
 }
+
+/// The client is still writing when the gateway knows the body is too large: the 413 must reach
+/// it all the same, not a connection reset (hostile_input's 11 MiB case met one in CI).
+#[tokio::test]
+async fn an_oversized_body_still_being_written_gets_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = gateway().await;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    let size = 11 * 1024 * 1024;
+    let mut client = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /send-message/ HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {size}\r\nconnection: close\r\n\r\n"
+    );
+    client.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b'x'; 512 * 1024];
+    for sent in 0..22 {
+        // Past the limit (10.5 MiB), pause: the gateway has its answer by now and must keep
+        // reading.
+        if sent == 21 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        client
+            .write_all(&chunk)
+            .await
+            .unwrap_or_else(|e| panic!("the gateway stopped reading after {sent} half MiB: {e}"));
+    }
+    let mut reply = String::new();
+    client
+        .read_to_string(&mut reply)
+        .await
+        .unwrap_or_else(|e| panic!("no reply to an oversized body, {e}"));
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply:.300}");
+    assert!(reply.contains(r#"{"error":"#), "{reply:.300}");
+}
