@@ -75,8 +75,11 @@ impl Context {
 pub async fn run(ctx: &'static Context) -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
+            let started = std::time::Instant::now();
             let arn = event.payload.method_arn.clone().unwrap_or_default();
-            match decide(ctx.directory.as_ref(), &ctx.verifier, &event.payload).await {
+            let decision = decide(ctx.directory.as_ref(), &ctx.verifier, &event.payload).await;
+            chat_lambda::metrics::invocation_done(started.elapsed());
+            match decision {
                 Ok(decision) => Ok(policy(&arn, decision)),
                 Err(Failure::Unauthorized(why)) => {
                     tracing::info!(why, "refused a socket: no valid token");

@@ -19,6 +19,7 @@ pub mod push;
 pub mod signup;
 pub mod store;
 pub mod trace;
+pub mod usage;
 
 pub use config::Config;
 pub use error::ChatError;

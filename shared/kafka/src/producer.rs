@@ -196,6 +196,9 @@ impl KafkaPublisher {
             }
         };
         self.settle(&outcome);
+        if outcome.is_ok() {
+            chat_core::usage::kafka_bytes(key.len() + payload.len() + trace.map_or(0, str::len));
+        }
         outcome
     }
 }

@@ -72,7 +72,7 @@ where
         async move {
             let response = http::reply(reply.await);
             metrics::request_done(&route, response.status().as_u16(), started.elapsed());
-            metrics::flush();
+            metrics::invocation_done(started.elapsed());
             Ok::<_, Error>(response)
         }
     }))
@@ -112,7 +112,7 @@ where
                 let response = ws::response(result.await);
                 let status = u16::try_from(response.status_code).unwrap_or(500);
                 metrics::request_done(&route, status, started.elapsed());
-                metrics::flush();
+                metrics::invocation_done(started.elapsed());
                 Ok::<_, Error>(response)
             }
         },
@@ -135,13 +135,14 @@ where
     E: Display,
 {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<B>| {
+        let started = Instant::now();
         let outcome = handler(state, event.payload);
         async move {
             let outcome = outcome.await.map_err(|e| {
                 tracing::error!(error = %e, "the event failed; its source retries it");
                 Error::from(e.to_string())
             });
-            metrics::flush();
+            metrics::invocation_done(started.elapsed());
             outcome
         }
     }))

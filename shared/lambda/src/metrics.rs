@@ -34,6 +34,12 @@ pub mod name {
     /// Stream processor: milliseconds from the Kafka timestamp of a batch's oldest record to
     /// the end of its processing.
     pub const LAG: &str = "lag";
+    /// Milliseconds of one invocation, as Lambda bills it (rounded up to the millisecond), of
+    /// every function.
+    pub const INVOCATION_DURATION: &str = "invocation_duration";
+    pub use chat_core::usage::{
+        DYNAMODB_READ_UNITS, DYNAMODB_WRITE_UNITS, KAFKA_BYTES_PRODUCED, WEBSOCKET_MESSAGES,
+    };
 }
 
 /// Installs the recorder, once per process; later calls do nothing.
@@ -66,6 +72,26 @@ fn describe() {
     metrics::describe_counter!(name::PUSHES_FAILED, Unit::Count, "connections cut off");
     metrics::describe_histogram!(name::BATCH_DURATION, Unit::Milliseconds, "batch time");
     metrics::describe_histogram!(name::LAG, Unit::Milliseconds, "oldest record's age");
+    metrics::describe_histogram!(
+        name::INVOCATION_DURATION,
+        Unit::Milliseconds,
+        "invocation time"
+    );
+    metrics::describe_histogram!(name::DYNAMODB_READ_UNITS, Unit::Count, "read units a call");
+    metrics::describe_histogram!(
+        name::DYNAMODB_WRITE_UNITS,
+        Unit::Count,
+        "write units a call"
+    );
+    metrics::describe_counter!(name::KAFKA_BYTES_PRODUCED, Unit::Bytes, "bytes produced");
+    metrics::describe_counter!(name::WEBSOCKET_MESSAGES, Unit::Count, "messages billed");
+}
+
+/// The end of an invocation of any function: its duration, then every line recorded since the
+/// last flush.
+pub fn invocation_done(took: Duration) {
+    metrics::histogram!(name::INVOCATION_DURATION).record(took.as_secs_f64() * 1000.0);
+    flush();
 }
 
 /// One request of an API route: its structured log line (route, status, duration) and its

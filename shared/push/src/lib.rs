@@ -180,7 +180,10 @@ impl Pusher for ApiGatewayPusher {
     async fn push(&self, connection_id: &str, frame: &[u8]) -> Result<(), PushError> {
         match self.call(Method::POST, connection_id, frame).await? {
             StatusCode::GONE => Err(PushError::Gone),
-            _ => Ok(()),
+            _ => {
+                chat_core::usage::websocket_frame(frame.len());
+                Ok(())
+            }
         }
     }
 

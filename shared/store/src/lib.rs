@@ -16,6 +16,7 @@
 //!   (log position) of the last change and `removed`; index `user_id-index` (hash `user_id`)
 //!   lists a user's groups.
 
+mod capacity;
 mod connections;
 mod directory;
 mod idempotency;
@@ -41,7 +42,8 @@ pub use schema::{
 /// A DynamoDB client bounded by `config.timeout`, pointed at `config.endpoint` when set.
 pub async fn client(config: &DynamoConfig) -> Client {
     let sdk = chat_aws::sdk_config(&config.region, config.timeout).await;
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    let mut builder =
+        aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(capacity::RecordCapacity);
     if let Some(endpoint) = &config.endpoint {
         builder = builder.endpoint_url(endpoint);
     }

@@ -1,0 +1,90 @@
+//! Every call of the store's client records the capacity DynamoDB says it consumed (DynamoDB
+//! Local of `make test` answers `ReturnConsumedCapacity` as DynamoDB does): reads and writes
+//! apart, one value per call.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chat_core::usage::{DYNAMODB_READ_UNITS, DYNAMODB_WRITE_UNITS};
+use chat_store::DynamoStore;
+use chat_testkit::services::{config, with_own_tables};
+use metrics::{
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
+
+/// The values recorded into histograms, by name.
+#[derive(Default, Clone)]
+struct Values(Arc<Mutex<Vec<(String, f64)>>>);
+
+struct Named(String, Values);
+
+impl HistogramFn for Named {
+    fn record(&self, value: f64) {
+        let Named(name, values) = self;
+        values.0.lock().expect("lock").push((name.clone(), value));
+    }
+}
+
+impl Recorder for Values {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::noop()
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::noop()
+    }
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(Arc::new(Named(key.name().to_owned(), self.clone())))
+    }
+}
+
+#[test]
+fn every_call_records_the_capacity_it_consumed() {
+    let values = Values::default();
+    // A runtime on this thread, so that the interceptor records into this thread's recorder.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&values, || {
+        runtime.block_on(async {
+            let config = with_own_tables(config());
+            let store = DynamoStore::from_config(&config.dynamodb).await;
+            store
+                .ensure_tables()
+                .await
+                .expect("tables (is DynamoDB Local running? `make services`)");
+            values.0.lock().expect("lock").clear();
+            let client = chat_store::client(&config.dynamodb).await;
+            let table = &config.dynamodb.tables.users;
+            let key = [
+                ("kind", AttributeValue::S("user".into())),
+                ("id", AttributeValue::N("7".into())),
+            ];
+            let mut put = client.put_item().table_name(table);
+            for (name, value) in key.clone() {
+                put = put.item(name, value);
+            }
+            put.item("name", AttributeValue::S("Ada".into()))
+                .send()
+                .await
+                .expect("put");
+            let mut get = client.get_item().table_name(table).consistent_read(true);
+            for (name, value) in key {
+                get = get.key(name, value);
+            }
+            get.send().await.expect("get");
+        })
+    });
+    let recorded = values.0.lock().expect("lock").clone();
+    assert_eq!(
+        recorded,
+        vec![
+            (DYNAMODB_WRITE_UNITS.to_owned(), 1.0),
+            (DYNAMODB_READ_UNITS.to_owned(), 1.0)
+        ],
+        "a small put is 1 write unit, a strongly consistent get 1 read unit"
+    );
+}
