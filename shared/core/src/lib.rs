@@ -8,6 +8,7 @@
 pub mod compat;
 pub mod config;
 pub mod domain;
+pub mod emf;
 pub mod error;
 pub mod events;
 pub mod guard;

@@ -30,9 +30,33 @@ pub mod ws;
 
 pub use lambda_runtime::Error;
 
-/// The runtime's log subscriber; also for our local tools, so that every process logs alike.
+/// The runtime's log subscriber, as `lambda_runtime`'s default one sets it up (level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`),
+/// but a JSON line names its span once: the default repeats the current span (request id and
+/// trace id) in a list of all spans, a third of every line, and CloudWatch Logs bills by the
+/// byte. Also for our local tools, so that every process logs alike.
 pub fn init_logging() {
-    lambda_runtime::tracing::init_default_subscriber();
+    use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let builder = lambda_runtime::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(level.into())
+                .from_env_lossy(),
+        );
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // Another subscriber already set (a test harness) keeps its place.
+    let _ = if json {
+        builder.json().with_span_list(false).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Logging, metrics, the configuration, then the function's context made of it by `build`

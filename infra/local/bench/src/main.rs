@@ -1,10 +1,13 @@
 //! `chat-bench`: measures the running local stack (`make dev`) from outside, over HTTP and
-//! WebSocket only. Every run is bounded in requests and time. `chat-bench --help` lists the
+//! WebSocket only (`cost` also reads the stack's logs). Every run is bounded in requests and time. `chat-bench --help` lists the
 //! modes: `api` (latency per endpoint), `realtime` (POST-to-frame latency at a fixed rate),
 //! `sweep` (doubling rates until frames are lost or p99 passes 1 s), `hops` (where the time
 //! of a message goes, hop by hop, from traced sends), `groups` (GET /groups with many groups
-//! and many unread messages, typing to many sockets).
+//! and many unread messages, typing to many sockets), `cost` (what an operation uses of what
+//! AWS bills).
 
+mod bill;
+mod cost;
 mod groups;
 mod hops;
 
@@ -61,6 +64,22 @@ enum Command {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
         sockets: u64,
     },
+    /// What one message, edit, delete, history page and socket uses of what AWS bills
+    /// (invocations, billed milliseconds, DynamoDB units, WebSocket messages, Kafka bytes),
+    /// from the functions' EMF lines in the stack's logs.
+    Cost {
+        /// The folder of the functions' logs (make dev's).
+        #[arg(long, default_value = ".data/dev/api")]
+        logs: std::path::PathBuf,
+        /// The subscriber counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,20,200")]
+        subscribers: Vec<usize>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(20..=10_000))]
+        messages: u64,
+        /// Messages a second.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        rate: u64,
+    },
     /// Realtime at doubling rates from 50/s until frames are lost or p99 passes 1 s.
     Sweep {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -77,6 +96,12 @@ async fn main() {
         Command::Realtime { rate, seconds } => realtime(url, rate, seconds).await.map(|_| ()),
         Command::Sweep { seconds } => sweep(url, seconds).await,
         Command::Hops { rate, seconds } => hops::run(url, rate, seconds).await,
+        Command::Cost {
+            logs,
+            subscribers,
+            messages,
+            rate,
+        } => cost::run(url, &logs, &subscribers, messages as usize, rate).await,
         Command::Groups {
             groups,
             messages,
