@@ -121,18 +121,61 @@ impl RateLimits {
 /// The bucket's new arrival time if one more action passes now, or `None` when it may not.
 /// `tat` is the bucket's arrival time (epoch milliseconds), `None` for a bucket never used.
 pub fn gcra(tat: Option<i64>, now_ms: i64, limit: Limit) -> Option<i64> {
-    let start = tat.map_or(now_ms, |tat| tat.max(now_ms));
-    (start <= now_ms.saturating_add(limit.tolerance_ms()))
-        .then(|| start.saturating_add(limit.interval_ms()))
+    gcra_n(tat, now_ms, limit, 1)
 }
 
-/// Buckets this process found empty, and until when it told the client to wait: the same
-/// user's same action is refused again at once, without the store, for the rest of that
-/// `Retry-After`. A flood then costs one write per interval, not two per request; the shared
-/// bucket stays the one judge of what passes.
+/// As [`gcra`], for `n` actions at once: all pass or none.
+pub fn gcra_n(tat: Option<i64>, now_ms: i64, limit: Limit, n: u32) -> Option<i64> {
+    let start = tat.map_or(now_ms, |tat| tat.max(now_ms));
+    let more = limit
+        .interval_ms()
+        .saturating_mul(i64::from(n.saturating_sub(1)));
+    (n >= 1 && start.saturating_add(more) <= now_ms.saturating_add(limit.tolerance_ms())).then(
+        || {
+            start
+                .saturating_add(more)
+                .saturating_add(limit.interval_ms())
+        },
+    )
+}
+
+/// The most actions one take leases to an instance: a quarter of the burst, at most 4. A
+/// lease's unused actions stay with the instance that took them (they were taken from the
+/// shared bucket, so the limit still holds); the smaller the lease, the less a user can find
+/// parked on an instance their next request does not reach.
+pub fn lease_size_max(limit: Limit) -> u32 {
+    (limit.burst / 4).clamp(1, 4)
+}
+
+/// A user is active on an instance whose last take for them is this recent: their next take
+/// there leases twice as many actions (up to [`lease_size_max`]).
+pub const LEASE_ACTIVE_MS: i64 = 5_000;
+
+/// What this process knows of the shared buckets, so that most takes need no store call:
+/// - buckets it found empty, and until when it told the client to wait: the same user's same
+///   action is refused again at once, for the rest of that `Retry-After`. A flood then costs
+///   one write per interval, not two per request;
+/// - actions leased to it: a user active here (a take in the last [`LEASE_ACTIVE_MS`]) takes
+///   up to [`lease_size_max`] actions from the bucket in one write, and spends them here
+///   without the store. A chatting user's sends then cost a write every few messages, not
+///   one each (a write unit and ~10 ms on the send's way).
+///
+/// The shared bucket stays the one judge of what passes: nothing passes that was not taken
+/// from it.
 pub struct RefusalMemory<L: ?Sized> {
     limiter: std::sync::Arc<L>,
     refused: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    leases: std::sync::Mutex<std::collections::HashMap<String, Lease>>,
+}
+
+/// Actions of one bucket taken by this process and not yet spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lease {
+    left: u32,
+    /// The size of the last lease taken.
+    size: u32,
+    /// When the last action was taken (from the lease or the bucket).
+    last_ms: i64,
 }
 
 /// Refusals remembered before the stale ones are dropped.
@@ -143,7 +186,53 @@ impl<L: ?Sized> RefusalMemory<L> {
         Self {
             limiter,
             refused: std::sync::Mutex::default(),
+            leases: std::sync::Mutex::default(),
         }
+    }
+
+    /// Spends one leased action of `key`, if this process holds one.
+    pub fn spend_leased(&self, key: &str, now_ms: i64) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get_mut(key) {
+            Some(lease) if lease.left > 0 => {
+                lease.left -= 1;
+                lease.last_ms = now_ms;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// How many actions of `key` to ask the bucket for now: one, unless the user is active
+    /// here, then twice the last lease, up to the limit's largest.
+    pub fn lease_size(&self, key: &str, limit: Limit, now_ms: i64) -> u32 {
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get(key) {
+            Some(lease) if now_ms.saturating_sub(lease.last_ms) <= LEASE_ACTIVE_MS => lease
+                .size
+                .saturating_mul(2)
+                .min(lease_size_max(limit))
+                .max(1),
+            _ => 1,
+        }
+    }
+
+    /// Keeps `taken` actions of `key` taken from the bucket at `now_ms`, one of which passes now.
+    pub fn lease(&self, key: &str, taken: u32, now_ms: i64) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases.len() >= REMEMBERED_REFUSALS {
+            leases.retain(|_, lease| {
+                lease.left > 0 || now_ms.saturating_sub(lease.last_ms) <= LEASE_ACTIVE_MS
+            });
+        }
+        leases.insert(
+            key.to_owned(),
+            Lease {
+                left: taken.saturating_sub(1),
+                size: taken.max(1),
+                last_ms: now_ms,
+            },
+        );
     }
 
     /// Whether `key` was refused here and its wait is not over at `now_ms`.
@@ -194,6 +283,49 @@ mod tests {
             tat = Some(gcra(tat, 60_000, l).unwrap_or_else(|| panic!("refilled {n}")));
         }
         assert_eq!(gcra(tat, 60_000, l), None);
+    }
+
+    #[test]
+    fn n_actions_pass_together_or_not_at_all() {
+        let l = limit(4, 100);
+        let tat = gcra_n(None, 1_000, l, 3).expect("3 of a full bucket of 4");
+        assert_eq!(tat, 1_300);
+        assert_eq!(gcra_n(Some(tat), 1_000, l, 2), None, "only 1 left");
+        let tat = gcra_n(Some(tat), 1_000, l, 1).expect("the last one");
+        assert_eq!(gcra(Some(tat), 1_000, l), None);
+        assert_eq!(gcra_n(None, 1_000, l, 5), None, "more than the burst");
+        assert_eq!(gcra_n(None, 1_000, l, 0), None);
+    }
+
+    #[test]
+    fn leases_grow_while_a_user_is_active_and_stay_within_a_quarter_of_the_burst() {
+        let memory = RefusalMemory::new(std::sync::Arc::new(()));
+        let l = limit(20, 500);
+        assert_eq!(memory.lease_size("k", l, 0), 1, "a user new here");
+        memory.lease("k", 1, 0);
+        assert!(
+            !memory.spend_leased("k", 100),
+            "a lease of 1 is spent at once"
+        );
+        assert_eq!(memory.lease_size("k", l, 100), 2);
+        memory.lease("k", 2, 100);
+        assert!(memory.spend_leased("k", 200));
+        assert!(!memory.spend_leased("k", 300));
+        assert_eq!(memory.lease_size("k", l, 300), 4);
+        memory.lease("k", 4, 300);
+        assert_eq!(
+            memory.lease_size("k", l, 400),
+            4,
+            "at most a quarter of 20, at most 4"
+        );
+        assert_eq!(
+            memory.lease_size("k", l, 300 + LEASE_ACTIVE_MS + 1),
+            1,
+            "idle again"
+        );
+        assert_eq!(lease_size_max(limit(5, 1000)), 1);
+        assert_eq!(lease_size_max(limit(10, 1000)), 2);
+        assert_eq!(lease_size_max(limit(100, 100)), 4);
     }
 
     #[test]

@@ -413,6 +413,19 @@ pub trait RateLimiter: Send + Sync {
         limit: crate::limits::Limit,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
+
+    /// Takes `wanted` actions at once if the bucket holds them, else one if it holds one; how
+    /// many it took (0 when none).
+    async fn take_up_to(
+        &self,
+        key: &str,
+        limit: crate::limits::Limit,
+        now_ms: i64,
+        wanted: u32,
+    ) -> Result<u32, StoreError> {
+        let _ = wanted;
+        Ok(u32::from(self.take(key, limit, now_ms).await?))
+    }
 }
 
 #[async_trait]
@@ -426,11 +439,20 @@ impl<L: RateLimiter + ?Sized> RateLimiter for crate::limits::RefusalMemory<L> {
         if self.still_refused(key, now_ms) {
             return Ok(false);
         }
-        let passed = self.limiter().take(key, limit, now_ms).await?;
-        if !passed {
-            self.remember(key, limit, now_ms);
+        if self.spend_leased(key, now_ms) {
+            return Ok(true);
         }
-        Ok(passed)
+        let wanted = self.lease_size(key, limit, now_ms);
+        let taken = self
+            .limiter()
+            .take_up_to(key, limit, now_ms, wanted)
+            .await?;
+        if taken == 0 {
+            self.remember(key, limit, now_ms);
+            return Ok(false);
+        }
+        self.lease(key, taken, now_ms);
+        Ok(true)
     }
 }
 

@@ -2,13 +2,14 @@
 //! (epoch milliseconds), expiring once the bucket would be full again. A take is one
 //! conditional write, two when the bucket is in use: "idle, start afresh", else "in use, one
 //! more if there is room". Either condition failing means no room: the request is refused
-//! without a read.
+//! without a read. A take may ask for several actions at once (a lease, see
+//! `chat_core::limits::RefusalMemory`): all of them, else one.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
-use crate::item::{n, s};
+use crate::item::{n as n_of, s};
 use crate::{classify, DynamoStore};
 use chat_core::limits::Limit;
 use chat_core::store::{RateLimiter, StoreError};
@@ -17,53 +18,113 @@ fn condition_failed(e: &SdkError<UpdateItemError>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
-#[async_trait]
-impl RateLimiter for DynamoStore {
-    async fn take(&self, key: &str, limit: Limit, now_ms: i64) -> Result<bool, StoreError> {
-        let (interval, tolerance) = (limit.interval_ms(), limit.tolerance_ms());
-        // Gone once full again (its arrival time passed: a missing bucket is a full one), so an
-        // idle user's bucket costs nothing.
-        let expires = |tat: i64| tat / 1000 + 1;
-        let fresh = now_ms.saturating_add(interval);
-        let idle = self
+/// A bucket's item is gone once the bucket is full again (its arrival time passed: a missing
+/// bucket is a full one), so an idle user's bucket costs nothing.
+fn expires(tat: i64) -> i64 {
+    tat / 1000 + 1
+}
+
+impl DynamoStore {
+    /// "Idle, start afresh": `n` actions (`1 <= n <= burst`) from a full bucket.
+    async fn take_idle(
+        &self,
+        key: &str,
+        limit: Limit,
+        now_ms: i64,
+        n: u32,
+    ) -> Result<bool, StoreError> {
+        let fresh = now_ms.saturating_add(limit.interval_ms().saturating_mul(i64::from(n)));
+        self.take_if(
+            key,
+            "SET tat = :fresh, expires_at = :expires",
+            "attribute_not_exists(tat) OR tat <= :now",
+            [
+                (":fresh", fresh),
+                (":expires", expires(fresh)),
+                (":now", now_ms),
+            ],
+        )
+        .await
+    }
+
+    /// "In use, `n` more if there is room for them".
+    async fn take_in_use(
+        &self,
+        key: &str,
+        limit: Limit,
+        now_ms: i64,
+        n: u32,
+    ) -> Result<bool, StoreError> {
+        let interval = limit.interval_ms();
+        let taken = interval.saturating_mul(i64::from(n));
+        // Room for `n` more: the arrival time may be this far ahead of now at most.
+        let latest = now_ms
+            .saturating_add(limit.tolerance_ms())
+            .saturating_sub(interval.saturating_mul(i64::from(n.saturating_sub(1))));
+        self.take_if(
+            key,
+            "SET tat = tat + :taken, expires_at = :expires",
+            "tat <= :latest",
+            // At most the actions taken past the latest arrival time that may pass.
+            [
+                (":taken", taken),
+                (":expires", expires(latest.saturating_add(taken))),
+                (":latest", latest),
+            ],
+        )
+        .await
+    }
+
+    /// One conditional update of the bucket `key`: whether its condition held.
+    async fn take_if(
+        &self,
+        key: &str,
+        update: &str,
+        condition: &str,
+        values: [(&str, i64); 3],
+    ) -> Result<bool, StoreError> {
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.tables.limits)
             .key("limit_key", s(key))
-            .update_expression("SET tat = :fresh, expires_at = :expires")
-            .condition_expression("attribute_not_exists(tat) OR tat <= :now")
-            .expression_attribute_values(":fresh", n(fresh))
-            .expression_attribute_values(":expires", n(expires(fresh)))
-            .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        match idle {
-            Ok(_) => return Ok(true),
-            Err(e) if condition_failed(&e) => {}
-            Err(e) => return Err(classify("UpdateItem", e)),
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, n_of(value));
         }
-        let in_use = self
-            .client
-            .update_item()
-            .table_name(&self.tables.limits)
-            .key("limit_key", s(key))
-            .update_expression("SET tat = tat + :interval, expires_at = :expires")
-            .condition_expression("tat <= :latest")
-            .expression_attribute_values(":interval", n(interval))
-            // At most one interval past the latest arrival time that may pass.
-            .expression_attribute_values(
-                ":expires",
-                n(expires(
-                    now_ms.saturating_add(tolerance).saturating_add(interval),
-                )),
-            )
-            .expression_attribute_values(":latest", n(now_ms.saturating_add(tolerance)))
-            .send()
-            .await;
-        match in_use {
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(classify("UpdateItem", e)),
         }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for DynamoStore {
+    async fn take(&self, key: &str, limit: Limit, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.take_up_to(key, limit, now_ms, 1).await? == 1)
+    }
+
+    /// One write, two when the bucket is in use, three when it has room for fewer than
+    /// `wanted` (then one is taken if there is room for one).
+    async fn take_up_to(
+        &self,
+        key: &str,
+        limit: Limit,
+        now_ms: i64,
+        wanted: u32,
+    ) -> Result<u32, StoreError> {
+        let wanted = wanted.clamp(1, limit.burst.max(1));
+        if self.take_idle(key, limit, now_ms, wanted).await?
+            || self.take_in_use(key, limit, now_ms, wanted).await?
+        {
+            return Ok(wanted);
+        }
+        if wanted > 1 && self.take_in_use(key, limit, now_ms, 1).await? {
+            return Ok(1);
+        }
+        Ok(0)
     }
 }

@@ -565,6 +565,24 @@ impl chat_core::store::RateLimiter for MemoryStore {
             None => Ok(false),
         }
     }
+
+    async fn take_up_to(
+        &self,
+        key: &str,
+        limit: chat_core::limits::Limit,
+        now_ms: i64,
+        wanted: u32,
+    ) -> Result<u32, StoreError> {
+        let mut state = self.check()?;
+        let tat = state.buckets.get(key).copied();
+        for n in [wanted.clamp(1, limit.burst.max(1)), 1] {
+            if let Some(next) = chat_core::limits::gcra_n(tat, now_ms, limit, n) {
+                state.buckets.insert(key.to_owned(), next);
+                return Ok(n);
+            }
+        }
+        Ok(0)
+    }
 }
 
 #[async_trait]
@@ -735,6 +753,32 @@ mod tests {
 
     use super::MemoryStore;
     use crate::Fallible;
+
+    #[tokio::test]
+    async fn a_chatting_user_takes_from_the_bucket_every_few_actions_and_never_past_it() {
+        let store = Arc::new(MemoryStore::new());
+        let memory = RefusalMemory::new(store.clone());
+        let limit = Limit {
+            burst: 20,
+            interval: std::time::Duration::from_millis(500),
+        };
+        let before = store.calls();
+        let mut passed = 0;
+        for n in 0..40 {
+            // Two actions a second at first, then all at once.
+            let at = if n < 8 { n * 500 } else { 4_000 };
+            passed += usize::from(memory.take("send#1", limit, at).await.expect("take"));
+        }
+        // Leases of 1, 2, 4, 4 ...: 8 actions at two a second cost 4 calls, not 8.
+        let calls = store.calls() - before;
+        assert!(calls <= 14, "{calls} store calls for 40 actions");
+        // At 4 s: the burst of 20, plus 8 refills, minus what was spent; never more.
+        assert!(passed <= 20 + 8, "{passed} passed");
+        assert!(passed >= 20, "{passed} passed: the burst at least");
+        // Another instance (its own memory) shares the bucket: nothing left for it now.
+        let other = RefusalMemory::new(store.clone());
+        assert_eq!(other.take("send#1", limit, 4_000).await, Ok(false));
+    }
 
     #[tokio::test]
     async fn a_refusal_is_remembered_for_its_wait_without_asking_the_store() {

@@ -26,7 +26,7 @@ use crate::messages::{at, edit, fill, group, ids, message};
 #[macro_export]
 macro_rules! store_contract {
     ($make:expr) => {
-        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past_it, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, sockets_are_counted_atomically_and_uncounted_when_forgotten, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own, a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apart);
+        $crate::store_contract!(@cases $make; users_are_stored_read_back_and_listed_in_id_order, an_unknown_user_is_none, putting_a_user_again_replaces_it, groups_are_stored_apart_from_users, inserting_the_same_message_twice_stores_it_once, a_message_is_found_by_id_alone, a_message_is_found_by_its_group_and_id_and_not_from_another_group, unicode_and_multiline_text_round_trips_exactly, a_deleted_message_is_never_resurrected_by_a_replayed_insert, deleting_an_unknown_message_changes_nothing, an_edit_applies_once_and_a_replay_never_reverts_a_later_edit, edits_of_deleted_or_unknown_messages_do_not_apply, concurrent_inserts_of_one_id_store_exactly_one, a_batch_insert_stores_new_messages_and_reports_existing_ones, history_pages_are_oldest_first_and_bounded, walking_back_with_before_visits_every_message_once, an_empty_group_has_an_empty_page, deleted_messages_leave_history_but_pages_stay_full, a_long_run_of_deletions_ends_a_page_early_and_the_next_resumes_past_it, the_first_claim_wins_and_completion_is_remembered, a_released_or_expired_claim_can_be_taken_again, racing_claims_have_exactly_one_winner, the_first_record_of_a_send_is_the_message_and_a_repeat_is_told_so, a_connection_is_stored_read_back_and_deleted, fan_out_finds_only_the_groups_live_connections, a_large_group_is_listed_completely, sockets_are_counted_atomically_and_uncounted_when_forgotten, an_all_groups_socket_follows_joins_and_leaves_and_closes_whole, memberships_are_read_by_group_and_by_user, a_membership_change_applies_only_over_an_older_one_and_a_removal_stays, read_marks_move_forward_only_and_only_for_members, a_created_group_has_its_owner_and_a_taken_id_is_refused, unread_counts_others_live_messages_after_the_mark, an_account_signs_up_once_with_a_group_of_its_own, a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apart, several_actions_are_taken_together_else_one);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1254,4 +1254,34 @@ pub async fn a_bucket_passes_its_burst_then_one_per_interval_and_buckets_are_apa
         passed.push(store.take("send#1", limit, later).await.expect("take"));
     }
     assert_eq!(passed, [true, true, true, false]);
+}
+
+/// A lease: `wanted` actions at once if the bucket holds them all, else one, else none; never
+/// more than the burst.
+pub async fn several_actions_are_taken_together_else_one<S: Store + 'static>(store: Arc<S>) {
+    let limit = chat_core::limits::Limit {
+        burst: 4,
+        interval: std::time::Duration::from_millis(1000),
+    };
+    let now = Utc::now().timestamp_millis();
+    let take = |wanted: u32, at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .take_up_to("send#lease", limit, at, wanted)
+                .await
+                .expect("take")
+        }
+    };
+    assert_eq!(take(3, now).await, 3, "3 of a full bucket of 4");
+    assert_eq!(take(3, now).await, 1, "only one left: one");
+    assert_eq!(take(3, now).await, 0);
+    assert!(!store.take("send#lease", limit, now).await.expect("take"));
+    assert_eq!(take(2, now + 1000).await, 1, "one refilled");
+    assert_eq!(
+        take(10, now + 60_000).await,
+        4,
+        "idle: the whole burst, no more"
+    );
+    assert_eq!(take(1, now + 60_000).await, 0);
 }
