@@ -139,12 +139,18 @@ pub fn gcra_n(tat: Option<i64>, now_ms: i64, limit: Limit, n: u32) -> Option<i64
     )
 }
 
-/// The most actions one take leases to an instance: a quarter of the burst, at most 4. A
-/// lease's unused actions stay with the instance that took them (they were taken from the
-/// shared bucket, so the limit still holds); the smaller the lease, the less a user can find
-/// parked on an instance their next request does not reach.
+/// The most actions one take leases to an instance: a fifth of the burst, at most 4, and none
+/// (one action a take) for a burst under 20. A lease's unused actions stay with the instance
+/// that took them (they were taken from the shared bucket, so the limit still holds): a user
+/// whose next requests reach other instances finds up to 3 parked on each. Only a large
+/// budget (sends, by default 20 at once) can spare that; edits, deletes, typing and connects
+/// (10 or fewer) take one at a time.
 pub fn lease_size_max(limit: Limit) -> u32 {
-    (limit.burst / 4).clamp(1, 4)
+    if limit.burst < 20 {
+        1
+    } else {
+        (limit.burst / 5).min(4)
+    }
 }
 
 /// A user is active on an instance whose last take for them is this recent: their next take
@@ -298,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn leases_grow_while_a_user_is_active_and_stay_within_a_quarter_of_the_burst() {
+    fn leases_grow_while_a_user_is_active_and_only_for_large_budgets() {
         let memory = RefusalMemory::new(std::sync::Arc::new(()));
         let l = limit(20, 500);
         assert_eq!(memory.lease_size("k", l, 0), 1, "a user new here");
@@ -316,16 +322,16 @@ mod tests {
         assert_eq!(
             memory.lease_size("k", l, 400),
             4,
-            "at most a quarter of 20, at most 4"
+            "at most a fifth of 20, at most 4"
         );
         assert_eq!(
             memory.lease_size("k", l, 300 + LEASE_ACTIVE_MS + 1),
             1,
             "idle again"
         );
-        assert_eq!(lease_size_max(limit(5, 1000)), 1);
-        assert_eq!(lease_size_max(limit(10, 1000)), 2);
-        assert_eq!(lease_size_max(limit(100, 100)), 4);
+        for (burst, most) in [(5, 1), (10, 1), (19, 1), (20, 4), (100, 4)] {
+            assert_eq!(lease_size_max(limit(burst, 1000)), most, "burst {burst}");
+        }
     }
 
     #[test]
