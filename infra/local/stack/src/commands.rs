@@ -420,6 +420,17 @@ pub fn bench() -> Result<(), Failure> {
     if !status.success() {
         return fail("the benchmark failed");
     }
+    say(
+        "what an operation uses of what AWS bills, and the monthly bill it makes (chat-bench cost)",
+    );
+    let status = Command::new(tools.target_dir.join("debug/chat-bench"))
+        .current_dir(&tools.root)
+        .args(["--url", &api, "cost"])
+        .status()
+        .map_err(|e| Failure(format!("cannot run chat-bench: {e}")))?;
+    if !status.success() {
+        return fail("chat-bench cost failed");
+    }
     Ok(())
 }
 
