@@ -304,7 +304,7 @@ pub async fn run(
     subscribers: &[usize],
     messages: usize,
     rate: u64,
-) -> Result<(), String> {
+) -> Result<Measured, String> {
     let c = client();
     println!(
         "What one operation uses, measured on {url} (the functions' EMF lines in {}); \
@@ -354,9 +354,7 @@ pub async fn run(
             measured_all.close = close.per(n);
         }
     }
-    let page_bytes = crate::bill::page_bytes()?;
-    print!("{}", crate::bill::report(&measured_all, page_bytes));
-    Ok(())
+    Ok(measured_all)
 }
 
 /// Edits, deletes and history pages, with `n` sockets listening.
@@ -446,6 +444,13 @@ mod tests {
         }
     }
 
+    fn counter(sum: f64) -> Figures {
+        Figures {
+            sum,
+            ..Figures::default()
+        }
+    }
+
     #[test]
     fn invocations_are_billed_per_started_millisecond_and_units_add_up() {
         let metrics = BTreeMap::from([
@@ -458,20 +463,8 @@ mod tests {
                 values(&[0.5, 1.0]),
             ),
             (series("send-message", DYNAMODB_WRITE_UNITS), values(&[1.0])),
-            (
-                series("kafka-consumer", WEBSOCKET_MESSAGES),
-                Figures {
-                    sum: 40.0,
-                    ..Figures::default()
-                },
-            ),
-            (
-                series("send-message", KAFKA_BYTES_PRODUCED),
-                Figures {
-                    sum: 600.0,
-                    ..Figures::default()
-                },
-            ),
+            (series("kafka-consumer", WEBSOCKET_MESSAGES), counter(40.0)),
+            (series("send-message", KAFKA_BYTES_PRODUCED), counter(600.0)),
         ]);
         let phase = Phase::of(&metrics);
         assert_eq!(

@@ -101,7 +101,11 @@ async fn main() {
             subscribers,
             messages,
             rate,
-        } => cost::run(url, &logs, &subscribers, messages as usize, rate).await,
+        } => match cost::run(url, &logs, &subscribers, messages as usize, rate).await {
+            Ok(measured) => bill::page_bytes()
+                .map(|page_bytes| print!("{}", bill::report(&measured, page_bytes))),
+            Err(e) => Err(e),
+        },
         Command::Groups {
             groups,
             messages,
