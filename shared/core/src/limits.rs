@@ -184,7 +184,10 @@ struct Lease {
     last_ms: i64,
 }
 
-/// Refusals remembered before the stale ones are dropped.
+/// How long a lease stays in memory unused once this process remembers many.
+const LEASE_KEPT_MS: i64 = 60_000;
+
+/// Refusals (and leases) remembered before the stale ones are dropped.
 const REMEMBERED_REFUSALS: usize = 10_000;
 
 impl<L: ?Sized> RefusalMemory<L> {
@@ -227,9 +230,9 @@ impl<L: ?Sized> RefusalMemory<L> {
     pub fn lease(&self, key: &str, taken: u32, now_ms: i64) {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         if leases.len() >= REMEMBERED_REFUSALS {
-            leases.retain(|_, lease| {
-                lease.left > 0 || now_ms.saturating_sub(lease.last_ms) <= LEASE_ACTIVE_MS
-            });
+            // A lease unused this long is dropped with what it had left: those actions were
+            // taken from the bucket, so dropping them only ever refuses more, never less.
+            leases.retain(|_, lease| now_ms.saturating_sub(lease.last_ms) <= LEASE_KEPT_MS);
         }
         leases.insert(
             key.to_owned(),
@@ -332,6 +335,19 @@ mod tests {
         for (burst, most) in [(5, 1), (10, 1), (19, 1), (20, 4), (100, 4)] {
             assert_eq!(lease_size_max(limit(burst, 1000)), most, "burst {burst}");
         }
+    }
+
+    #[test]
+    fn leases_of_many_users_are_dropped_once_unused_for_a_minute() {
+        let memory = RefusalMemory::new(std::sync::Arc::new(()));
+        for user in 0..REMEMBERED_REFUSALS {
+            memory.lease(&format!("send#{user}"), 4, 0);
+        }
+        memory.lease("send#late", 4, LEASE_KEPT_MS + 1);
+        assert!(!memory.spend_leased("send#0", LEASE_KEPT_MS + 2), "dropped");
+        assert!(memory.spend_leased("send#late", LEASE_KEPT_MS + 2));
+        let leases = memory.leases.lock().expect("lock");
+        assert_eq!(leases.len(), 1);
     }
 
     #[test]
