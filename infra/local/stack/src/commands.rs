@@ -413,6 +413,8 @@ pub fn bench() -> Result<(), Failure> {
         .current_dir(&bench_dir)
         .args(["bench.py", "--mode", &mode, "--ours", &api, "--peer"])
         .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--save")
+        .arg(tools.root.join(".data/dev/bench"))
         .args(["--scale", &var("BENCH_SCALE").unwrap_or_else(|| "1".into())])
         .envs(&stack.exports.0)
         .status()
