@@ -10,14 +10,14 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::operation::{
     batch_get_item::{BatchGetItemInput, BatchGetItemOutput},
     batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput},
-    delete_item::{DeleteItemInput, DeleteItemOutput},
+    delete_item::{DeleteItemError, DeleteItemInput, DeleteItemOutput},
     get_item::{GetItemInput, GetItemOutput},
-    put_item::{PutItemInput, PutItemOutput},
+    put_item::{PutItemError, PutItemInput, PutItemOutput},
     query::{QueryInput, QueryOutput},
     scan::{ScanInput, ScanOutput},
     transact_get_items::{TransactGetItemsInput, TransactGetItemsOutput},
     transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput},
-    update_item::{UpdateItemInput, UpdateItemOutput},
+    update_item::{UpdateItemError, UpdateItemInput, UpdateItemOutput},
 };
 use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
 
@@ -67,9 +67,26 @@ impl RecordCapacity {
         );
     }
 
-    /// `(write, units)` of the call's output, when it reports any.
+    /// `(write, units)` of the call's output, when it reports any. A conditional write whose
+    /// condition failed reports nothing, yet DynamoDB bills it as a write: counted as one unit
+    /// (our items are under 1 KB).
     fn consumed(context: &AfterDeserializationInterceptorContextRef<'_>) -> Option<(bool, f64)> {
-        let output = context.output_or_error().ok()?;
+        let output = match context.output_or_error() {
+            Ok(output) => output,
+            Err(e) => {
+                let error = e.as_operation_error()?;
+                let failed_condition = error
+                    .downcast_ref::<PutItemError>()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception)
+                    || error
+                        .downcast_ref::<UpdateItemError>()
+                        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+                    || error
+                        .downcast_ref::<DeleteItemError>()
+                        .is_some_and(DeleteItemError::is_conditional_check_failed_exception);
+                return failed_condition.then_some((true, 1.0));
+            }
+        };
         reported!(output, writes,
             single: GetItemOutput, PutItemOutput, UpdateItemOutput, DeleteItemOutput,
                 QueryOutput, ScanOutput;

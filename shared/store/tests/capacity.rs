@@ -1,6 +1,7 @@
 //! Every call of the store's client records the capacity DynamoDB says it consumed (DynamoDB
 //! Local of `make test` answers `ReturnConsumedCapacity` as DynamoDB does): reads and writes
-//! apart, one value per call.
+//! apart, one value per call, and a write refused by its condition as the one unit it is
+//! billed.
 
 use std::sync::{Arc, Mutex};
 
@@ -76,6 +77,18 @@ fn every_call_records_the_capacity_it_consumed() {
                 get = get.key(name, value);
             }
             get.send().await.expect("get");
+            // A put refused by its condition reports no capacity, but DynamoDB bills it.
+            let mut again = client
+                .put_item()
+                .table_name(table)
+                .condition_expression("attribute_not_exists(id)");
+            for (name, value) in [
+                ("kind", AttributeValue::S("user".into())),
+                ("id", AttributeValue::N("7".into())),
+            ] {
+                again = again.item(name, value);
+            }
+            assert!(again.send().await.is_err(), "the condition fails");
         })
     });
     let recorded = values.0.lock().expect("lock").clone();
@@ -83,8 +96,10 @@ fn every_call_records_the_capacity_it_consumed() {
         recorded,
         vec![
             (DYNAMODB_WRITE_UNITS.to_owned(), 1.0),
-            (DYNAMODB_READ_UNITS.to_owned(), 1.0)
+            (DYNAMODB_READ_UNITS.to_owned(), 1.0),
+            (DYNAMODB_WRITE_UNITS.to_owned(), 1.0)
         ],
-        "a small put is 1 write unit, a strongly consistent get 1 read unit"
+        "a small put is 1 write unit, a strongly consistent get 1 read unit, a refused put 1 \
+         write unit"
     );
 }
