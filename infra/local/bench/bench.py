@@ -35,7 +35,8 @@ def main():
     ap.add_argument("--peer", required=True)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every case's message count")
     ap.add_argument("--mode", default="unknown", help="how the measured stack runs its functions")
-    ap.add_argument("--save", help="a folder where each mode's last table is kept and shown beside the other")
+    ap.add_argument("--save",
+                    help="a folder where each mode's last table is kept and shown beside the other")
     a = ap.parse_args()
     for side, base in (("ours", a.ours), ("peer", a.peer)):
         run(base, ["--rate", "50"], 200, f"warm-up {side}", 1.0)
@@ -63,7 +64,8 @@ def save(folder, mode, table, scale=1.0):
     kind = "debug" if mode.startswith("debug") else "optimized"
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     scaled = "" if scale == 1.0 else f", message counts scaled by {scale}"
-    (folder / f"{kind}.md").write_text(f"{mode}\n(measured {stamp}{scaled})\n" + "\n".join(table[2:]) + "\n")
+    body = "\n".join(table[2:])
+    (folder / f"{kind}.md").write_text(f"{mode}\n(measured {stamp}{scaled})\n{body}\n")
     others = []
     for path in sorted(folder.glob("*.md")):
         if path.stem != kind:

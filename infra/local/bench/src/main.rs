@@ -1,10 +1,10 @@
 //! `chat-bench`: measures the running local stack (`make dev`) from outside, over HTTP and
-//! WebSocket only (`cost` also reads the stack's logs). Every run is bounded in requests and time. `chat-bench --help` lists the
-//! modes: `api` (latency per endpoint), `realtime` (POST-to-frame latency at a fixed rate),
-//! `sweep` (doubling rates until frames are lost or p99 passes 1 s), `hops` (where the time
-//! of a message goes, hop by hop, from traced sends), `groups` (GET /groups with many groups
-//! and many unread messages, typing to many sockets), `cost` (what an operation uses of what
-//! AWS bills).
+//! WebSocket only (`cost` also reads the stack's logs). Every run is bounded in requests and
+//! time. `chat-bench --help` lists the modes: `api` (latency per endpoint), `realtime`
+//! (POST-to-frame latency at a fixed rate), `sweep` (doubling rates until frames are lost or
+//! p99 passes 1 s), `hops` (where the time of a message goes, hop by hop, from traced sends),
+//! `groups` (GET /groups with many groups and many unread messages, typing to many sockets),
+//! `cost` (what an operation uses of what AWS bills).
 
 mod bill;
 mod cost;
