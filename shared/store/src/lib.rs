@@ -54,11 +54,17 @@ pub async fn client(config: &DynamoConfig) -> Client {
 pub struct DynamoStore {
     client: Client,
     tables: TableNames,
+    /// The arrival time this process last wrote to each rate-limit bucket (`limits.rs`).
+    arrivals: limits::KnownArrivals,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            arrivals: limits::KnownArrivals::default(),
+        }
     }
 
     pub async fn from_config(config: &DynamoConfig) -> Self {

@@ -4,10 +4,19 @@
 //! more if there is room". Either condition failing means no room: the request is refused
 //! without a read. A take may ask for several actions at once (a lease, see
 //! `chat_core::limits::RefusalMemory`): all of them, else one.
+//!
+//! A refused conditional write is billed like one that passed. So each take reads back the
+//! arrival time it wrote, and the process remembers it: while a bucket it wrote is still in
+//! use (its arrival time ahead of now, and arrival times only grow), the "idle" write would
+//! be refused, and the take starts with "in use".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValue;
 
 use crate::item::{n as n_of, s};
 use crate::{classify, DynamoStore};
@@ -16,6 +25,31 @@ use chat_core::store::{RateLimiter, StoreError};
 
 fn condition_failed(e: &SdkError<UpdateItemError>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+}
+
+/// The last arrival time this process wrote to each bucket.
+#[derive(Debug, Clone, Default)]
+pub struct KnownArrivals(Arc<Mutex<HashMap<String, i64>>>);
+
+/// Buckets remembered before those no longer in use are dropped.
+const KNOWN_ARRIVALS: usize = 10_000;
+
+impl KnownArrivals {
+    /// Whether `key`'s bucket is surely in use at `now_ms`.
+    fn in_use(&self, key: &str, now_ms: i64) -> bool {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(key).is_some_and(|tat| *tat > now_ms)
+    }
+
+    fn wrote(&self, key: &str, tat: Option<i64>, now_ms: i64) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_ARRIVALS {
+            known.retain(|_, tat| *tat > now_ms);
+        }
+        if let Some(tat) = tat {
+            known.insert(key.to_owned(), tat);
+        }
+    }
 }
 
 /// A bucket's item is gone once the bucket is full again (its arrival time passed: a missing
@@ -36,6 +70,7 @@ impl DynamoStore {
         let fresh = now_ms.saturating_add(limit.interval_ms().saturating_mul(i64::from(n)));
         self.take_if(
             key,
+            now_ms,
             "SET tat = :fresh, expires_at = :expires",
             "attribute_not_exists(tat) OR tat <= :now",
             [
@@ -63,6 +98,7 @@ impl DynamoStore {
             .saturating_sub(interval.saturating_mul(i64::from(n.saturating_sub(1))));
         self.take_if(
             key,
+            now_ms,
             "SET tat = tat + :taken, expires_at = :expires",
             "tat <= :latest",
             // At most the actions taken past the latest arrival time that may pass.
@@ -75,10 +111,12 @@ impl DynamoStore {
         .await
     }
 
-    /// One conditional update of the bucket `key`: whether its condition held.
+    /// One conditional update of the bucket `key`: whether its condition held. The arrival
+    /// time it wrote is remembered.
     async fn take_if(
         &self,
         key: &str,
+        now_ms: i64,
         update: &str,
         condition: &str,
         values: [(&str, i64); 3],
@@ -89,12 +127,21 @@ impl DynamoStore {
             .table_name(&self.tables.limits)
             .key("limit_key", s(key))
             .update_expression(update)
-            .condition_expression(condition);
+            .condition_expression(condition)
+            .return_values(ReturnValue::UpdatedNew);
         for (name, value) in values {
             request = request.expression_attribute_values(name, n_of(value));
         }
         match request.send().await {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                let tat = output
+                    .attributes()
+                    .and_then(|a| a.get("tat"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok());
+                self.arrivals.wrote(key, tat, now_ms);
+                Ok(true)
+            }
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(classify("UpdateItem", e)),
         }
@@ -117,7 +164,9 @@ impl RateLimiter for DynamoStore {
         wanted: u32,
     ) -> Result<u32, StoreError> {
         let wanted = wanted.clamp(1, limit.burst.max(1));
-        if self.take_idle(key, limit, now_ms, wanted).await?
+        // A bucket this process knows in use would refuse "idle" (and bill for it).
+        let surely_in_use = self.arrivals.in_use(key, now_ms);
+        if (!surely_in_use && self.take_idle(key, limit, now_ms, wanted).await?)
             || self.take_in_use(key, limit, now_ms, wanted).await?
         {
             return Ok(wanted);

@@ -103,3 +103,54 @@ fn every_call_records_the_capacity_it_consumed() {
          write unit"
     );
 }
+
+/// The write units of `work`, run on this thread.
+fn write_units(work: impl std::future::Future<Output = ()>) -> usize {
+    let values = Values::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&values, || runtime.block_on(work));
+    let recorded = values.0.lock().expect("lock").clone();
+    recorded
+        .iter()
+        .filter(|(name, _)| name == DYNAMODB_WRITE_UNITS)
+        .count()
+}
+
+#[test]
+fn a_bucket_known_in_use_is_not_asked_the_idle_write_it_would_refuse() {
+    use chat_core::limits::Limit;
+    use chat_core::store::RateLimiter;
+    let config = with_own_tables(config());
+    let limit = Limit {
+        burst: 10,
+        interval: std::time::Duration::from_millis(1000),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let setup = tokio::runtime::Runtime::new().expect("runtime");
+    let store = setup.block_on(async {
+        let store = DynamoStore::from_config(&config.dynamodb).await;
+        store
+            .ensure_tables()
+            .await
+            .expect("tables (is DynamoDB Local running? `make services`)");
+        store
+    });
+    let three = write_units(async {
+        for _ in 0..3 {
+            assert!(store.take("send#9", limit, now).await.expect("take"));
+        }
+    });
+    assert_eq!(
+        three, 3,
+        "idle once, then straight to in use: one write each"
+    );
+    // Another process knows nothing of the bucket: its "idle" write is refused (and billed).
+    let other = setup.block_on(DynamoStore::from_config(&config.dynamodb));
+    let cold = write_units(async {
+        assert!(other.take("send#9", limit, now).await.expect("take"));
+    });
+    assert_eq!(cold, 2);
+}
