@@ -6,8 +6,11 @@
 //! - A page of another site opening a WebSocket: refused before `$connect` runs.
 //! - A page of another site calling DynamoDB Local: no CORS grant.
 //! - One user flooding sends and edits while another chats: the flood is refused beyond the
-//!   user's limits, the other user's sends stay about as fast, nothing accepted is lost.
+//!   user's limits, the other user's sends stay within twice their quiet p50 and p99 (and a
+//!   small floor for noise), nothing accepted is lost.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::limits::{Action, Limit};
@@ -142,12 +145,30 @@ async fn dynamodb_local_grants_no_web_page_cross_origin_access() {
     );
 }
 
+/// A client as a chat page or a script keeps: one, its connections kept alive, the API's
+/// address found once. (A client made for each request cost the test more CPU than the
+/// stack's answers, and the other user's timings measured that.)
+struct Client {
+    http: reqwest::Client,
+    api: String,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self {
+            http: http(),
+            api: api_url(),
+        }
+    }
+}
+
 /// One send by `user` through the trust-client address: its status, `Retry-After`, and how
 /// long the answer took.
-async fn timed_send(user: u64, text: &str) -> (u16, Option<String>, Duration) {
+async fn timed_send(client: &Client, user: u64, text: &str) -> (u16, Option<String>, Duration) {
     let started = std::time::Instant::now();
-    let reply = http()
-        .post(format!("{}/send-message/", api_url()))
+    let reply = client
+        .http
+        .post(format!("{}/send-message/", client.api))
         .json(&json!({"user_id": user, "message": text}))
         .send()
         .await
@@ -160,17 +181,19 @@ async fn timed_send(user: u64, text: &str) -> (u16, Option<String>, Duration) {
     (reply.status().as_u16(), retry_after, started.elapsed())
 }
 
-/// Sends of the flood: well past any test stack's burst.
-const FLOOD_SENDS: usize = 1000;
+/// At most this many sends, and as many edits, in the flood (it ends with the other user's
+/// chat, well past any test stack's burst).
+const FLOOD_MOST: usize = 20_000;
 
 /// Requests in flight at once from the flooding user.
 const FLOOD_WIDTH: usize = 3;
 
 /// An edit by `user` of a message that does not exist (an id far past the log's end): its
 /// status.
-async fn timed_edit(user: u64, text: &str) -> u16 {
-    http()
-        .put(format!("{}/edit-message/4503599627370497", api_url()))
+async fn timed_edit(client: &Client, user: u64, text: &str) -> u16 {
+    client
+        .http
+        .put(format!("{}/edit-message/4503599627370497", client.api))
         .json(&json!({"user_id": user, "new_text": text}))
         .send()
         .await
@@ -185,10 +208,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// The chatter's sends, one after another: their latencies, sorted; every one must be taken.
-async fn chat(user: u64, tag: &str, count: usize) -> Vec<Duration> {
+async fn chat(client: &Client, user: u64, tag: &str, count: usize) -> Vec<Duration> {
     let mut latencies = Vec::new();
     for n in 0..count {
-        let (status, _, took) = timed_send(user, &format!("{tag} {n}")).await;
+        let (status, _, took) = timed_send(client, user, &format!("{tag} {n}")).await;
         assert_eq!(status, 202, "the chatter's send {n} ({tag})");
         latencies.push(took);
         // A person's pace, well within the limit.
@@ -198,37 +221,89 @@ async fn chat(user: u64, tag: &str, count: usize) -> Vec<Duration> {
     latencies
 }
 
+/// Clears its flag when dropped, a panic's unwinding included.
+struct EndsOnDrop(Arc<AtomicBool>);
+
+impl Drop for EndsOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 #[tokio::test]
 async fn a_flood_from_one_user_is_refused_costs_the_others_little_and_loses_nothing() {
     let (flooder, chatter) = (fresh_user(true).await, fresh_user(true).await);
     let (f, c) = (flooder.user_id.get(), chatter.user_id.get());
-    // Warm: the first sends of a run meet cold connections, not the flood.
-    chat(c, "warm", 3).await;
-    let quiet = chat(c, "quiet", 15).await;
+    // The other user chats from a thread and runtime of their own, so that their timings are
+    // the stack's answers, not a wait for the flood's tasks on the test's runtime.
+    let chatting = Arc::new(AtomicBool::new(true));
+    let (quiet_done, quiet_over) = tokio::sync::oneshot::channel();
+    let chatter_thread = std::thread::spawn({
+        let chatting = chatting.clone();
+        move || {
+            // However the chat ends (a failed send panics), the flood ends with it.
+            let _flood_ends = EndsOnDrop(chatting);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the chatter's runtime");
+            runtime.block_on(async {
+                let client = Client::new();
+                // Warm: the first sends of a run meet a cold connection, not the flood.
+                chat(&client, c, "warm", 3).await;
+                let quiet = chat(&client, c, "quiet", 15).await;
+                let _ = quiet_done.send(());
+                let busy = chat(&client, c, "busy", 15).await;
+                (quiet, busy)
+            })
+        }
+    });
+    // The flood starts once the quiet sends are measured; a chatter that failed before is
+    // the test's failure.
+    let chatting_thread = tokio::task::spawn_blocking(move || chatter_thread.join());
+    if quiet_over.await.is_err() {
+        match chatting_thread.await.expect("the chatter's thread") {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(_) => panic!("the chatter ended before its quiet sends were done"),
+        }
+    }
     // As wide as the local stack's instances of a function allow (4 each, where Lambda
-    // would run one per request in flight): a wider flood measures the emulator's queue.
+    // would run one per request in flight): a wider flood measures the emulator's queue. The
+    // flood lasts until the other user's last send is answered, so that every one of them
+    // meets it (at the default send limit a fixed count of sends ran out halfway).
+    let flooding = || {
+        futures_util::stream::iter(0..FLOOD_MOST)
+            .take_while(|_| std::future::ready(chatting.load(Ordering::Relaxed)))
+    };
+    let flood_client = Client::new();
+    let client = &flood_client;
     let flood = async {
         let started = std::time::Instant::now();
-        let results = futures_util::stream::iter(0..FLOOD_SENDS)
-            .map(|n| async move { timed_send(f, &format!("flood {n}")).await })
+        let results = flooding()
+            .map(|n| async move { timed_send(client, f, &format!("flood {n}")).await })
             .buffer_unordered(FLOOD_WIDTH)
             .collect::<Vec<_>>()
             .await;
         (results, started.elapsed())
     };
-    let edits = futures_util::stream::iter(0..200)
-        .map(|n| async move { timed_edit(f, &format!("edited {n}")).await })
+    let edits = flooding()
+        .map(|n| async move { timed_edit(client, f, &format!("edited {n}")).await })
         .buffer_unordered(FLOOD_WIDTH)
         .collect::<Vec<_>>();
-    let ((flooded, lasted), edited, busy) = tokio::join!(flood, edits, chat(c, "busy", 15));
+    let ((flooded, lasted), edited) = tokio::join!(flood, edits);
+    let (quiet, busy) = match chatting_thread.await.expect("the chatter's thread") {
+        Ok(timings) => timings,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     let edits_refused = edited.iter().filter(|s| **s == 429).count();
     assert!(
         edited.iter().all(|s| *s == 404 || *s == 429),
         "an edit of nothing: 404, or 429 over the limit; got {edited:?}"
     );
     assert!(
-        edits_refused >= 150,
-        "edits refused: {edits_refused} of 200"
+        edits_refused >= edited.len() * 3 / 4,
+        "edits refused: {edits_refused} of {}",
+        edited.len()
     );
     let accepted = flooded.iter().filter(|(s, _, _)| *s == 202).count();
     let refused: Vec<_> = flooded.iter().filter(|(s, _, _)| *s == 429).collect();
@@ -246,7 +321,7 @@ async fn a_flood_from_one_user_is_refused_costs_the_others_little_and_loses_noth
     let refills = lasted.as_millis() / limit.interval.as_millis().max(1);
     let most = u128::from(limit.burst) + refills + 1;
     assert!(
-        accepted >= (limit.burst as usize).min(FLOOD_SENDS) && accepted as u128 <= most,
+        accepted >= limit.burst as usize && accepted as u128 <= most,
         "the burst and the refill over {lasted:?}: {accepted} accepted, at most {most}"
     );
     assert!(
@@ -256,9 +331,9 @@ async fn a_flood_from_one_user_is_refused_costs_the_others_little_and_loses_noth
     let (quiet_p50, quiet_p99) = (percentile(&quiet, 50.0), percentile(&quiet, 99.0));
     let (busy_p50, busy_p99) = (percentile(&busy, 50.0), percentile(&busy, 99.0));
     println!(
-        "flood: {} sends of one user, {accepted} accepted, {} refused; {} edits, {edits_refused} \
-         refused; the other user's sends quiet p50 {quiet_p50:?} p99 {quiet_p99:?}, under the \
-         flood p50 {busy_p50:?} p99 {busy_p99:?}",
+        "flood: {} sends of one user in {lasted:?}, {accepted} accepted, {} refused; {} edits, \
+         {edits_refused} refused; the other user's sends quiet p50 {quiet_p50:?} p99 \
+         {quiet_p99:?}, under the flood p50 {busy_p50:?} p99 {busy_p99:?}",
         flooded.len(),
         refused.len(),
         edited.len()
@@ -270,17 +345,15 @@ async fn a_flood_from_one_user_is_refused_costs_the_others_little_and_loses_noth
         mine == accepted && theirs == 33
     })
     .await;
-    // A guard against the flood stopping the others, not the issue's 2x target, which this
-    // machine does not meet: the flooder's accepted burst (the test stacks allow 100) is real
-    // load, and on 2 cores 4 local instances of each function, the gateway, the broker and
-    // DynamoDB Local share the CPU, where on AWS each request in flight has an instance of its
-    // own. The figures are printed above for the record.
+    // Within 2x of quiet, plus a floor for the noise of a p99 of 15 sends on 2 cores that the
+    // flood's ~2,000 requests a second, the gateway, the broker and DynamoDB Local share (on
+    // AWS each request in flight has an instance of its own).
     assert!(
-        busy_p50 <= quiet_p50 * 3 + Duration::from_millis(20),
+        busy_p50 <= quiet_p50 * 2 + Duration::from_millis(15),
         "the other user's p50 went from {quiet_p50:?} to {busy_p50:?}"
     );
     assert!(
-        busy_p99 <= quiet_p99 * 4 + Duration::from_millis(150),
+        busy_p99 <= quiet_p99 * 2 + Duration::from_millis(25),
         "the other user's p99 went from {quiet_p99:?} to {busy_p99:?}"
     );
 }
