@@ -77,9 +77,14 @@ async fn partitions_are_delivered_concurrently_each_one_batch_at_a_time_in_order
     let group = settings.group_id.clone();
     let task = tokio::spawn(local_kafka_esm::run(settings));
     // While the first batches are held, more arrive for partition 0: they wait for its batch.
+    // Both first batches must be in flight first: a partition fetched late (once, 0.5 s after
+    // the other) took the later records into its first batch, and the test saw one batch.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stub.arrived.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "no invocation came");
+    while stub.arrived.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the two partitions' first batches never both came"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for v in ["a2", "a3"] {
