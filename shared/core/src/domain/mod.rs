@@ -295,14 +295,15 @@ pub fn group_name(name: &str) -> Result<String, ValidationError> {
 }
 
 /// A name people see (`what` says whose, in the error): 1 to [`MAX_GROUP_NAME_CHARS`]
-/// characters, not blank, no control characters; kept as given, without surrounding white
-/// space.
+/// characters as sent (the API documents' `maxLength`, white space included), not blank, no
+/// control characters; kept as given, without surrounding white space.
 pub fn display_name(what: &str, name: &str) -> Result<String, ValidationError> {
+    let sent = name.chars().count();
     let name = name.trim();
     if name.is_empty() {
         return Err(ValidationError(format!("{what} must not be empty")));
     }
-    if name.chars().count() > MAX_GROUP_NAME_CHARS {
+    if sent > MAX_GROUP_NAME_CHARS {
         return Err(ValidationError(format!(
             "{what} may be {MAX_GROUP_NAME_CHARS} characters long at most"
         )));
