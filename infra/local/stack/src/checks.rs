@@ -250,6 +250,8 @@ pub fn run_web_tests(tools: &Tools, exports: &Exports) -> Result<(), Failure> {
     let api = exports.get("CHAT_API_URL").unwrap_or_default();
     let mut fuzz = Command::new(venv.join("st"));
     fuzz.current_dir(&output)
+        .arg("--config-file")
+        .arg(tools.root.join("tests/web/schemathesis.toml"))
         .arg("run")
         .arg(tools.root.join("docs/openapi.json"))
         .args(["--url", &api])
