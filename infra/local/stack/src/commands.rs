@@ -210,11 +210,10 @@ fn smoke_against(stack: &Stack, api: &str, token_a: &str, token_b: &str) -> Resu
     Ok(())
 }
 
-/// The per-user send limit of the test stacks: a larger burst than the default (20), for the
-/// tests that set up history by sending from one seed user (a page of 57 messages, the
-/// fuzzer's sends as user 1) while other tests send as the same users; the rate stays a
-/// person's (10 a second), so `tests/abuse.rs` still floods far beyond it. An exported
-/// `RATE_LIMIT_SEND` wins.
+/// The per-user send limit of the test stacks: a larger burst than the default (20), so that
+/// the fuzzer's sends as the seed users reach the edits and deletions they link to (the
+/// tests pass at the default too); the rate stays a person's (10 a second), so
+/// `tests/abuse.rs` still floods far beyond it. An exported `RATE_LIMIT_SEND` wins.
 pub const TEST_SEND_LIMIT: &str = "100:100";
 
 fn set_test_send_limit(stack: &mut Stack) {
