@@ -357,6 +357,15 @@ pub async fn run(
     Ok(measured_all)
 }
 
+/// Sends `request`; an error naming `what` unless it answered 2xx.
+async fn succeeds(request: reqwest::RequestBuilder, what: &str) -> Result<(), String> {
+    let reply = request.send().await.map_err(|e| format!("{what}: {e}"))?;
+    if !reply.status().is_success() {
+        return Err(format!("{what}: {}", reply.status()));
+    }
+    Ok(())
+}
+
 /// Edits, deletes and history pages, with `n` sockets listening.
 async fn operations(
     c: &reqwest::Client,
@@ -370,16 +379,8 @@ async fn operations(
     let count = ids.len().min(10);
     let ((), edits) = measured(logs, async {
         for (i, id) in ids.iter().take(count).enumerate() {
-            let reply = c
-                .put(format!(
-                    "{url}/edit-message/{id}?user_id={SENDER}&new_text=edited+{i}"
-                ))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !reply.status().is_success() {
-                return Err(format!("edit {id}: {}", reply.status()));
-            }
+            let edit = format!("{url}/edit-message/{id}?user_id={SENDER}&new_text=edited+{i}");
+            succeeds(c.put(edit), &format!("edit {id}")).await?;
         }
         Ok(())
     })
@@ -388,14 +389,8 @@ async fn operations(
     into.edit = edits.per(count);
     let ((), deletes) = measured(logs, async {
         for id in ids.iter().take(count) {
-            let reply = c
-                .delete(format!("{url}/delete-message/{id}?user_id={SENDER}"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !reply.status().is_success() {
-                return Err(format!("delete {id}: {}", reply.status()));
-            }
+            let delete = format!("{url}/delete-message/{id}?user_id={SENDER}");
+            succeeds(c.delete(delete), &format!("delete {id}")).await?;
         }
         Ok(())
     })
@@ -407,14 +402,7 @@ async fn operations(
     into.delete = deletes.per(count);
     let ((), pages) = measured(logs, async {
         for _ in 0..count {
-            let reply = c
-                .get(format!("{url}/messages/{GROUP}?limit=50"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !reply.status().is_success() {
-                return Err(format!("history: {}", reply.status()));
-            }
+            succeeds(c.get(format!("{url}/messages/{GROUP}?limit=50")), "history").await?;
         }
         Ok(())
     })
