@@ -28,40 +28,21 @@ const HOPS: [(&str, &str, &str); 9] = [
 /// One traced message: every stamp it collected on the way.
 type Stamps = HashMap<String, i64>;
 
-/// POSTs `rate` traced messages a second for `seconds` to group 2 (as user 4) with a socket on
-/// the group, then prints the median and p99 of each hop and of the whole way.
-pub async fn run(url: &str, rate: u64, seconds: u64) -> Result<(), String> {
+/// POSTs `rate` traced messages a second for `seconds` to group 2 (as user 4) with
+/// `subscribers` sockets on the group, then prints the median and p99 of each hop and of the
+/// whole way, over every frame on every socket.
+pub async fn run(url: &str, rate: u64, seconds: u64, subscribers: usize) -> Result<(), String> {
     let ws = format!("{}/subscribe/2", url.replacen("http://", "ws://", 1));
-    let (socket, _) = tokio_tungstenite::connect_async(&ws)
-        .await
-        .map_err(|e| format!("{ws}: {e} (is make dev running?)"))?;
-    let frames: Arc<Mutex<HashMap<String, Stamps>>> = Arc::default();
-    let listener = {
-        let frames = frames.clone();
-        tokio::spawn(async move {
-            let (_, mut read) = socket.split();
-            while let Some(Ok(Message::Text(text))) = read.next().await {
-                let arrived = now_us();
-                let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
-                let (Some(message), Some(trace)) =
-                    (frame["message"].as_str(), frame["trace"].as_object())
-                else {
-                    continue;
-                };
-                let mut stamps: Stamps = trace
-                    .iter()
-                    .filter_map(|(name, at)| Some((name.clone(), at.as_i64()?)))
-                    .collect();
-                stamps.insert("arrived".into(), arrived);
-                frames
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(message.to_owned(), stamps);
-            }
-        })
-    };
+    let mut listeners = Vec::with_capacity(subscribers);
+    let mut frames: Vec<Arc<Mutex<HashMap<String, Stamps>>>> = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let (socket, _) = tokio_tungstenite::connect_async(&ws)
+            .await
+            .map_err(|e| format!("{ws}: {e} (is make dev running?)"))?;
+        let received: Arc<Mutex<HashMap<String, Stamps>>> = Arc::default();
+        listeners.push(tokio::spawn(listen(socket, received.clone())));
+        frames.push(received);
+    }
     let client = crate::client();
     let run = format!("{:x}", now_us());
     let total = (rate * seconds) as usize;
@@ -77,29 +58,60 @@ pub async fn run(url: &str, rate: u64, seconds: u64) -> Result<(), String> {
     while let Some(done) = sends.join_next().await {
         sent.push(done.map_err(|e| e.to_string())??);
     }
+    let arrived = || -> usize { frames.iter().map(|f| lock(f).len()).sum() };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while frames.lock().unwrap_or_else(|p| p.into_inner()).len() < sent.len()
-        && Instant::now() < deadline
-    {
+    while arrived() < sent.len() * subscribers && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    listener.abort();
-    let frames = frames.lock().unwrap_or_else(|p| p.into_inner());
-    let traced: Vec<Stamps> = sent
-        .into_iter()
-        .filter_map(|(text, mut stamps)| {
-            stamps.extend(frames.get(&text)?.clone());
+    for listener in listeners {
+        listener.abort();
+    }
+    let mut traced: Vec<Stamps> = Vec::with_capacity(total * subscribers);
+    for received in &frames {
+        let received = lock(received);
+        traced.extend(sent.iter().filter_map(|(text, stamps)| {
+            let mut stamps = stamps.clone();
+            stamps.extend(received.get(text)?.clone());
             Some(stamps)
-        })
-        .collect();
-    print_budget(rate, seconds, total, &traced);
-    if traced.len() < total {
+        }));
+    }
+    let expected = total * subscribers;
+    print_budget(rate, seconds, subscribers, expected, &traced);
+    if traced.len() < expected {
         return Err(format!(
-            "{} of {total} frames never arrived",
-            total - traced.len()
+            "{} of {expected} frames never arrived",
+            expected - traced.len()
         ));
     }
     Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Collects the stamps of each traced frame on one socket, by the message's text.
+async fn listen<S>(socket: S, frames: Arc<Mutex<HashMap<String, Stamps>>>)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut read = socket;
+    while let Some(Ok(Message::Text(text))) = read.next().await {
+        let arrived = now_us();
+        let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        let (Some(message), Some(trace)) = (frame["message"].as_str(), frame["trace"].as_object())
+        else {
+            continue;
+        };
+        let mut stamps: Stamps = trace
+            .iter()
+            .filter_map(|(name, at)| Some((name.clone(), at.as_i64()?)))
+            .collect();
+        stamps.insert("arrived".into(), arrived);
+        lock(&frames).insert(message.to_owned(), stamps);
+    }
 }
 
 /// One traced POST: the client's stamps and the handler's (from the reply header).
@@ -133,10 +145,11 @@ async fn send_traced(client: &reqwest::Client, url: &str, text: &str) -> Result<
     Ok(stamps)
 }
 
-fn print_budget(rate: u64, seconds: u64, total: usize, traced: &[Stamps]) {
+fn print_budget(rate: u64, seconds: u64, subscribers: usize, total: usize, traced: &[Stamps]) {
     println!(
-        "hops at {rate} msg/s for {seconds} s: {} of {total} frames traced (ms; a hop can be \
-         negative when the next stage starts before the previous one hears back)",
+        "hops at {rate} msg/s for {seconds} s, {subscribers} socket(s): {} of {total} frames \
+         traced (ms; a hop can be negative when the next stage starts before the previous one \
+         hears back)",
         traced.len()
     );
     println!("{:<34} {:>8} {:>8} {:>8}", "hop", "p50", "p99", "n");

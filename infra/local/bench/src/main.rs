@@ -53,6 +53,9 @@ enum Command {
         rate: u64,
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
+        /// Sockets on the group; every socket's frames count (as `make bench`'s cases).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        subscribers: u64,
     },
     /// GET /groups for a user in many groups, one with many unread messages; a typing frame's
     /// latency to many sockets (fills what an earlier run did not leave).
@@ -95,7 +98,11 @@ async fn main() {
         Command::Api { requests } => api(url, requests as usize).await,
         Command::Realtime { rate, seconds } => realtime(url, rate, seconds).await.map(|_| ()),
         Command::Sweep { seconds } => sweep(url, seconds).await,
-        Command::Hops { rate, seconds } => hops::run(url, rate, seconds).await,
+        Command::Hops {
+            rate,
+            seconds,
+            subscribers,
+        } => hops::run(url, rate, seconds, subscribers as usize).await,
         Command::Cost {
             logs,
             subscribers,
