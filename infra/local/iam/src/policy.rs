@@ -78,9 +78,10 @@ impl Statement {
     }
 
     fn matches_action(&self, action: &str) -> bool {
-        let any = self.actions.iter().any(|pattern| {
-            wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
-        });
+        let any = self
+            .actions
+            .iter()
+            .any(|pattern| wildcard_match_ignoring_case(pattern, action));
         any != self.not_action
     }
 
@@ -162,14 +163,36 @@ fn either(
 
 /// IAM's wildcards: `*` any run of characters (`/` included), `?` any one character.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    matches_with(pattern, text, |a, b| a == b)
+}
+
+/// As [`wildcard_match`], with ASCII letters alike in either case (as IAM compares actions).
+pub fn wildcard_match_ignoring_case(pattern: &str, text: &str) -> bool {
+    matches_with(pattern, text, |a, b| a.eq_ignore_ascii_case(&b))
+}
+
+/// Without allocating for ASCII (every action and ARN of ours): the gateway checks a
+/// policy on every push, and local IAM on every DynamoDB call.
+fn matches_with(pattern: &str, text: &str, same: impl Fn(char, char) -> bool) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        glob(pattern.as_bytes(), text.as_bytes(), |a: u8, b: u8| {
+            same(char::from(a), char::from(b))
+        })
+    } else {
+        let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+        glob(&p, &t, same)
+    }
+}
+
+fn glob<T: Copy + PartialEq + From<u8>>(p: &[T], t: &[T], same: impl Fn(T, T) -> bool) -> bool {
+    let (any_run, any_one) = (T::from(b'*'), T::from(b'?'));
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && p[pi] != any_run && (p[pi] == any_one || same(p[pi], t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any_run {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -180,7 +203,7 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == any_run)
 }
 
 /// What IAM decided about one action on one resource.
@@ -277,6 +300,21 @@ mod tests {
         assert!(wildcard_match("dynamodb:Get?tem", "dynamodb:GetItem"));
         assert!(!wildcard_match("table/t", "table/t/index/i"));
         assert!(wildcard_match("table/t*", "table/t/index/i"));
+        assert!(!wildcard_match("a?c", "ac"));
+        assert!(!wildcard_match("Dynamodb:GetItem", "dynamodb:GetItem"));
+        assert!(wildcard_match_ignoring_case(
+            "Dynamodb:get*",
+            "dynamodb:GetItem"
+        ));
+        assert!(!wildcard_match_ignoring_case(
+            "dynamodb:Get?",
+            "dynamodb:GetItem"
+        ));
+        assert!(
+            wildcard_match("grüß/?", "grüß/ö"),
+            "? is one character, not one byte"
+        );
+        assert!(!wildcard_match("grüß/??", "grüß/ö"));
     }
 
     #[test]
