@@ -66,13 +66,14 @@ pub fn dev() -> Result<(), Failure> {
     let mut stack = Stack::new(&tools, &supervisor);
     let ports = Ports::dev()?;
     let data = tools.root.join(".data/dev");
-    stack.bring_up(&ports, &data, true)?;
-    stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
     let functions = match var("CHAT_FUNCTIONS_PROFILE").as_deref() {
         Some("release") => Functions::Optimized("release"),
         Some("local-release") => Functions::Optimized("local-release"),
         _ => Functions::Watch,
     };
+    stack.optimize_stand_ins(functions);
+    stack.bring_up(&ports, &data, true)?;
+    stack.chatctl_shown(&["setup", "--partitions", &partitions()])?;
     stack.start_api(&ports, &data, functions)?;
     // For make bench, which measures this stack and says how its functions ran.
     let mode_file = data.join(FUNCTIONS_MODE_FILE);

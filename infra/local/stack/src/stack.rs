@@ -116,7 +116,9 @@ impl Functions {
         match self {
             Functions::Watch => "debug builds under cargo lambda watch".into(),
             Functions::Prebuilt => "debug builds".into(),
-            Functions::Optimized(profile) => format!("optimized builds (cargo profile {profile})"),
+            Functions::Optimized(profile) => {
+                format!("optimized builds, as are the local gateway, IAM and event source (cargo profile {profile})")
+            }
         }
     }
 }
@@ -131,6 +133,8 @@ pub struct Stack<'a> {
     /// Warnings repeated in the summary: what the local stack does NOT check in this run.
     pub unchecked: Vec<String>,
     reused: bool,
+    /// The cargo profile the local stand-ins of AWS (gateway, IAM, event source) run from.
+    stand_ins_profile: &'static str,
 }
 
 /// Instances per function, so that parallel requests do not queue.
@@ -165,7 +169,22 @@ impl<'a> Stack<'a> {
             function_env: BTreeMap::new(),
             unchecked: Vec::new(),
             reused: false,
+            stand_ins_profile: "debug",
         }
+    }
+
+    /// Runs the local stand-ins of AWS's services from an optimized profile's build too (with
+    /// `PROFILE`): AWS's own services cost our functions no CPU, and a debug build of their
+    /// stand-ins would count against the functions' figures what is not theirs.
+    pub fn optimize_stand_ins(&mut self, functions: Functions) {
+        if let Functions::Optimized(profile) = functions {
+            self.stand_ins_profile = profile;
+        }
+    }
+
+    /// A stand-in's binary (`local-apigw`, `local-iam`, `local-kafka-esm`).
+    fn stand_in(&self, name: &str) -> PathBuf {
+        self.tools.profile_binary(self.stand_ins_profile, name)
     }
 
     fn warn_unchecked(&mut self, warning: String) {
@@ -352,7 +371,7 @@ impl<'a> Stack<'a> {
                 dir.display()
             ));
         }
-        let spec = Spec::new("local-iam", dir, self.tools.binary("local-iam"))
+        let spec = Spec::new("local-iam", dir, self.stand_in("local-iam"))
             .arg("serve")
             .envs(&self.exports.0)
             .env("LOCAL_IAM_LISTEN", format!("127.0.0.1:{port}"))
@@ -447,7 +466,7 @@ impl<'a> Stack<'a> {
         if !self.reused {
             // It reads the topic as Lambda's trigger does: with the stream processor's role.
             let ready = dir.join("event-source.ready");
-            let spec = Spec::new("event-source", &dir, self.tools.binary("local-kafka-esm"))
+            let spec = Spec::new("event-source", &dir, self.stand_in("local-kafka-esm"))
                 .envs(&self.exports.0)
                 .envs(&self.function_credentials("kafka-consumer")?)
                 .envs(&self.function_env)
@@ -455,7 +474,7 @@ impl<'a> Stack<'a> {
                 .ready_on(Readiness::File(ready));
             self.supervisor.start(spec)?;
         }
-        let mut gateway = Spec::new("API-Gateway", &dir, self.tools.binary("local-apigw"))
+        let mut gateway = Spec::new("API-Gateway", &dir, self.stand_in("local-apigw"))
             .envs(&self.exports.0)
             .env("APIGW_LISTEN", format!("127.0.0.1:{}", ports.api))
             .env("APIGW_WEB_ROOT", self.tools.root.display().to_string())
