@@ -111,7 +111,8 @@ case ${1:-} in
   *) die "usage: $0 install | check | dev | test [CMD...] | services | bench | smoke [STACK] | build | sam ARGS... | kafka TOOL ARGS... | restart DIR NAME | deploy-web STACK | stage-web DIR WEBSOCKET_URL" ;;
 esac
 build_workspace
-# PROFILE=local-release make dev: the functions as optimized builds (Cargo.toml's profile).
+# PROFILE=local-release make dev: the functions and the local stand-ins (gateway, IAM, event
+# source) as optimized builds (Cargo.toml's profile).
 if [[ ${1:-} == dev && -n ${PROFILE:-} ]]; then
   [[ $PROFILE == local-release || $PROFILE == release ]] \
     || die "PROFILE must be local-release (or release, with link-time optimization: slow to build)"
