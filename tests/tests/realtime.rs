@@ -170,12 +170,13 @@ async fn a_traced_send_is_stamped_at_every_hop_in_order_and_an_untraced_one_not_
         (Some("traced"), Some("plain"))
     );
     let hops = [
-        "received", "checked", "acked", "fetched", "invoking", "started", "stored", "pushing",
+        "received", "admitted", "checked", "acked", "fetched", "invoking", "started", "stored",
+        "pushing",
     ];
     let stamps: Vec<i64> = hops
         .iter()
         .map(|hop| match *hop {
-            "checked" | "acked" => handler.get(hop),
+            "admitted" | "checked" | "acked" => handler.get(hop),
             _ => got[0]["trace"][*hop].as_i64(),
         })
         .map(|at| at.unwrap_or_else(|| panic!("a stamp is missing: {handler:?} {}", got[0])))
@@ -183,9 +184,9 @@ async fn a_traced_send_is_stamped_at_every_hop_in_order_and_an_untraced_one_not_
     assert_eq!(Some(stamps[0]), handler.get("received"));
     // Kafka may hand the record to the event source before the producer hears the ack.
     let in_order = |from: usize, to: usize| stamps[from..=to].windows(2).all(|w| w[0] <= w[1]);
-    assert!(in_order(0, 2) && in_order(3, 7), "{hops:?} {stamps:?}");
+    assert!(in_order(0, 3) && in_order(4, 8), "{hops:?} {stamps:?}");
     assert!(
-        posted <= stamps[0] && stamps[7] <= arrived,
+        posted <= stamps[0] && stamps[8] <= arrived,
         "{posted} {stamps:?} {arrived}"
     );
     assert!(got[1].get("trace").is_none(), "{}", got[1]);

@@ -95,6 +95,9 @@ pub async fn handle(ctx: &Context, request: Request) -> Result<Response<Body>, C
     })?;
     let user_id = acting_user(&ctx.auth, &request, body.user_id)?;
     admit(ctx.limiter.as_ref(), &ctx.limits, user_id, Action::Send).await?;
+    if let Some(trace) = &mut trace {
+        trace.stamp("admitted");
+    }
     let client_message_id = body.client_message_id.map(client_message_id).transpose()?;
     // The directory changes rarely and by hand; the stream processor checks the sender again.
     let user = recent_user(&ctx.known_users, ctx.directory.as_ref(), user_id).await?;
@@ -279,11 +282,12 @@ mod tests {
                 .to_str()
                 .expect("text"),
         );
-        let (received, acked) = (reply.get("received"), reply.get("acked"));
+        let stamps = ["received", "admitted", "checked", "acked"].map(|name| reply.get(name));
         assert!(
-            received.is_some_and(|r| acked.is_some_and(|a| r <= a)),
+            stamps.iter().all(Option::is_some) && stamps.is_sorted(),
             "{reply:?}"
         );
+        let received = stamps[0];
         let plain = handle(
             &t.ctx,
             request(

@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The hops, each from one stamp to the next; `posted` and `arrived` are the client's.
-const HOPS: [(&str, &str, &str); 9] = [
+const HOPS: [(&str, &str, &str); 10] = [
     ("client -> send-message handler", "posted", "received"),
-    ("handler: checks (directory)", "received", "checked"),
+    ("handler: send limit", "received", "admitted"),
+    ("handler: sender, membership", "admitted", "checked"),
     ("handler: publish until acked", "checked", "acked"),
     ("ack -> fetched by event source", "acked", "fetched"),
     ("fetched -> invocation sent", "fetched", "invoking"),
@@ -137,7 +138,7 @@ async fn send_traced(client: &reqwest::Client, url: &str, text: &str) -> Result<
     }
     let header = header.ok_or("the reply has no X-Chat-Trace header: is send-message current?")?;
     let mut stamps = Stamps::from([("posted".into(), posted), ("replied".into(), replied)]);
-    for name in ["received", "checked", "acked"] {
+    for name in ["received", "admitted", "checked", "acked"] {
         if let Some(at) = header.get(name) {
             stamps.insert(name.into(), at);
         }
