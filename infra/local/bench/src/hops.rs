@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_core::trace::{now_us, Trace, REQUEST_HEADER};
+
+use crate::lock;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -85,10 +87,6 @@ pub async fn run(url: &str, rate: u64, seconds: u64, subscribers: usize) -> Resu
         ));
     }
     Ok(())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Collects the stamps of each traced frame on one socket, by the message's text.

@@ -301,10 +301,7 @@ async fn realtime(url: &str, rate: u64, seconds: u64) -> Result<RunResult, Strin
                     let now = Instant::now();
                     if let Ok(v) = serde_json::from_str::<Value>(text.as_str()) {
                         if let Some(m) = v["message"].as_str() {
-                            arrivals
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(m.to_owned(), now);
+                            lock(&arrivals).insert(m.to_owned(), now);
                         }
                     }
                 }
@@ -337,14 +334,14 @@ async fn realtime(url: &str, rate: u64, seconds: u64) -> Result<RunResult, Strin
     // Frames still in flight get up to 10 s.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = arrivals.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let got = lock(&arrivals).len();
         if got >= posted.len() || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     listener.abort();
-    let arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+    let arrivals = lock(&arrivals);
     let mut latencies: Vec<Duration> = posted
         .iter()
         .filter_map(|(text, at)| {
@@ -388,4 +385,9 @@ async fn sweep(url: &str, seconds: u64) -> Result<(), String> {
         None => println!("even 50/s lost frames or exceeded 1 s p99"),
     }
     Ok(())
+}
+
+/// A mutex's guard; a listener that panicked holding it left nothing half-written that matters.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
